@@ -1,0 +1,258 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"hash/maphash"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Config wires an Engine. Store is required; everything else has a default.
+type Config struct {
+	Store Store
+	// Policies finds a platform's uploaded policy. Defaults to none: the
+	// built-in limits decide every call.
+	Policies Policies
+	// Now defaults to time.Now.
+	Now Clock
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// KeyGrace is how long a rotated secret keeps working. Defaults to 24 h.
+	KeyGrace time.Duration
+}
+
+// Engine holds the domain services. They share one store, one clock, the
+// lock stripes and the idempotency bookkeeping. Safe for concurrent use.
+type Engine struct {
+	Platforms *Platforms
+	Keys      *Keys
+	Tiers     *Tiers
+	Customers *Customers
+	Meter     *Meter
+}
+
+// core is what the services share.
+type core struct {
+	store    Store
+	policies Policies
+	now      Clock
+	log      *slog.Logger
+	locks    *stripes
+	inflight inflight
+	tiers    tierCache
+}
+
+// New returns an Engine over cfg.Store.
+func New(cfg Config) *Engine {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.KeyGrace == 0 {
+		cfg.KeyGrace = 24 * time.Hour
+	}
+	c := &core{
+		store:    cfg.Store,
+		policies: cfg.Policies,
+		now:      cfg.Now,
+		log:      cfg.Logger,
+		locks:    newStripes(4096),
+	}
+	c.inflight.m = make(map[string]chan struct{})
+	c.tiers.m = make(map[string]*TierConfig)
+	return &Engine{
+		Platforms: &Platforms{c: c},
+		Keys:      &Keys{c: c, grace: cfg.KeyGrace, cache: make(map[[32]byte]*cachedKey)},
+		Tiers:     &Tiers{c: c},
+		Customers: &Customers{c: c},
+		Meter:     &Meter{c: c, rate: newRateLimiter()},
+	}
+}
+
+// stripes is a fixed array of mutexes indexed by a hash of what they guard,
+// so that unrelated customers rarely wait for each other and no lock is
+// global.
+type stripes struct {
+	seed maphash.Seed
+	mu   []paddedMutex
+}
+
+type paddedMutex struct {
+	sync.Mutex
+	_ [56]byte // one cache line each
+}
+
+func newStripes(n int) *stripes {
+	return &stripes{seed: maphash.MakeSeed(), mu: make([]paddedMutex, n)}
+}
+
+func (s *stripes) index(parts []string) int {
+	var h maphash.Hash
+	h.SetSeed(s.seed)
+	for _, p := range parts {
+		h.WriteString(p)
+		h.WriteByte(0)
+	}
+	return int(h.Sum64() % uint64(len(s.mu)))
+}
+
+// lock locks the stripe of the given parts and returns its unlock.
+func (s *stripes) lock(parts ...string) func() {
+	m := &s.mu[s.index(parts)].Mutex
+	m.Lock()
+	return m.Unlock
+}
+
+// lock2 locks the stripes of two objects, in stripe order so that no two
+// callers deadlock, and once when both fall on the same stripe.
+func (s *stripes) lock2(a, b []string) func() {
+	i, j := s.index(a), s.index(b)
+	if i == j {
+		s.mu[i].Lock()
+		return s.mu[i].Unlock
+	}
+	if i > j {
+		i, j = j, i
+	}
+	s.mu[i].Lock()
+	s.mu[j].Lock()
+	return func() { s.mu[j].Unlock(); s.mu[i].Unlock() }
+}
+
+// inflight makes requests with the same Idempotency-Key wait for each other,
+// so that a retry racing the first call replays it instead of repeating it.
+type inflight struct {
+	mu sync.Mutex
+	m  map[string]chan struct{}
+}
+
+func (f *inflight) claim(ctx context.Context, key string) (release func(), err error) {
+	for {
+		f.mu.Lock()
+		ch, busy := f.m[key]
+		if !busy {
+			ch = make(chan struct{})
+			f.m[key] = ch
+			f.mu.Unlock()
+			return func() {
+				f.mu.Lock()
+				delete(f.m, key)
+				f.mu.Unlock()
+				close(ch)
+			}, nil
+		}
+		f.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Replayed is returned instead of a result when a request repeats an earlier
+// one with the same Idempotency-Key and body: the caller sends Record as is.
+type Replayed struct{ Record *IdemRecord }
+
+func (r *Replayed) Error() string { return "engine: idempotent replay" }
+
+// AsReplayed returns the replay carried by err, if any.
+func AsReplayed(err error) (*IdemRecord, bool) {
+	var r *Replayed
+	if errors.As(err, &r) {
+		return r.Record, true
+	}
+	return nil, false
+}
+
+// write runs one logical change: under the lock that lock takes, build adds
+// the change to a batch and returns the result; the batch (with the
+// idempotency record, when idem has a key) is applied before unlocking and
+// waited on for durability after. Nothing is written when build fails.
+func (c *core) write(ctx context.Context, t Tenant, idem *Idempotency, lock func() func(), build func(b Batch) (any, error)) (any, error) {
+	if idem != nil && idem.Key != "" {
+		scoped := t.PlatformID + "\x00" + t.Mode.String() + "\x00" + idem.Key
+		release, err := c.inflight.claim(ctx, scoped)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		rec, err := c.store.Idempotency(ctx, t, idem.Key)
+		switch {
+		case err == nil && c.now().Sub(rec.CreatedAt) < IdempotencyTTL:
+			if rec.RequestHash != idem.RequestHash {
+				return nil, Errorf(EIDEMPOTENCYCONFLICT, "Idempotency-Key %q was already used with a different request", idem.Key)
+			}
+			return nil, &Replayed{Record: rec}
+		case err != nil && ErrorCode(err) != ENOTFOUND:
+			return nil, err
+		}
+	}
+
+	b := c.store.NewBatch()
+	defer b.Close()
+	unlock := func() {}
+	if lock != nil {
+		unlock = lock()
+	}
+	res, err := build(b)
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	if idem != nil && idem.Key != "" {
+		status, body := idem.Render(res)
+		b.PutIdempotency(t, idem.Key, &IdemRecord{
+			RequestHash: idem.RequestHash, Status: status, Body: body, CreatedAt: c.now().UTC(),
+		})
+	}
+	err = b.Apply()
+	unlock()
+	if err != nil {
+		return nil, err
+	}
+	if err := b.Wait(); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// tierCache keeps every platform's tier config in memory: they are small,
+// read on every track and written rarely.
+type tierCache struct {
+	mu sync.RWMutex
+	m  map[string]*TierConfig
+}
+
+func (c *core) tierConfig(ctx context.Context, platformID string) (*TierConfig, error) {
+	c.tiers.mu.RLock()
+	tc := c.tiers.m[platformID]
+	c.tiers.mu.RUnlock()
+	if tc != nil {
+		return tc, nil
+	}
+	tc, err := c.store.Tiers(ctx, platformID)
+	if ErrorCode(err) == ENOTFOUND {
+		tc = DefaultTiers()
+	} else if err != nil {
+		return nil, err
+	}
+	c.tiers.mu.Lock()
+	if cur := c.tiers.m[platformID]; cur != nil {
+		tc = cur
+	} else {
+		c.tiers.m[platformID] = tc
+	}
+	c.tiers.mu.Unlock()
+	return tc, nil
+}
+
+func (c *core) setTierConfig(platformID string, tc *TierConfig) {
+	c.tiers.mu.Lock()
+	c.tiers.m[platformID] = tc
+	c.tiers.mu.Unlock()
+}

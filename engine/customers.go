@@ -1,0 +1,293 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/mail"
+	"strings"
+	"unicode/utf8"
+)
+
+// Limits on customer input.
+const (
+	MaxMetadataKeys     = 50
+	MaxMetadataKeyLen   = 40
+	MaxMetadataValueLen = 500 // bytes of the value's JSON
+	maxNameLen          = 100
+	maxEmailLen         = 254
+)
+
+// Customers manages a platform's customers.
+type Customers struct {
+	c *core
+}
+
+// CreateCustomerInput is the body of POST /api/customers.
+type CreateCustomerInput struct {
+	Email     string         `json:"email"`
+	FirstName string         `json:"firstName"`
+	LastName  string         `json:"lastName"`
+	Plan      string         `json:"plan"`
+	Password  string         `json:"password"` // used by the Clerk adapter only; never stored
+	Metadata  map[string]any `json:"metadata"`
+}
+
+// Validate reports every problem of in that needs no lookup.
+func (in *CreateCustomerInput) Validate() error {
+	var v Validation
+	if in.Email == "" {
+		v.Add("email", "is required")
+	} else if e, err := normalizeEmail(in.Email); err != nil {
+		v.Add("email", "%s", err)
+	} else {
+		in.Email = e
+	}
+	validateName(&v, "firstName", in.FirstName)
+	validateName(&v, "lastName", in.LastName)
+	validateMetadata(&v, in.Metadata)
+	return v.Err()
+}
+
+// UpdateCustomerInput is the body of PATCH /api/customers/{id}. Absent
+// fields are left as they are; metadata merges, and a key set to null is
+// removed.
+type UpdateCustomerInput struct {
+	Email     *string        `json:"email"`
+	FirstName *string        `json:"firstName"`
+	LastName  *string        `json:"lastName"`
+	Plan      *string        `json:"plan"`
+	Metadata  map[string]any `json:"metadata"`
+}
+
+// Validate reports every problem of in that needs no lookup.
+func (in *UpdateCustomerInput) Validate() error {
+	var v Validation
+	if in.Email != nil {
+		if e, err := normalizeEmail(*in.Email); err != nil {
+			v.Add("email", "%s", err)
+		} else {
+			in.Email = &e
+		}
+	}
+	if in.FirstName != nil {
+		validateName(&v, "firstName", *in.FirstName)
+	}
+	if in.LastName != nil {
+		validateName(&v, "lastName", *in.LastName)
+	}
+	if in.Plan != nil && *in.Plan == "" {
+		v.Add("plan", "must not be empty")
+	}
+	validateMetadata(&v, in.Metadata)
+	return v.Err()
+}
+
+func normalizeEmail(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if len(s) > maxEmailLen {
+		return "", fmt.Errorf("must be at most %d characters", maxEmailLen)
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Address != s || a.Name != "" || !strings.Contains(s[strings.LastIndexByte(s, '@')+1:], ".") {
+		return "", fmt.Errorf("is not a valid email address")
+	}
+	return strings.ToLower(s), nil
+}
+
+func validateName(v *Validation, field, s string) {
+	if utf8.RuneCountInString(s) > maxNameLen {
+		v.Add(field, "must be at most %d characters", maxNameLen)
+	}
+	if !utf8.ValidString(s) {
+		v.Add(field, "must be valid UTF-8")
+	}
+}
+
+func validateMetadata(v *Validation, md map[string]any) {
+	if len(md) > MaxMetadataKeys {
+		v.Add("metadata", "at most %d keys", MaxMetadataKeys)
+		return
+	}
+	for k, val := range md {
+		if k == "" || len(k) > MaxMetadataKeyLen {
+			v.Add("metadata", "keys must be 1 to %d characters", MaxMetadataKeyLen)
+			continue
+		}
+		if b, _ := json.Marshal(val); len(b) > MaxMetadataValueLen {
+			v.Add("metadata."+k, "value must be at most %d bytes of JSON", MaxMetadataValueLen)
+		}
+	}
+}
+
+// Create makes a customer in t. Returns EVALIDATION for a bad input or an
+// unknown plan and ECONFLICT when the email is taken in t.
+func (s *Customers) Create(ctx context.Context, t Tenant, pk string, in CreateCustomerInput, idem *Idempotency) (*Customer, error) {
+	if err := in.Validate(); err != nil {
+		return nil, err
+	}
+	tc, err := s.c.tierConfig(ctx, t.PlatformID)
+	if err != nil {
+		return nil, err
+	}
+	if in.Plan == "" {
+		in.Plan = "free"
+		if tc.Tier("free") == nil {
+			in.Plan = tc.Tiers[0].Name
+		}
+	}
+	if tc.Tier(in.Plan) == nil {
+		return nil, invalid("plan", "no tier named %q", in.Plan)
+	}
+	now := s.c.now().UTC()
+	res, err := s.c.write(ctx, t, idem, s.emailLock(t, in.Email), func(b Batch) (any, error) {
+		if _, err := s.c.store.CustomerIDByEmail(ctx, t, in.Email); err == nil {
+			return nil, Errorf(ECONFLICT, "A customer with email %s already exists.", in.Email)
+		} else if ErrorCode(err) != ENOTFOUND {
+			return nil, err
+		}
+		md := in.Metadata
+		if md == nil {
+			md = map[string]any{}
+		}
+		c := &Customer{
+			ID: NewID("cus_", now), Email: in.Email, FirstName: in.FirstName, LastName: in.LastName,
+			Plan: in.Plan, PublishableKey: pk, Metadata: md, CreatedAt: now,
+		}
+		b.PutCustomer(t, c, "")
+		return c, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res.(*Customer), nil
+}
+
+// emailLock serializes writes that claim an email in t.
+func (s *Customers) emailLock(t Tenant, email string) func() func() {
+	return func() func() { return s.c.locks.lock("email", t.PlatformID, t.Mode.String(), email) }
+}
+
+// Get returns a customer of t, or ENOTFOUND.
+func (s *Customers) Get(ctx context.Context, t Tenant, id string) (*Customer, error) {
+	if id == "" || len(id) > 100 {
+		return nil, Errorf(ENOTFOUND, "No customer %q.", id)
+	}
+	c, err := s.c.store.Customer(ctx, t, id)
+	if ErrorCode(err) == ENOTFOUND {
+		return nil, Errorf(ENOTFOUND, "No customer %q.", id)
+	}
+	return c, err
+}
+
+// List returns a page of t's customers, oldest first; with email set, the
+// customer with that email, if any.
+func (s *Customers) List(ctx context.Context, t Tenant, p Page, email string) ([]*Customer, bool, error) {
+	if err := p.validate(); err != nil {
+		return nil, false, err
+	}
+	if email != "" {
+		e, err := normalizeEmail(email)
+		if err != nil {
+			return []*Customer{}, false, nil
+		}
+		id, err := s.c.store.CustomerIDByEmail(ctx, t, e)
+		if ErrorCode(err) == ENOTFOUND {
+			return []*Customer{}, false, nil
+		} else if err != nil {
+			return nil, false, err
+		}
+		c, err := s.c.store.Customer(ctx, t, id)
+		if err != nil {
+			return nil, false, err
+		}
+		return []*Customer{c}, false, nil
+	}
+	cs, more, err := s.c.store.Customers(ctx, t, p)
+	if cs == nil && err == nil {
+		cs = []*Customer{}
+	}
+	return cs, more, err
+}
+
+// Update changes a customer's profile, plan or metadata. Returns ENOTFOUND,
+// EVALIDATION (bad input, unknown plan) or ECONFLICT (email taken).
+func (s *Customers) Update(ctx context.Context, t Tenant, id string, in UpdateCustomerInput, idem *Idempotency) (*Customer, error) {
+	if err := in.Validate(); err != nil {
+		return nil, err
+	}
+	if in.Plan != nil {
+		tc, err := s.c.tierConfig(ctx, t.PlatformID)
+		if err != nil {
+			return nil, err
+		}
+		if tc.Tier(*in.Plan) == nil {
+			return nil, invalid("plan", "no tier named %q", *in.Plan)
+		}
+	}
+	lock := func() func() {
+		cus := []string{"customer", t.PlatformID, t.Mode.String(), id}
+		if in.Email == nil {
+			return s.c.locks.lock(cus...)
+		}
+		return s.c.locks.lock2(cus, []string{"email", t.PlatformID, t.Mode.String(), *in.Email})
+	}
+	res, err := s.c.write(ctx, t, idem, lock, func(b Batch) (any, error) {
+		c, err := s.Get(ctx, t, id)
+		if err != nil {
+			return nil, err
+		}
+		prevEmail := c.Email
+		if in.Email != nil && *in.Email != c.Email {
+			if _, err := s.c.store.CustomerIDByEmail(ctx, t, *in.Email); err == nil {
+				return nil, Errorf(ECONFLICT, "A customer with email %s already exists.", *in.Email)
+			} else if ErrorCode(err) != ENOTFOUND {
+				return nil, err
+			}
+			c.Email = *in.Email
+		}
+		if in.FirstName != nil {
+			c.FirstName = *in.FirstName
+		}
+		if in.LastName != nil {
+			c.LastName = *in.LastName
+		}
+		if in.Plan != nil {
+			c.Plan = *in.Plan
+		}
+		if c.Metadata == nil {
+			c.Metadata = map[string]any{}
+		}
+		for k, v := range in.Metadata {
+			if v == nil {
+				delete(c.Metadata, k)
+			} else {
+				c.Metadata[k] = v
+			}
+		}
+		if len(c.Metadata) > MaxMetadataKeys {
+			return nil, invalid("metadata", "at most %d keys after the merge", MaxMetadataKeys)
+		}
+		b.PutCustomer(t, c, prevEmail)
+		return c, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res.(*Customer), nil
+}
+
+// Delete removes a customer; its usage history stays for billing reports.
+// Returns ENOTFOUND.
+func (s *Customers) Delete(ctx context.Context, t Tenant, id string, idem *Idempotency) error {
+	lock := func() func() { return s.c.locks.lock("customer", t.PlatformID, t.Mode.String(), id) }
+	_, err := s.c.write(ctx, t, idem, lock, func(b Batch) (any, error) {
+		c, err := s.Get(ctx, t, id)
+		if err != nil {
+			return nil, err
+		}
+		b.DeleteCustomer(t, c)
+		return c, nil
+	})
+	return err
+}

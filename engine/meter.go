@@ -1,0 +1,308 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"hash/maphash"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Limits on track input.
+const (
+	MaxQuantity      = 1_000_000_000_000
+	MaxTrackMetadata = 4096 // bytes of JSON
+)
+
+// Meter counts usage and enforces limits.
+type Meter struct {
+	c    *core
+	rate *rateLimiter
+}
+
+// TrackInput is the body of POST /api/track and /api/check.
+type TrackInput struct {
+	CustomerID string          `json:"customerId"`
+	Feature    string          `json:"feature"`
+	Quantity   *int64          `json:"quantity"`
+	Metadata   json.RawMessage `json:"metadata"`
+}
+
+// Validate fills in defaults and reports every problem of in.
+func (in *TrackInput) Validate() error {
+	var v Validation
+	if in.CustomerID == "" {
+		v.Add("customerId", "is required")
+	} else if len(in.CustomerID) > 100 {
+		v.Add("customerId", "must be at most 100 characters")
+	}
+	if in.Feature == "" {
+		in.Feature = "requests"
+	} else if !slug.MatchString(in.Feature) {
+		v.Add("feature", "must be a lowercase slug (a-z, 0-9, - and _)")
+	}
+	if in.Quantity == nil {
+		one := int64(1)
+		in.Quantity = &one
+	} else if q := *in.Quantity; q < 1 || q > MaxQuantity {
+		v.Add("quantity", "must be an integer from 1 to %d", int64(MaxQuantity))
+	}
+	if len(in.Metadata) > MaxTrackMetadata {
+		v.Add("metadata", "must be at most %d bytes of JSON", MaxTrackMetadata)
+	} else if len(in.Metadata) > 0 && in.Metadata[0] != '{' && string(in.Metadata) != "null" {
+		v.Add("metadata", "must be an object")
+	}
+	return v.Err()
+}
+
+// TrackResult is the decision on one track or check call.
+type TrackResult struct {
+	Success bool        `json:"success"`
+	Allowed bool        `json:"allowed"`
+	Usage   Usage       `json:"usage"`
+	Plugin  *PluginInfo `json:"plugin"`
+	// Message says why a call was denied.
+	Message string `json:"-"`
+}
+
+// PluginInfo tells the caller which uploaded policy decided.
+type PluginInfo struct {
+	Version  string  `json:"version"`
+	Message  *string `json:"message"`
+	Fallback bool    `json:"fallback"`
+}
+
+// Track counts in.Quantity of in.Feature for a customer if its tier (or the
+// platform's policy) allows it. It returns once the count is durable. A
+// denial is a result with Allowed false, not an error.
+//
+// Returns EVALIDATION, ENOTFOUND (no such customer in t), ERATELIMITED (the
+// tier's per-minute limit) or EPLUGINERROR (the policy failed and its
+// onError is "deny").
+func (m *Meter) Track(ctx context.Context, t Tenant, in TrackInput, idem *Idempotency) (*TrackResult, error) {
+	return m.decide(ctx, t, in, false, idem)
+}
+
+// Check answers what Track would, counting nothing.
+func (m *Meter) Check(ctx context.Context, t Tenant, in TrackInput, idem *Idempotency) (*TrackResult, error) {
+	return m.decide(ctx, t, in, true, idem)
+}
+
+func (m *Meter) decide(ctx context.Context, t Tenant, in TrackInput, checkOnly bool, idem *Idempotency) (*TrackResult, error) {
+	if err := in.Validate(); err != nil {
+		return nil, err
+	}
+	c := m.c
+	cus, err := c.store.Customer(ctx, t, in.CustomerID)
+	if ErrorCode(err) == ENOTFOUND {
+		return nil, Errorf(ENOTFOUND, "No customer %q; create it with POST /api/customers.", in.CustomerID)
+	} else if err != nil {
+		return nil, err
+	}
+	tc, err := c.tierConfig(ctx, t.PlatformID)
+	if err != nil {
+		return nil, err
+	}
+	tier := tc.Tier(cus.Plan)
+	if tier == nil {
+		tier = &Tier{Name: cus.Plan}
+	}
+	now := c.now()
+	if !checkOnly && tier.RateLimitPerMinute > 0 {
+		if wait := m.rate.take(t, cus.ID, tier.RateLimitPerMinute, now); wait > 0 {
+			return nil, &Error{Code: ERATELIMITED, RetryAfter: wait,
+				Message: "Too many requests for this customer; retry in a few seconds."}
+		}
+	}
+	start, end := CurrentPeriod(cus, tier.Interval, now)
+	limit, metered := tier.Limit(in.Feature)
+	if !metered {
+		limit = 0
+	}
+	var active *ActivePolicy
+	if c.policies != nil {
+		active = c.policies.Active(t.PlatformID)
+	}
+	key := CounterKey{Tenant: t, CustomerID: cus.ID, Feature: in.Feature, PeriodStart: start}
+	lock := func() func() { return c.locks.lock(t.PlatformID, t.Mode.String(), cus.ID, in.Feature) }
+
+	res, err := c.write(ctx, t, idem, lock, func(b Batch) (any, error) {
+		cnt, err := c.store.Counter(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		pin := PolicyInput{
+			Now: now, Used: cnt.Count, Limit: limit, Quantity: *in.Quantity,
+			PeriodStart: start, PeriodEnd: end, Mode: t.Mode, CheckOnly: checkOnly,
+			CustomerID: cus.ID, Plan: cus.Plan, Feature: in.Feature, Metadata: in.Metadata,
+		}
+		var d Decision
+		var info *PluginInfo
+		if active == nil {
+			BuiltinLimits{}.Decide(ctx, &pin, &d)
+		} else {
+			if pin.State, err = c.store.PolicyState(ctx, t, cus.ID, in.Feature); err != nil {
+				return nil, err
+			}
+			info = &PluginInfo{Version: active.Version}
+			if perr := active.Decide(ctx, &pin, &d); perr != nil {
+				c.log.Warn("plugin error", "platform", t.PlatformID, "version", active.Version, "err", perr)
+				if active.OnError == "deny" {
+					return nil, Errorf(EPLUGINERROR, "The platform's limit policy failed.")
+				}
+				info.Fallback = true
+				BuiltinLimits{}.Decide(ctx, &pin, &d)
+			} else if d.Message != "" {
+				msg := d.Message
+				info.Message = &msg
+			}
+		}
+		reported := limit
+		if d.LimitSet {
+			reported = d.Limit
+		}
+		count := cnt.Count
+		if d.Allowed && !checkOnly {
+			count += d.Cost
+			if d.Cost > 0 {
+				b.PutCounter(key, Counter{Count: count, PeriodEnd: end})
+			}
+		}
+		if d.ReplaceState && !checkOnly && info != nil && !info.Fallback {
+			b.PutPolicyState(t, cus.ID, in.Feature, d.State)
+		}
+		r := &TrackResult{
+			Success: true, Allowed: d.Allowed, Plugin: info, Message: d.Message,
+			Usage: Usage{
+				Feature: in.Feature, Count: count, Limit: reported, Remaining: remaining(count, reported),
+				Plan: cus.Plan, PeriodStart: start.UTC(), PeriodEnd: end.UTC(),
+			},
+		}
+		if !r.Allowed && r.Message == "" {
+			r.Message = "Please upgrade to unlock more " + in.Feature
+		}
+		return r, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res.(*TrackResult), nil
+}
+
+// CustomerUsage is a customer's usage of every feature its plan meters.
+type CustomerUsage struct {
+	CustomerID string  `json:"customerId"`
+	Plan       string  `json:"plan"`
+	Usage      []Usage `json:"usage"`
+}
+
+// Usage returns the current period's usage of every feature the customer's
+// plan meters, by feature name. Returns ENOTFOUND.
+func (m *Meter) Usage(ctx context.Context, t Tenant, customerID string) (*CustomerUsage, error) {
+	c := m.c
+	cus, err := c.store.Customer(ctx, t, customerID)
+	if ErrorCode(err) == ENOTFOUND {
+		return nil, Errorf(ENOTFOUND, "No customer %q.", customerID)
+	} else if err != nil {
+		return nil, err
+	}
+	return m.usageOf(ctx, t, cus)
+}
+
+func (m *Meter) usageOf(ctx context.Context, t Tenant, cus *Customer) (*CustomerUsage, error) {
+	tc, err := m.c.tierConfig(ctx, t.PlatformID)
+	if err != nil {
+		return nil, err
+	}
+	out := &CustomerUsage{CustomerID: cus.ID, Plan: cus.Plan, Usage: []Usage{}}
+	tier := tc.Tier(cus.Plan)
+	if tier == nil {
+		return out, nil
+	}
+	start, end := CurrentPeriod(cus, tier.Interval, m.c.now())
+	for f, limit := range tier.Limits {
+		cnt, err := m.c.store.Counter(ctx, CounterKey{Tenant: t, CustomerID: cus.ID, Feature: f, PeriodStart: start})
+		if err != nil {
+			return nil, err
+		}
+		out.Usage = append(out.Usage, Usage{
+			Feature: f, Count: cnt.Count, Limit: limit, Remaining: remaining(cnt.Count, limit),
+			PeriodStart: start.UTC(), PeriodEnd: end.UTC(),
+		})
+	}
+	sort.Slice(out.Usage, func(i, j int) bool { return out.Usage[i].Feature < out.Usage[j].Feature })
+	return out, nil
+}
+
+// CustomerWithUsage is a customer with its current usage.
+type CustomerWithUsage struct {
+	*Customer
+	Usage []Usage `json:"usage"`
+}
+
+// CustomerWithUsage returns a customer of t with its usage. Returns ENOTFOUND.
+func (m *Meter) CustomerWithUsage(ctx context.Context, t Tenant, id string) (*CustomerWithUsage, error) {
+	cu, err := m.Usage(ctx, t, id)
+	if err != nil {
+		return nil, err
+	}
+	cus, err := m.c.store.Customer(ctx, t, id)
+	if err != nil {
+		return nil, err
+	}
+	return &CustomerWithUsage{Customer: cus, Usage: cu.Usage}, nil
+}
+
+// rateLimiter counts calls per customer per wall-clock minute, in memory:
+// a per-minute limit protects the developer's service, it is not billing
+// data, so it need not survive a restart.
+type rateLimiter struct {
+	seed   maphash.Seed
+	shards [64]rateShard
+}
+
+type rateShard struct {
+	mu sync.Mutex
+	m  map[string]rateWindow
+}
+
+type rateWindow struct {
+	minute int64
+	n      int64
+}
+
+func newRateLimiter() *rateLimiter {
+	r := &rateLimiter{seed: maphash.MakeSeed()}
+	for i := range r.shards {
+		r.shards[i].m = make(map[string]rateWindow)
+	}
+	return r
+}
+
+// take counts one call and returns 0, or the seconds to wait when the
+// customer has used its limit this minute.
+func (r *rateLimiter) take(t Tenant, customerID string, perMinute int64, now time.Time) int {
+	key := t.PlatformID + "\x00" + t.Mode.String() + "\x00" + customerID
+	s := &r.shards[maphash.String(r.seed, key)%uint64(len(r.shards))]
+	minute := now.Unix() / 60
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := s.m[key]
+	if w.minute != minute {
+		if len(s.m) > 4096 {
+			for k, o := range s.m {
+				if o.minute != minute {
+					delete(s.m, k)
+				}
+			}
+		}
+		w = rateWindow{minute: minute}
+	}
+	if w.n >= perMinute {
+		return int(60 - now.Unix()%60)
+	}
+	w.n++
+	s.m[key] = w
+	return 0
+}

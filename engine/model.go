@@ -1,0 +1,184 @@
+package engine
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Platform is a developer's account: the tenant that owns keys, tiers and
+// customers. Its ID never changes when keys rotate.
+type Platform struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Email     string    `json:"email,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// Key is one key record: a publishable key and the SHA-256 of its secret
+// key. The secret itself is never stored.
+type Key struct {
+	ID             string     `json:"id"`
+	PlatformID     string     `json:"platformId"`
+	Mode           Mode       `json:"mode"`
+	PublishableKey string     `json:"publishableKey"`
+	SecretHash     [32]byte   `json:"-"`
+	SecretHint     string     `json:"secretKeyHint"` // "sk_live_…abcd": enough to recognise, not to use
+	CreatedAt      time.Time  `json:"createdAt"`
+	LastUsedAt     *time.Time `json:"lastUsedAt"`
+	RevokedAt      *time.Time `json:"revokedAt"`
+	ExpiresAt      *time.Time `json:"expiresAt"`
+}
+
+// Active reports whether k may authenticate at now.
+func (k *Key) Active(now time.Time) bool {
+	if k.RevokedAt != nil {
+		return false
+	}
+	return k.ExpiresAt == nil || now.Before(*k.ExpiresAt)
+}
+
+// Tenant is the world the key acts in.
+func (k *Key) Tenant() Tenant { return Tenant{PlatformID: k.PlatformID, Mode: k.Mode} }
+
+// Customer is a platform's end user, in one mode.
+type Customer struct {
+	ID               string         `json:"id"`
+	Email            string         `json:"email"`
+	FirstName        string         `json:"firstName"`
+	LastName         string         `json:"lastName"`
+	Plan             string         `json:"plan"`
+	PublishableKey   string         `json:"publishableKey"`
+	Metadata         map[string]any `json:"metadata"`
+	StripeCustomerID *string        `json:"stripeCustomerId"`
+	CreatedAt        time.Time      `json:"createdAt"`
+
+	// Subscription period from Stripe; zero when the customer has none and
+	// calendar periods apply.
+	PeriodStart time.Time `json:"-"`
+	PeriodEnd   time.Time `json:"-"`
+}
+
+// Unlimited is the limit value that means no limit.
+const Unlimited = -1
+
+// Tier is one plan of a platform's tier config.
+type Tier struct {
+	Name               string           `json:"name"`
+	DisplayName        string           `json:"displayName"`
+	Price              int64            `json:"price"`
+	Currency           string           `json:"currency"`
+	Interval           string           `json:"interval"`
+	Limits             map[string]int64 `json:"limits"`
+	Features           map[string]bool  `json:"features"`
+	RateLimitPerMinute int64            `json:"rateLimitPerMinute"`
+	PriceID            *string          `json:"priceId"`
+	ProductID          *string          `json:"productId"`
+}
+
+// Limit returns the tier's limit for feature and whether the tier meters it
+// at all.
+func (t *Tier) Limit(feature string) (int64, bool) {
+	l, ok := t.Limits[feature]
+	return l, ok
+}
+
+// TierConfig is a platform's ordered list of tiers.
+type TierConfig struct {
+	Tiers []Tier `json:"tiers"`
+}
+
+// Tier returns the tier called name, or nil.
+func (c *TierConfig) Tier(name string) *Tier {
+	for i := range c.Tiers {
+		if c.Tiers[i].Name == name {
+			return &c.Tiers[i]
+		}
+	}
+	return nil
+}
+
+// DefaultTiers is the tier config of a new platform.
+func DefaultTiers() *TierConfig {
+	return &TierConfig{Tiers: []Tier{
+		{Name: "free", DisplayName: "Free", Price: 0, Currency: "usd", Interval: "month",
+			Limits: map[string]int64{"requests": 100}, Features: map[string]bool{}},
+		{Name: "pro", DisplayName: "Pro", Price: 1500, Currency: "usd", Interval: "month",
+			Limits: map[string]int64{"requests": 10000}, Features: map[string]bool{}},
+	}}
+}
+
+// Usage is a customer's consumption of one feature in one period.
+type Usage struct {
+	Feature     string    `json:"feature"`
+	Count       int64     `json:"count"`
+	Limit       int64     `json:"limit"`
+	Remaining   int64     `json:"remaining"`
+	Plan        string    `json:"plan,omitempty"`
+	PeriodStart time.Time `json:"periodStart"`
+	PeriodEnd   time.Time `json:"periodEnd"`
+}
+
+// remaining is what is left of limit after count; Unlimited stays Unlimited.
+func remaining(count, limit int64) int64 {
+	if limit < 0 {
+		return Unlimited
+	}
+	if count >= limit {
+		return 0
+	}
+	return limit - count
+}
+
+// CounterKey names one usage counter: a customer, a feature and the start of
+// a period.
+type CounterKey struct {
+	Tenant
+	CustomerID  string
+	Feature     string
+	PeriodStart time.Time
+}
+
+// Counter is the stored value of a usage counter.
+type Counter struct {
+	Count     int64
+	PeriodEnd time.Time
+}
+
+// Period is one stored counter as history: CounterKey's period with its count.
+type Period struct {
+	Feature     string    `json:"feature"`
+	Count       int64     `json:"count"`
+	PeriodStart time.Time `json:"periodStart"`
+	PeriodEnd   time.Time `json:"periodEnd"`
+}
+
+// IdemRecord is the first response to a request that carried an
+// Idempotency-Key; a replay returns it byte for byte.
+type IdemRecord struct {
+	RequestHash [32]byte
+	Status      int
+	Body        []byte
+	CreatedAt   time.Time
+}
+
+// Idempotency carries a request's Idempotency-Key into an operation, so that
+// the response is stored in the same batch as the operation's effect.
+type Idempotency struct {
+	Key         string
+	RequestHash [32]byte
+	// Render turns the operation's result into the exact status and body
+	// the client gets. It may be called while a lock is held: keep it cheap.
+	Render func(result any) (status int, body []byte)
+}
+
+// IdempotencyTTL is how long a replay returns the first response.
+const IdempotencyTTL = 24 * time.Hour
+
+// Page selects part of a list: at most Limit items after the id StartingAfter.
+type Page struct {
+	Limit         int
+	StartingAfter string
+}
+
+// rawJSON keeps metadata as given for policies that read it.
+type rawJSON = json.RawMessage

@@ -1,0 +1,154 @@
+package engine
+
+import (
+	"context"
+	"crypto/subtle"
+	"os"
+	"strings"
+	"unicode/utf8"
+)
+
+// adminTenant scopes the operator's idempotency keys.
+var adminTenant = Tenant{PlatformID: "admin"}
+
+// Platforms manages platforms and the operator's admin token.
+type Platforms struct {
+	c *core
+}
+
+// CreatePlatformInput is the body of POST /admin/platforms.
+type CreatePlatformInput struct {
+	Name  string `json:"name"`
+	Email string `json:"email"`
+}
+
+// Validate reports every problem of in.
+func (in *CreatePlatformInput) Validate() error {
+	var v Validation
+	in.Name = strings.TrimSpace(in.Name)
+	if in.Name == "" {
+		v.Add("name", "is required")
+	} else if utf8.RuneCountInString(in.Name) > 200 {
+		v.Add("name", "must be at most 200 characters")
+	}
+	if in.Email != "" {
+		if _, err := normalizeEmail(in.Email); err != nil {
+			v.Add("email", "%s", err)
+		}
+	}
+	return v.Err()
+}
+
+// NewPlatform is a created platform with its first keys, shown once.
+type NewPlatform struct {
+	Platform       *Platform `json:"platform"`
+	PublishableKey string    `json:"publishableKey"`
+	SecretKey      string    `json:"secretKey"`
+	Test           struct {
+		PublishableKey string `json:"publishableKey"`
+		SecretKey      string `json:"secretKey"`
+	} `json:"test"`
+}
+
+// Create makes a platform with the default tiers and a live and a test key
+// pair. Returns EVALIDATION for a bad input.
+func (s *Platforms) Create(ctx context.Context, in CreatePlatformInput, idem *Idempotency) (*NewPlatform, error) {
+	if err := in.Validate(); err != nil {
+		return nil, err
+	}
+	now := s.c.now().UTC()
+	res, err := s.c.write(ctx, adminTenant, idem, nil, func(b Batch) (any, error) {
+		p := &Platform{ID: NewID("plt_", now), Name: in.Name, Email: strings.ToLower(in.Email), CreatedAt: now}
+		live := newKeyPair(p.ID, Live, "", now)
+		test := newKeyPair(p.ID, Test, "", now)
+		b.PutPlatform(p)
+		b.PutKey(live.Key)
+		b.PutKey(test.Key)
+		b.PutTiers(p.ID, DefaultTiers())
+		np := &NewPlatform{Platform: p, PublishableKey: live.PublishableKey, SecretKey: live.SecretKey}
+		np.Test.PublishableKey, np.Test.SecretKey = test.PublishableKey, test.SecretKey
+		return np, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res.(*NewPlatform), nil
+}
+
+// Get returns a platform, or ENOTFOUND.
+func (s *Platforms) Get(ctx context.Context, id string) (*Platform, error) {
+	return s.c.store.Platform(ctx, id)
+}
+
+// List returns a page of platforms, oldest first.
+func (s *Platforms) List(ctx context.Context, p Page) ([]*Platform, bool, error) {
+	if err := p.validate(); err != nil {
+		return nil, false, err
+	}
+	return s.c.store.Platforms(ctx, p)
+}
+
+// EnsureAdminToken makes the operator's admin token. With a given token its
+// hash is stored (replacing an earlier one) and "" returned; without one, a
+// token is generated and returned on first start only, to be shown once.
+func (s *Platforms) EnsureAdminToken(ctx context.Context, given string) (generated string, err error) {
+	b := s.c.store.NewBatch()
+	defer b.Close()
+	if given != "" {
+		h := HashSecret(given)
+		if cur, err := s.c.store.AdminTokenHash(ctx); err == nil && cur == h {
+			return "", nil
+		}
+		b.PutAdminTokenHash(h)
+		return "", b.Commit()
+	}
+	if _, err := s.c.store.AdminTokenHash(ctx); err == nil {
+		return "", nil
+	} else if ErrorCode(err) != ENOTFOUND {
+		return "", err
+	}
+	token := newSecret("dat_")
+	b.PutAdminTokenHash(HashSecret(token))
+	if err := b.Commit(); err != nil {
+		return "", err
+	}
+	return token, nil
+}
+
+// AuthenticateAdmin checks the operator's admin token in constant time.
+// Returns EINVALIDAPIKEY when it does not match.
+func (s *Platforms) AuthenticateAdmin(ctx context.Context, token string) error {
+	want, err := s.c.store.AdminTokenHash(ctx)
+	if err != nil && ErrorCode(err) != ENOTFOUND {
+		return err
+	}
+	got := HashSecret(token)
+	if token == "" || err != nil || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+		return Errorf(EINVALIDAPIKEY, "Invalid admin token.")
+	}
+	return nil
+}
+
+// Backup writes a consistent copy of the store into dir.
+func (s *Platforms) Backup(ctx context.Context, dir string) error {
+	if dir == "" || !strings.HasPrefix(dir, "/") {
+		return invalid("dir", "must be an absolute path")
+	}
+	if _, err := os.Stat(dir); err == nil {
+		return invalid("dir", "%s already exists; a backup goes into a new directory", dir)
+	}
+	return s.c.store.Checkpoint(dir)
+}
+
+// DefaultPageLimit is a list's page size when none is asked for.
+const DefaultPageLimit = 20
+
+func (p *Page) validate() error {
+	if p.Limit == 0 {
+		p.Limit = DefaultPageLimit
+	}
+	if p.Limit < 1 || p.Limit > 100 {
+		return invalid("limit", "must be between 1 and 100")
+	}
+	return nil
+}

@@ -1,0 +1,354 @@
+package http
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/gorilla/mux"
+
+	"github.com/dream-api/dream-api/engine"
+)
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) error {
+	if err := s.store.Healthy(); err != nil {
+		s.log.Error("storage unhealthy", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "version": s.version})
+		return nil
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": s.version})
+	return nil
+}
+
+// page reads ?limit= and ?startingAfter=.
+func page(r *http.Request) (engine.Page, error) {
+	q := r.URL.Query()
+	p := engine.Page{StartingAfter: q.Get("startingAfter")}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 100 {
+			return p, &engine.Error{Code: engine.EVALIDATION, Message: "limit must be an integer from 1 to 100.",
+				Fields: []engine.FieldError{{Field: "limit", Message: "must be an integer from 1 to 100"}}}
+		}
+		p.Limit = n
+	}
+	return p, nil
+}
+
+type list[T any] struct {
+	Data    []T  `json:"data"`
+	HasMore bool `json:"hasMore"`
+}
+
+// --- tiers
+
+func (s *Server) getTiers(w http.ResponseWriter, r *http.Request, t engine.Tenant) error {
+	tc, err := s.eng.Tiers.Get(r.Context(), t.PlatformID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, tc)
+	return nil
+}
+
+func (s *Server) getPlatformTiers(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
+	return s.getTiers(w, r, k.Tenant())
+}
+
+func (s *Server) putPlatformTiers(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var in engine.TierConfigInput
+	if err := decode(body, &in, false); err != nil {
+		return err
+	}
+	rsp := func(res any) (int, any) { return http.StatusOK, res }
+	// PUT is idempotent by nature; an Idempotency-Key is honoured all the same.
+	idem, err := idempotency(r, body, rsp)
+	if err != nil {
+		return err
+	}
+	tc, err := s.eng.Tiers.Put(r.Context(), k.Tenant(), in, idem)
+	if err != nil {
+		return err
+	}
+	reply(w, tc, rsp)
+	return nil
+}
+
+// --- customers
+
+type customerReply struct {
+	Success  bool             `json:"success"`
+	Customer *engine.Customer `json:"customer"`
+}
+
+func (s *Server) createCustomer(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var in engine.CreateCustomerInput
+	if err := decode(body, &in, false); err != nil {
+		return err
+	}
+	rsp := func(res any) (int, any) {
+		return http.StatusCreated, customerReply{Success: true, Customer: res.(*engine.Customer)}
+	}
+	idem, err := idempotency(r, body, rsp)
+	if err != nil {
+		return err
+	}
+	c, err := s.eng.Customers.Create(r.Context(), k.Tenant(), k.PublishableKey, in, idem)
+	if err != nil {
+		return err
+	}
+	reply(w, c, rsp)
+	return nil
+}
+
+func (s *Server) listCustomers(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
+	p, err := page(r)
+	if err != nil {
+		return err
+	}
+	cs, more, err := s.eng.Customers.List(r.Context(), k.Tenant(), p, r.URL.Query().Get("email"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, list[*engine.Customer]{Data: cs, HasMore: more})
+	return nil
+}
+
+func (s *Server) getCustomer(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
+	c, err := s.eng.Meter.CustomerWithUsage(r.Context(), k.Tenant(), mux.Vars(r)["id"])
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"customer": c})
+	return nil
+}
+
+func (s *Server) updateCustomer(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var in engine.UpdateCustomerInput
+	if err := decode(body, &in, false); err != nil {
+		return err
+	}
+	c, err := s.eng.Customers.Update(r.Context(), k.Tenant(), mux.Vars(r)["id"], in, nil)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, customerReply{Success: true, Customer: c})
+	return nil
+}
+
+func (s *Server) deleteCustomer(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
+	id := mux.Vars(r)["id"]
+	if err := s.eng.Customers.Delete(r.Context(), k.Tenant(), id, nil); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"deleted": true, "id": id})
+	return nil
+}
+
+// --- metering
+
+// trackReply renders a decision: 200, or 429 tier_limit_reached with the
+// same usage when denied by /api/track.
+func trackReply(requestID string, checkOnly bool) respond {
+	return func(res any) (int, any) {
+		tr := res.(*engine.TrackResult)
+		if tr.Allowed || checkOnly {
+			return http.StatusOK, tr
+		}
+		u := tr.Usage
+		return http.StatusTooManyRequests, &errorBody{
+			Error: titles[engine.ETIERLIMIT], Code: engine.ETIERLIMIT, Message: tr.Message,
+			RequestID: requestID, Usage: &u, Plugin: tr.Plugin,
+		}
+	}
+}
+
+func (s *Server) track(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
+	return s.meter(w, r, k, false, "")
+}
+
+func (s *Server) check(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
+	return s.meter(w, r, k, true, "")
+}
+
+// data is the seed's track call: the customer comes from X-User-Id, the
+// body is optional, and X-User-Plan never overrides the stored plan.
+func (s *Server) data(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
+	uid := r.Header.Get("X-User-Id")
+	if uid == "" {
+		return &engine.Error{Code: engine.EVALIDATION, Message: "The X-User-Id header is required.",
+			Fields: []engine.FieldError{{Field: "X-User-Id", Message: "is required"}}}
+	}
+	return s.meter(w, r, k, false, uid)
+}
+
+func (s *Server) meter(w http.ResponseWriter, r *http.Request, k *engine.Key, checkOnly bool, userID string) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var in engine.TrackInput
+	if err := decode(body, &in, userID != ""); err != nil {
+		return err
+	}
+	if userID != "" {
+		in.CustomerID = userID
+	}
+	rsp := trackReply(requestID(r), checkOnly)
+	idem, err := idempotency(r, body, rsp)
+	if err != nil {
+		return err
+	}
+	call := "track"
+	var res *engine.TrackResult
+	if checkOnly {
+		call = "check"
+		res, err = s.eng.Meter.Check(r.Context(), k.Tenant(), in, idem)
+	} else {
+		res, err = s.eng.Meter.Track(r.Context(), k.Tenant(), in, idem)
+	}
+	if err != nil {
+		if engine.ErrorCode(err) == engine.ERATELIMITED {
+			s.metrics.decisions.WithLabelValues(call, "rate_limited").Inc()
+		}
+		return err
+	}
+	outcome := "allowed"
+	if !res.Allowed {
+		outcome = "denied"
+	}
+	if res.Plugin != nil && res.Plugin.Fallback {
+		s.metrics.decisions.WithLabelValues(call, "plugin_fallback").Inc()
+	}
+	s.metrics.decisions.WithLabelValues(call, outcome).Inc()
+	reply(w, res, rsp)
+	return nil
+}
+
+func (s *Server) usage(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
+	id := r.URL.Query().Get("customerId")
+	if id == "" {
+		id = r.Header.Get("X-User-Id")
+	}
+	if id == "" {
+		return &engine.Error{Code: engine.EVALIDATION, Message: "customerId (or the X-User-Id header) is required.",
+			Fields: []engine.FieldError{{Field: "customerId", Message: "is required"}}}
+	}
+	u, err := s.eng.Meter.Usage(r.Context(), k.Tenant(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, u)
+	return nil
+}
+
+// --- keys
+
+func (s *Server) listKeys(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
+	keys, err := s.eng.Keys.List(r.Context(), k.Tenant())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, list[*engine.Key]{Data: keys})
+	return nil
+}
+
+func (s *Server) createKey(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var in engine.CreateKeyInput
+	if err := decode(body, &in, true); err != nil {
+		return err
+	}
+	rsp := func(res any) (int, any) { return http.StatusCreated, res }
+	idem, err := idempotency(r, body, rsp)
+	if err != nil {
+		return err
+	}
+	kp, err := s.eng.Keys.Create(r.Context(), k.Tenant(), in, idem)
+	if err != nil {
+		return err
+	}
+	reply(w, kp, rsp)
+	return nil
+}
+
+func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
+	rk, err := s.eng.Keys.Revoke(r.Context(), k.Tenant(), mux.Vars(r)["id"], nil)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"key": rk})
+	return nil
+}
+
+// --- admin
+
+func (s *Server) createPlatform(w http.ResponseWriter, r *http.Request) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var in engine.CreatePlatformInput
+	if err := decode(body, &in, false); err != nil {
+		return err
+	}
+	rsp := func(res any) (int, any) { return http.StatusCreated, res }
+	idem, err := idempotency(r, body, rsp)
+	if err != nil {
+		return err
+	}
+	np, err := s.eng.Platforms.Create(r.Context(), in, idem)
+	if err != nil {
+		return err
+	}
+	reply(w, np, rsp)
+	return nil
+}
+
+func (s *Server) listPlatforms(w http.ResponseWriter, r *http.Request) error {
+	p, err := page(r)
+	if err != nil {
+		return err
+	}
+	ps, more, err := s.eng.Platforms.List(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	if ps == nil {
+		ps = []*engine.Platform{}
+	}
+	writeJSON(w, http.StatusOK, list[*engine.Platform]{Data: ps, HasMore: more})
+	return nil
+}
+
+func (s *Server) backup(w http.ResponseWriter, r *http.Request) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var in struct {
+		Dir string `json:"dir"`
+	}
+	if err := decode(body, &in, false); err != nil {
+		return err
+	}
+	if err := s.eng.Platforms.Backup(r.Context(), in.Dir); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"dir": in.Dir, "createdAt": nowUTC()})
+	return nil
+}

@@ -1,0 +1,304 @@
+// Package http serves dream-api's HTTP contract (API.md): a gorilla/mux
+// router, thin handlers (decode → engine → encode), authentication, request
+// ids, body limits, metrics and the OpenAPI document.
+package http
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/dream-api/dream-api/engine"
+)
+
+// MaxBodyBytes is the largest request body accepted (413 beyond).
+const MaxBodyBytes = 1 << 20
+
+// MaxIdempotencyKey is the longest Idempotency-Key accepted.
+const MaxIdempotencyKey = 255
+
+// Config configures a Server. Engine and Store are required.
+type Config struct {
+	Engine *engine.Engine
+	Store  engine.Store
+	// Version is reported by /health.
+	Version string
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Registry receives the server's metrics; defaults to a new registry
+	// of its own (so that several servers can live in one test process).
+	Registry *prometheus.Registry
+	// AccessLog logs every request at Info level; off, only failures are.
+	AccessLog bool
+}
+
+// Server is the HTTP face of an engine. It is an http.Handler.
+type Server struct {
+	eng     *engine.Engine
+	store   engine.Store
+	version string
+	log     *slog.Logger
+	access  bool
+	router  *mux.Router
+	metrics *metrics
+}
+
+// NewServer returns a Server with every route of the contract.
+func NewServer(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{
+		eng: cfg.Engine, store: cfg.Store, version: cfg.Version, log: cfg.Logger, access: cfg.AccessLog,
+		router: mux.NewRouter(), metrics: newMetrics(cfg.Registry),
+	}
+	s.routes(cfg.Registry)
+	return s
+}
+
+// Router exposes the routes, for tests that hold them to the spec.
+func (s *Server) Router() *mux.Router { return s.router }
+
+func (s *Server) routes(reg *prometheus.Registry) {
+	r := s.router
+	r.NotFoundHandler = s.wrap(func(w http.ResponseWriter, r *http.Request) error {
+		return engine.Errorf(engine.ENOTFOUND, "No route %s %s.", r.Method, r.URL.Path)
+	})
+	r.MethodNotAllowedHandler = s.wrap(func(w http.ResponseWriter, r *http.Request) error {
+		return engine.Errorf(engine.ENOTFOUND, "No route %s %s.", r.Method, r.URL.Path)
+	})
+
+	r.Handle("/health", s.wrap(s.health)).Methods("GET")
+	r.Handle("/metrics", s.instrument(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))).Methods("GET")
+	r.Handle("/openapi.json", s.wrap(s.openAPI)).Methods("GET")
+
+	r.Handle("/api/tiers", s.wrap(s.publishable(s.getTiers))).Methods("GET")
+	r.Handle("/api/customers", s.wrap(s.secret(s.createCustomer))).Methods("POST")
+	r.Handle("/api/customers", s.wrap(s.secret(s.listCustomers))).Methods("GET")
+	r.Handle("/api/customers/{id}", s.wrap(s.secret(s.getCustomer))).Methods("GET")
+	r.Handle("/api/customers/{id}", s.wrap(s.secret(s.updateCustomer))).Methods("PATCH")
+	r.Handle("/api/customers/{id}", s.wrap(s.secret(s.deleteCustomer))).Methods("DELETE")
+	r.Handle("/api/track", s.wrap(s.secret(s.track))).Methods("POST")
+	r.Handle("/api/check", s.wrap(s.secret(s.check))).Methods("POST")
+	r.Handle("/api/data", s.wrap(s.secret(s.data))).Methods("POST")
+	r.Handle("/api/usage", s.wrap(s.secret(s.usage))).Methods("GET")
+	r.Handle("/api/platform/tiers", s.wrap(s.secret(s.getPlatformTiers))).Methods("GET")
+	r.Handle("/api/platform/tiers", s.wrap(s.secret(s.putPlatformTiers))).Methods("PUT")
+	r.Handle("/api/platform/keys", s.wrap(s.secret(s.listKeys))).Methods("GET")
+	r.Handle("/api/platform/keys", s.wrap(s.secret(s.createKey))).Methods("POST")
+	r.Handle("/api/platform/keys/{id}", s.wrap(s.secret(s.revokeKey))).Methods("DELETE")
+
+	r.Handle("/admin/platforms", s.wrap(s.admin(s.createPlatform))).Methods("POST")
+	r.Handle("/admin/platforms", s.wrap(s.admin(s.listPlatforms))).Methods("GET")
+	r.Handle("/admin/backup", s.wrap(s.admin(s.backup))).Methods("POST")
+}
+
+// ServeHTTP gives every response a request id, recovers panics as 500
+// internal, caps the body and records metrics.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rid := engine.NewID("req_", time.Now())
+	w.Header().Set("X-Request-Id", rid)
+	r = r.WithContext(context.WithValue(r.Context(), ctxRequestID{}, rid))
+	if r.Body != nil {
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	}
+	s.router.ServeHTTP(w, r)
+}
+
+type ctxRequestID struct{}
+
+func requestID(r *http.Request) string {
+	id, _ := r.Context().Value(ctxRequestID{}).(string)
+	return id
+}
+
+// handlerFunc is a handler that returns its error; wrap writes it.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// wrap adapts a handlerFunc: one place writes every error, recovers panics
+// and records the request.
+func (s *Server) wrap(h handlerFunc) http.Handler {
+	return s.instrument(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("panic", "requestId", requestID(r), "panic", v, "stack", string(debug.Stack()))
+				s.writeError(w, r, errors.New("panic"))
+			}
+		}()
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	}))
+}
+
+// instrument records latency and status per route.
+func (s *Server) instrument(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := statusWriterPool.Get().(*statusWriter)
+		sw.ResponseWriter, sw.status = w, 0
+		h.ServeHTTP(sw, r)
+		status := sw.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		sw.ResponseWriter = nil
+		statusWriterPool.Put(sw)
+		route := "unmatched"
+		if cr := mux.CurrentRoute(r); cr != nil {
+			if tpl, err := cr.GetPathTemplate(); err == nil {
+				route = tpl
+			}
+		}
+		d := time.Since(start)
+		s.metrics.observe(r.Method, route, status, d)
+		if s.access {
+			s.log.Info("request", "requestId", requestID(r), "method", r.Method, "route", route,
+				"status", status, "durationMs", float64(d.Microseconds())/1000)
+		}
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+var statusWriterPool = sync.Pool{New: func() any { return new(statusWriter) }}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// readBody reads the request body; EBODYTOOLARGE past MaxBodyBytes.
+func readBody(r *http.Request) ([]byte, error) {
+	if r.Body == nil {
+		return nil, nil
+	}
+	b, err := io.ReadAll(r.Body)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, engine.Errorf(engine.EBODYTOOLARGE, "Request bodies are limited to %d bytes.", MaxBodyBytes)
+	} else if err != nil {
+		return nil, engine.Errorf(engine.EINVALIDJSON, "Could not read the request body.")
+	}
+	return b, nil
+}
+
+// decode parses a JSON body into v. An empty body is allowed when
+// optional; anything else that is not JSON of the right types is
+// EINVALIDJSON.
+func decode(body []byte, v any, optional bool) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		if optional {
+			return nil
+		}
+		return engine.Errorf(engine.EINVALIDJSON, "A JSON body is required.")
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return engine.Errorf(engine.EINVALIDJSON, "Field %s must be of type %s.", te.Field, jsonType(te.Type.String()))
+		}
+		return engine.Errorf(engine.EINVALIDJSON, "The body is not valid JSON of the expected shape.")
+	}
+	return nil
+}
+
+func jsonType(goType string) string {
+	switch {
+	case strings.Contains(goType, "int"), strings.Contains(goType, "float"):
+		return "number"
+	case strings.Contains(goType, "string"):
+		return "string"
+	case strings.Contains(goType, "bool"):
+		return "boolean"
+	case strings.Contains(goType, "map"), strings.Contains(goType, "struct"):
+		return "object"
+	case strings.Contains(goType, "[]"):
+		return "array"
+	}
+	return goType
+}
+
+// encode is the one JSON encoding of every response body.
+func encode(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only our own types are encoded; this is a programming error.
+		panic(err)
+	}
+	return append(b, '\n')
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	writeRaw(w, status, encode(v))
+}
+
+func writeRaw(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+// respond renders an operation's result as a status and a body.
+type respond func(result any) (int, any)
+
+// idempotency returns the engine's view of the request's Idempotency-Key,
+// or nil when there is none. The request hash covers method, path, query
+// and body.
+func idempotency(r *http.Request, body []byte, rsp respond) (*engine.Idempotency, error) {
+	key := r.Header.Get("Idempotency-Key")
+	if key == "" {
+		return nil, nil
+	}
+	if len(key) > MaxIdempotencyKey {
+		return nil, &engine.Error{Code: engine.EVALIDATION, Message: "Idempotency-Key must be at most 255 characters.",
+			Fields: []engine.FieldError{{Field: "Idempotency-Key", Message: "must be at most 255 characters"}}}
+	}
+	h := sha256.New()
+	io.WriteString(h, r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery+"\n")
+	io.WriteString(h, r.Header.Get("X-User-Id")+"\n")
+	h.Write(body)
+	idem := &engine.Idempotency{Key: key, Render: func(res any) (int, []byte) {
+		status, v := rsp(res)
+		return status, encode(v)
+	}}
+	h.Sum(idem.RequestHash[:0])
+	return idem, nil
+}
+
+// reply writes the result of an operation through rsp.
+func reply(w http.ResponseWriter, res any, rsp respond) {
+	status, v := rsp(res)
+	writeJSON(w, status, v)
+}
