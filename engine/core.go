@@ -210,6 +210,11 @@ func (c *core) write(ctx context.Context, t Tenant, idem *Idempotency, lock func
 			RequestHash: idem.RequestHash, Status: status, Body: body, CreatedAt: c.now().UTC(),
 		})
 	}
+	if b.Empty() {
+		// Nothing to make durable: a denial, a check, a no-op.
+		unlock()
+		return res, nil
+	}
 	err = b.Apply()
 	unlock()
 	if err != nil {
@@ -255,4 +260,33 @@ func (c *core) setTierConfig(platformID string, tc *TierConfig) {
 	c.tiers.mu.Lock()
 	c.tiers.m[platformID] = tc
 	c.tiers.mu.Unlock()
+}
+
+// ExpireIdempotency deletes the idempotency records older than
+// IdempotencyTTL (they are no longer replayed) and returns how many.
+func (e *Engine) ExpireIdempotency(ctx context.Context) (int, error) {
+	c := e.Meter.c
+	return c.store.ExpireIdempotency(ctx, c.now().Add(-IdempotencyTTL))
+}
+
+// RunMaintenance expires idempotency records every interval until ctx is
+// done. Defaults to hourly when interval is 0.
+func (e *Engine) RunMaintenance(ctx context.Context, interval time.Duration) {
+	if interval == 0 {
+		interval = time.Hour
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := e.ExpireIdempotency(ctx); err != nil && ctx.Err() == nil {
+				e.Meter.c.log.Warn("expiring idempotency records failed", "err", err)
+			} else if n > 0 {
+				e.Meter.c.log.Info("expired idempotency records", "count", n)
+			}
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/dream-api/dream-api/engine"
 	"github.com/dream-api/dream-api/storage"
@@ -188,5 +189,39 @@ func BenchmarkMeterTrack(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+func TestExpireIdempotency(t *testing.T) {
+	now := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	st, err := storage.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	eng := engine.New(engine.Config{Store: st, Now: func() time.Time { return now }})
+	ctx := context.Background()
+	idem := func(key string) *engine.Idempotency {
+		return &engine.Idempotency{Key: key, Render: func(any) (int, []byte) { return 201, []byte("x") }}
+	}
+	if _, err := eng.Platforms.Create(ctx, engine.CreatePlatformInput{Name: "old"}, idem("a")); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(engine.IdempotencyTTL + time.Minute)
+	if _, err := eng.Platforms.Create(ctx, engine.CreatePlatformInput{Name: "new"}, idem("b")); err != nil {
+		t.Fatal(err)
+	}
+	n, err := eng.ExpireIdempotency(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("expired %d, %v; want 1", n, err)
+	}
+	// The expired key makes a new platform; the fresh one still replays.
+	if _, err := eng.Platforms.Create(ctx, engine.CreatePlatformInput{Name: "old"}, idem("a")); err != nil {
+		t.Errorf("expired key: %v", err)
+	}
+	if _, err := eng.Platforms.Create(ctx, engine.CreatePlatformInput{Name: "new"}, idem("b")); err == nil {
+		t.Error("fresh key was not replayed")
+	} else if _, ok := engine.AsReplayed(err); !ok {
+		t.Errorf("fresh key: %v, want a replay", err)
 	}
 }

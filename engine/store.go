@@ -1,6 +1,9 @@
 package engine
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Store keeps everything durable. Reads see every batch that has been
 // applied, durable or not yet; a caller acknowledges nothing to a client
@@ -42,6 +45,9 @@ type Store interface {
 
 	// Idempotency returns the record stored under key, or ENOTFOUND.
 	Idempotency(ctx context.Context, t Tenant, key string) (*IdemRecord, error)
+	// ExpireIdempotency deletes every idempotency record created before
+	// before and returns how many there were.
+	ExpireIdempotency(ctx context.Context, before time.Time) (int, error)
 
 	// NewBatch starts a batch of writes; nothing is visible until it is
 	// committed or applied. The caller MUST Close it.
@@ -56,8 +62,12 @@ type Store interface {
 }
 
 // Batch is one logical change. All its writes become visible and durable
-// together, or not at all.
+// together, or not at all. Put methods cannot fail one by one: the first
+// problem (a value that does not encode) is returned by Commit or Apply,
+// which then write nothing.
 type Batch interface {
+	// Empty reports whether nothing has been written to the batch.
+	Empty() bool
 	PutAdminTokenHash(h [32]byte)
 	PutPlatform(p *Platform)
 	// PutKey writes a key record and its secret-hash and publishable indexes.

@@ -47,6 +47,8 @@ type Main struct {
 	ln        net.Listener
 	srv       *http.Server
 	served    chan error
+	stopBg    context.CancelFunc
+	bgDone    chan struct{}
 }
 
 // NewMain returns a Main that reads the real environment.
@@ -129,6 +131,10 @@ func (m *Main) Run(ctx context.Context) error {
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelWarn),
 	}
+	bg, stop := context.WithCancel(context.Background())
+	m.stopBg, m.bgDone = stop, make(chan struct{})
+	go func() { defer close(m.bgDone); eng.RunMaintenance(bg, 0) }()
+
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.srv.Serve(ln) }()
 	m.log.Info("serving", "addr", ln.Addr().String(), "data", m.Config.DataDir, "version", Version)
@@ -152,6 +158,11 @@ func (m *Main) Close() error {
 			errs = append(errs, err)
 		}
 		m.srv = nil
+	}
+	if m.stopBg != nil {
+		m.stopBg()
+		<-m.bgDone
+		m.stopBg = nil
 	}
 	if m.store != nil {
 		if err := m.store.Close(); err != nil {

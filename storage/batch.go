@@ -1,0 +1,245 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/dream-api/dream-api/engine"
+)
+
+// errBatchUsed is returned by Commit and Apply on a batch that was already
+// committed, applied or closed.
+var errBatchUsed = errors.New("storage: batch already used")
+
+// batchState is where a batch is in its life: open → committed, or open →
+// applied → waited; closed from any of them.
+type batchState uint8
+
+const (
+	batchOpen batchState = iota
+	batchCommitted
+	batchApplied
+	batchWaited
+	batchClosed
+)
+
+// batch is the Pebble implementation of engine.Batch: one *pebble.Batch
+// holding the writes and the index updates they imply. Writes cannot fail
+// one by one; the first error (a value that does not encode, an id that
+// would break the key layout) is kept and returned by Commit or Apply,
+// which then write nothing.
+type batch struct {
+	s     *Store
+	pb    *pebble.Batch // nil when the store was closed at NewBatch
+	err   error
+	state batchState
+	// waitErr is the result of SyncWait, which may be called only once.
+	waitErr error
+}
+
+// fail keeps err if it is the first error of b.
+func (b *batch) fail(err error) {
+	if b.err == nil {
+		b.err = err
+	}
+}
+
+// writable reports whether writes should still go into b. Writing to a batch
+// after Commit, Apply or Close is a bug of the caller and panics.
+func (b *batch) writable() bool {
+	if b.state != batchOpen {
+		panic("storage: write to a batch after Commit, Apply or Close")
+	}
+	return b.err == nil
+}
+
+func (b *batch) set(key, val []byte) {
+	if b.writable() {
+		_ = b.pb.Set(key, val, nil) // cannot fail on a batch without an index
+	}
+}
+
+func (b *batch) delete(key []byte) {
+	if b.writable() {
+		_ = b.pb.Delete(key, nil) // cannot fail on a batch without an index
+	}
+}
+
+// check keeps an error if an id is not fit for a key.
+func (b *batch) check(ids ...string) bool {
+	if err := checkComponents(ids...); err != nil {
+		b.fail(err)
+		return false
+	}
+	return true
+}
+
+// setEncoded writes val under key unless encoding it failed.
+func (b *batch) setEncoded(key, val []byte, err error) {
+	if err != nil {
+		b.fail(err)
+		return
+	}
+	b.set(key, val)
+}
+
+// Empty reports whether nothing has been written to b.
+func (b *batch) Empty() bool { return b.pb == nil || b.pb.Empty() }
+
+// PutAdminTokenHash stores the hash of the admin token.
+func (b *batch) PutAdminTokenHash(h [32]byte) {
+	b.set(adminTokenKey(), encodeHash(h))
+}
+
+// PutPlatform writes p.
+func (b *batch) PutPlatform(p *engine.Platform) {
+	if b.check(p.ID) {
+		val, err := encodeJSON(p)
+		b.setEncoded(platformKey(p.ID), val, err)
+	}
+}
+
+// PutKey writes k and points its secret hash and, when it has one, its
+// publishable key at it.
+func (b *batch) PutKey(k *engine.Key) {
+	if !b.check(k.PlatformID, k.ID) {
+		return
+	}
+	val, err := encodeKey(k)
+	b.setEncoded(keyKey(k.PlatformID, k.ID), val, err)
+	ref := encodeKeyRef(keyRef{platformID: k.PlatformID, id: k.ID})
+	b.set(secretIndexKey(k.SecretHash), ref)
+	if k.PublishableKey != "" && b.check(k.PublishableKey) {
+		b.set(publishableIndexKey(k.PublishableKey, k.PlatformID, k.ID), ref)
+	}
+}
+
+// PutTiers writes a platform's tier config.
+func (b *batch) PutTiers(platformID string, c *engine.TierConfig) {
+	if b.check(platformID) {
+		val, err := encodeJSON(c)
+		b.setEncoded(tiersKey(platformID), val, err)
+	}
+}
+
+// PutCustomer writes c and indexes its email, lowercased; prevEmail is the
+// stored email ("" when c is new), whose index entry goes when it differs.
+func (b *batch) PutCustomer(t engine.Tenant, c *engine.Customer, prevEmail string) {
+	if !b.check(t.PlatformID, c.ID) {
+		return
+	}
+	val, err := encodeCustomer(c)
+	b.setEncoded(customerKey(t, c.ID), val, err)
+	newKey := emailIndexKey(t, c.Email)
+	if prevEmail != "" {
+		if oldKey := emailIndexKey(t, prevEmail); c.Email == "" || string(oldKey) != string(newKey) {
+			b.delete(oldKey)
+		}
+	}
+	if c.Email != "" {
+		b.set(newKey, encodeBytes([]byte(c.ID)))
+	}
+}
+
+// DeleteCustomer removes c and its email index entry. Its counters, plugin
+// state and idempotency records stay.
+func (b *batch) DeleteCustomer(t engine.Tenant, c *engine.Customer) {
+	if !b.check(t.PlatformID, c.ID) {
+		return
+	}
+	b.delete(customerKey(t, c.ID))
+	if c.Email != "" {
+		b.delete(emailIndexKey(t, c.Email))
+	}
+}
+
+// PutCounter writes a usage counter.
+func (b *batch) PutCounter(k engine.CounterKey, c engine.Counter) {
+	if b.check(k.PlatformID, k.CustomerID, k.Feature) {
+		b.set(counterKey(k), encodeCounter(c))
+	}
+}
+
+// PutPolicyState writes a customer's plugin state for feature.
+func (b *batch) PutPolicyState(t engine.Tenant, customerID, feature string, state []byte) {
+	if b.check(t.PlatformID, customerID, feature) {
+		b.set(policyStateKey(t, customerID, feature), encodeBytes(state))
+	}
+}
+
+// PutIdempotency writes the record of an idempotency key, which may be any
+// printable string.
+func (b *batch) PutIdempotency(t engine.Tenant, key string, r *engine.IdemRecord) {
+	if b.check(t.PlatformID, key) {
+		b.set(idempotencyKey(t, key), encodeIdempotency(r))
+	}
+}
+
+// Commit writes the batch and returns once it is durable.
+func (b *batch) Commit() error {
+	return b.apply(batchCommitted, func(db *pebble.DB) error { return db.Apply(b.pb, pebble.Sync) })
+}
+
+// Apply makes the batch visible to readers without waiting for it to be
+// durable; batches are visible in the order of their Apply calls. Wait
+// blocks until it is durable. Pebble syncs the batches applied meanwhile
+// with the same fsync.
+func (b *batch) Apply() error {
+	return b.apply(batchApplied, func(db *pebble.DB) error { return db.ApplyNoSyncWait(b.pb, pebble.Sync) })
+}
+
+func (b *batch) apply(next batchState, write func(db *pebble.DB) error) error {
+	if b.state != batchOpen {
+		return errBatchUsed
+	} else if b.err != nil {
+		return b.err
+	}
+	b.s.mu.RLock()
+	defer b.s.mu.RUnlock()
+	if b.s.db == nil {
+		return ErrClosed
+	}
+	if err := write(b.s.db); err != nil {
+		return fmt.Errorf("storage: commit: %w", err)
+	}
+	b.state = next
+	return nil
+}
+
+// Wait blocks until an applied batch is durable. It returns an error when
+// the batch was not applied.
+func (b *batch) Wait() error {
+	switch b.state {
+	case batchApplied:
+		b.syncWait()
+		return b.waitErr
+	case batchWaited:
+		return b.waitErr
+	}
+	return errors.New("storage: Wait on a batch that was not applied")
+}
+
+func (b *batch) syncWait() {
+	if err := b.pb.SyncWait(); err != nil {
+		b.waitErr = fmt.Errorf("storage: sync: %w", err)
+	}
+	b.state = batchWaited
+}
+
+// Close releases the batch. An applied batch is waited for first: Pebble
+// may still be reading it. Closing twice does nothing.
+func (b *batch) Close() {
+	if b.state == batchClosed {
+		return
+	}
+	if b.state == batchApplied {
+		b.syncWait()
+	}
+	if b.pb != nil {
+		_ = b.pb.Close() // only fails on a batch already closed
+	}
+	b.state = batchClosed
+}
+
+var _ engine.Batch = (*batch)(nil)

@@ -1,0 +1,196 @@
+package storage
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dream-api/dream-api/engine"
+)
+
+// Every key of the store is built in this file.
+//
+// A key is a prefix naming the kind of record, then its components, joined by
+// sep. Tenant data puts the platform id and the mode right after the prefix,
+// so live and test are separate key ranges and one scan never crosses
+// tenants:
+//
+//	meta  schema                                       schema version
+//	meta  admin                                        admin token hash
+//	plat  <platform>                                   engine.Platform
+//	key   <platform> <key id>                          engine.Key
+//	ksec  <sha-256, 32 bytes>                          → platform, key id
+//	kpub  <publishable key> <platform> <key id>        → platform, key id
+//	tier  <platform>                                   engine.TierConfig
+//	cus   <platform> <mode> <customer>                 engine.Customer
+//	email <platform> <mode> <email, lowercased>        → customer id
+//	use   <platform> <mode> <customer> <feature> <period start>  engine.Counter
+//	pol   <platform> <mode> <customer> <feature>       plugin state
+//	idem  <platform> <mode> <idempotency key>          engine.IdemRecord
+//
+// The mode is "live" or "test". The period start is 8 bytes, big-endian
+// unix milliseconds (see timeKey).
+//
+// sep is 0x00, which no id, feature or publishable key contains (ids are
+// [a-z0-9_], features [a-z0-9_-]); the batch refuses components that do.
+// Because sep sorts below every byte that may appear in a component, byte
+// order of keys is the string order of their components: a scan of
+// "cus <platform> <mode>" lists customers by id, and a scan of a customer's
+// "use" range lists counters by feature, then period start. Components that
+// are free text (emails, idempotency keys, the hash) only ever come last.
+const sep = 0x00
+
+// Key prefixes. None is followed by anything but sep.
+const (
+	prefixMeta        = "meta"
+	prefixPlatform    = "plat"
+	prefixKey         = "key"
+	prefixKeySecret   = "ksec"
+	prefixKeyPub      = "kpub"
+	prefixTiers       = "tier"
+	prefixCustomer    = "cus"
+	prefixEmail       = "email"
+	prefixCounter     = "use"
+	prefixPolicyState = "pol"
+	prefixIdempotency = "idem"
+)
+
+// errBadComponent is returned when an id would break the key layout.
+var errBadComponent = errors.New("storage: id contains a NUL byte")
+
+// checkComponents returns errBadComponent if an id that is not last in its
+// key is empty or contains sep.
+func checkComponents(parts ...string) error {
+	for _, p := range parts {
+		if p == "" || strings.IndexByte(p, sep) >= 0 {
+			return fmt.Errorf("%w: %q", errBadComponent, p)
+		}
+	}
+	return nil
+}
+
+// appendKey appends parts to dst, each followed by sep except the last.
+func appendKey(dst []byte, parts ...string) []byte {
+	for i, p := range parts {
+		if i > 0 {
+			dst = append(dst, sep)
+		}
+		dst = append(dst, p...)
+	}
+	return dst
+}
+
+// makeKey joins parts with sep.
+func makeKey(parts ...string) []byte {
+	n := len(parts)
+	for _, p := range parts {
+		n += len(p)
+	}
+	return appendKey(make([]byte, 0, n), parts...)
+}
+
+// prefixOf returns key followed by sep: the lower bound of every key that
+// extends key with one more component.
+func prefixOf(key []byte) []byte { return append(key, sep) }
+
+// prefixEnd returns the upper bound of the keys that start with prefix. Every
+// prefix of this file ends with sep, so the last byte can be incremented.
+func prefixEnd(prefix []byte) []byte {
+	end := append([]byte(nil), prefix...)
+	end[len(end)-1]++
+	return end
+}
+
+// after returns the least key greater than key that is not an extension of
+// it with a further component: where a page starting after key begins.
+func after(key []byte) []byte { return append(key, sep) }
+
+// modePart names a mode in keys.
+func modePart(m engine.Mode) string {
+	switch m {
+	case engine.Live:
+		return "live"
+	case engine.Test:
+		return "test"
+	}
+	return "mode" + strconv.Itoa(int(m))
+}
+
+func schemaKey() []byte     { return makeKey(prefixMeta, "schema") }
+func adminTokenKey() []byte { return makeKey(prefixMeta, "admin") }
+
+func platformKey(id string) []byte { return makeKey(prefixPlatform, id) }
+func platformsPrefix() []byte      { return prefixOf(makeKey(prefixPlatform)) }
+
+func keyKey(platformID, id string) []byte { return makeKey(prefixKey, platformID, id) }
+func keysPrefix(platformID string) []byte { return prefixOf(makeKey(prefixKey, platformID)) }
+
+func secretIndexKey(h [32]byte) []byte {
+	return append(prefixOf(makeKey(prefixKeySecret)), h[:]...)
+}
+
+func publishableIndexKey(pk, platformID, id string) []byte {
+	return makeKey(prefixKeyPub, pk, platformID, id)
+}
+func publishableIndexPrefix(pk string) []byte { return prefixOf(makeKey(prefixKeyPub, pk)) }
+
+func tiersKey(platformID string) []byte { return makeKey(prefixTiers, platformID) }
+
+// tenantKey is prefix, the tenant's platform and mode, then parts.
+func tenantKey(prefix string, t engine.Tenant, parts ...string) []byte {
+	k := makeKey(prefix, t.PlatformID, modePart(t.Mode))
+	for _, p := range parts {
+		k = append(append(k, sep), p...)
+	}
+	return k
+}
+
+func customerKey(t engine.Tenant, id string) []byte { return tenantKey(prefixCustomer, t, id) }
+func customersPrefix(t engine.Tenant) []byte        { return prefixOf(tenantKey(prefixCustomer, t)) }
+
+// emailIndexKey lowercases email: the index is case-insensitive.
+func emailIndexKey(t engine.Tenant, email string) []byte {
+	return tenantKey(prefixEmail, t, strings.ToLower(email))
+}
+
+func counterKey(k engine.CounterKey) []byte {
+	key := tenantKey(prefixCounter, k.Tenant, k.CustomerID, k.Feature)
+	return binary.BigEndian.AppendUint64(append(key, sep), timeKey(k.PeriodStart))
+}
+
+// countersPrefix is the range of every counter of a customer.
+func countersPrefix(t engine.Tenant, customerID string) []byte {
+	return prefixOf(tenantKey(prefixCounter, t, customerID))
+}
+
+// parseCounterKey splits a key under countersPrefix into its feature and
+// period start.
+func parseCounterKey(prefix, key []byte) (feature string, start time.Time, err error) {
+	rest := key[len(prefix):]
+	i := len(rest) - 8 - 1
+	if i < 1 || rest[i] != sep {
+		return "", time.Time{}, fmt.Errorf("storage: malformed counter key %q", key)
+	}
+	return string(rest[:i]), timeOfKey(binary.BigEndian.Uint64(rest[i+1:])), nil
+}
+
+func policyStateKey(t engine.Tenant, customerID, feature string) []byte {
+	return tenantKey(prefixPolicyState, t, customerID, feature)
+}
+
+func idempotencyKey(t engine.Tenant, key string) []byte {
+	return tenantKey(prefixIdempotency, t, key)
+}
+
+// idempotencyPrefix covers every idempotency record of every tenant.
+func idempotencyPrefix() []byte { return prefixOf(makeKey(prefixIdempotency)) }
+
+// timeKey encodes t as big-endian unix milliseconds with the sign bit
+// flipped, so that keys sort by time, before 1970 included.
+func timeKey(t time.Time) uint64 { return uint64(t.UnixMilli()) ^ 1<<63 }
+
+// timeOfKey decodes timeKey.
+func timeOfKey(v uint64) time.Time { return time.UnixMilli(int64(v ^ 1<<63)).UTC() }

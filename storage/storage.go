@@ -1,0 +1,524 @@
+// Package storage keeps dream-api's data in an embedded Pebble store. It
+// implements engine.Store.
+//
+// Keys are built in keys.go only; values carry a leading format byte
+// (codec.go). Open writes the schema version on a new store and runs the
+// migrations of an older one (schema.go). Writes go through batches that the
+// engine applies under its per-customer locks and waits for outside them, so
+// that Pebble syncs many batches with one fsync.
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/dream-api/dream-api/engine"
+)
+
+// DefaultCacheSize is the block cache size when Options.CacheSize is 0.
+const DefaultCacheSize = 64 << 20
+
+// Page sizes of Platforms and Customers.
+const (
+	defaultPageLimit = 20
+	maxPageLimit     = 100
+)
+
+// ErrClosed is returned by every method of a closed Store.
+var ErrClosed = errors.New("storage: closed")
+
+// Options configure Open. A nil *Options is valid and means all defaults.
+type Options struct {
+	// Logger receives Pebble's messages: informational ones at Debug,
+	// errors at Error. Defaults to discarding everything.
+	Logger *slog.Logger
+	// CacheSize is the size in bytes of the block cache. Defaults to
+	// DefaultCacheSize.
+	CacheSize int64
+	// FS is the filesystem the store lives on. Defaults to the disk;
+	// vfs.NewMem() keeps a store in memory.
+	FS vfs.FS
+}
+
+// EnsureDefaults fills in the zero fields of o.
+func (o *Options) EnsureDefaults() {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.CacheSize == 0 {
+		o.CacheSize = DefaultCacheSize
+	}
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
+}
+
+// Validate reports every problem of o at once.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.CacheSize < 0 {
+		errs = append(errs, fmt.Errorf("storage: CacheSize is %d, must not be negative", o.CacheSize))
+	}
+	return errors.Join(errs...)
+}
+
+// Store is the Pebble implementation of engine.Store. It is safe for
+// concurrent use. The caller MUST call Close.
+type Store struct {
+	// mu guards db against Close: every use of db holds mu for reading,
+	// Close holds it for writing. Readers never wait for each other, and
+	// no lock serialises commits.
+	mu sync.RWMutex
+	db *pebble.DB // nil once closed
+}
+
+// Open opens the store in dir, creating it when it does not exist, and
+// brings its schema to the current version.
+func Open(dir string, opts *Options) (*Store, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	o.EnsureDefaults()
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	db, err := pebble.Open(dir, &pebble.Options{
+		FS:                 o.FS,
+		CacheSize:          o.CacheSize,
+		Logger:             pebbleLogger{o.Logger},
+		FormatMajorVersion: pebble.FormatNewest,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
+	}
+	if err := migrate(db, schemaVersion, migrations); err != nil {
+		return nil, errors.Join(err, db.Close())
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the store. It waits for reads and commits in progress; later
+// calls to any method return ErrClosed. Closing a closed store does nothing.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db == nil {
+		return nil
+	}
+	err := s.db.Close()
+	s.db = nil
+	if err != nil {
+		return fmt.Errorf("storage: close: %w", err)
+	}
+	return nil
+}
+
+// Healthy returns an error when the store is closed or cannot read its
+// schema version.
+func (s *Store) Healthy() error {
+	var v uint64
+	found, err := s.get(schemaKey(), func(val []byte) (err error) {
+		v, err = decodeSchema(val)
+		return err
+	})
+	if err != nil {
+		return err
+	} else if !found {
+		return errors.New("storage: schema version missing")
+	} else if v != schemaVersion {
+		return fmt.Errorf("storage: schema version is %d, want %d", v, schemaVersion)
+	}
+	return nil
+}
+
+// Checkpoint writes a consistent copy of the store into dir, which must not
+// exist, after syncing the log so that every applied batch is in it. The
+// copy is a store that Open reads. Safe while serving.
+func (s *Store) Checkpoint(dir string) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return ErrClosed
+	}
+	if err := s.db.Checkpoint(dir, pebble.WithFlushedWAL()); err != nil {
+		return fmt.Errorf("storage: checkpoint %s: %w", dir, err)
+	}
+	return nil
+}
+
+// NewBatch starts a batch. The caller MUST Close it. A batch is not safe for
+// concurrent use; many batches may be used concurrently.
+func (s *Store) NewBatch() engine.Batch {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return &batch{s: s, err: ErrClosed}
+	}
+	return &batch{s: s, pb: s.db.NewBatch()}
+}
+
+// AdminTokenHash returns the stored hash of the admin token, or ENOTFOUND.
+func (s *Store) AdminTokenHash(ctx context.Context) ([32]byte, error) {
+	var h [32]byte
+	found, err := s.get(adminTokenKey(), func(val []byte) (err error) {
+		h, err = decodeHash("admin token hash", val)
+		return err
+	})
+	if err == nil && !found {
+		err = engine.Errorf(engine.ENOTFOUND, "No admin token is set.")
+	}
+	return h, err
+}
+
+// Platform returns the platform id, or ENOTFOUND.
+func (s *Store) Platform(ctx context.Context, id string) (*engine.Platform, error) {
+	var p *engine.Platform
+	found, err := s.get(platformKey(id), func(val []byte) (err error) {
+		p, err = decodePlatform(val)
+		return err
+	})
+	if err == nil && !found {
+		err = engine.Errorf(engine.ENOTFOUND, "No such platform: %s", id)
+	}
+	return p, err
+}
+
+// Platforms lists platforms by id. It reports whether more follow the page.
+func (s *Store) Platforms(ctx context.Context, p engine.Page) ([]*engine.Platform, bool, error) {
+	start := platformsPrefix()
+	if p.StartingAfter != "" {
+		start = after(platformKey(p.StartingAfter))
+	}
+	return list(ctx, s, start, prefixEnd(platformsPrefix()), p.Limit, decodePlatform)
+}
+
+// KeyBySecretHash returns the key record whose secret hashes to h, or
+// ENOTFOUND.
+func (s *Store) KeyBySecretHash(ctx context.Context, h [32]byte) (*engine.Key, error) {
+	var ref keyRef
+	found, err := s.get(secretIndexKey(h), func(val []byte) (err error) {
+		ref, err = decodeKeyRef(val)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	var k *engine.Key
+	if found {
+		k, err = s.Key(ctx, ref.platformID, ref.id)
+		if engine.ErrorCode(err) == engine.ENOTFOUND {
+			found, err = false, nil
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	// A stale index entry does not authenticate.
+	if !found || k.SecretHash != h {
+		return nil, engine.Errorf(engine.ENOTFOUND, "No such key.")
+	}
+	return k, nil
+}
+
+// KeysByPublishable returns the key records that carry pk, oldest first, or
+// ENOTFOUND when there is none.
+func (s *Store) KeysByPublishable(ctx context.Context, pk string) ([]*engine.Key, error) {
+	var refs []keyRef
+	prefix := publishableIndexPrefix(pk)
+	err := s.scan(ctx, prefix, prefixEnd(prefix), func(_, val []byte) error {
+		ref, err := decodeKeyRef(val)
+		refs = append(refs, ref)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	var keys []*engine.Key
+	for _, ref := range refs {
+		k, err := s.Key(ctx, ref.platformID, ref.id)
+		if engine.ErrorCode(err) == engine.ENOTFOUND {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		if k.PublishableKey == pk {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return nil, engine.Errorf(engine.ENOTFOUND, "No such publishable key: %s", pk)
+	}
+	sortKeys(keys)
+	return keys, nil
+}
+
+// Key returns a platform's key record, or ENOTFOUND.
+func (s *Store) Key(ctx context.Context, platformID, id string) (*engine.Key, error) {
+	var k *engine.Key
+	found, err := s.get(keyKey(platformID, id), func(val []byte) (err error) {
+		k, err = decodeKey(val)
+		return err
+	})
+	if err == nil && !found {
+		err = engine.Errorf(engine.ENOTFOUND, "No such key: %s", id)
+	}
+	return k, err
+}
+
+// Keys lists a platform's key records, oldest first.
+func (s *Store) Keys(ctx context.Context, platformID string) ([]*engine.Key, error) {
+	var keys []*engine.Key
+	prefix := keysPrefix(platformID)
+	err := s.scan(ctx, prefix, prefixEnd(prefix), func(_, val []byte) error {
+		k, err := decodeKey(val)
+		keys = append(keys, k)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	sortKeys(keys)
+	return keys, nil
+}
+
+// sortKeys orders keys oldest first, then by id.
+func sortKeys(keys []*engine.Key) {
+	slices.SortStableFunc(keys, func(a, b *engine.Key) int {
+		return a.CreatedAt.Compare(b.CreatedAt)
+	})
+}
+
+// Tiers returns a platform's tier config, or ENOTFOUND.
+func (s *Store) Tiers(ctx context.Context, platformID string) (*engine.TierConfig, error) {
+	var c *engine.TierConfig
+	found, err := s.get(tiersKey(platformID), func(val []byte) error {
+		c = new(engine.TierConfig)
+		return decodeJSON("tiers", val, c)
+	})
+	if err == nil && !found {
+		err = engine.Errorf(engine.ENOTFOUND, "No tiers for platform %s", platformID)
+	}
+	return c, err
+}
+
+// Customer returns a customer, or ENOTFOUND.
+func (s *Store) Customer(ctx context.Context, t engine.Tenant, id string) (*engine.Customer, error) {
+	var c *engine.Customer
+	found, err := s.get(customerKey(t, id), func(val []byte) (err error) {
+		c, err = decodeCustomer(val)
+		return err
+	})
+	if err == nil && !found {
+		err = engine.Errorf(engine.ENOTFOUND, "No such customer: %s", id)
+	}
+	return c, err
+}
+
+// CustomerIDByEmail returns the id of the tenant's customer with email, in
+// any case, or ENOTFOUND.
+func (s *Store) CustomerIDByEmail(ctx context.Context, t engine.Tenant, email string) (string, error) {
+	var id []byte
+	found, err := s.get(emailIndexKey(t, email), func(val []byte) (err error) {
+		id, err = decodeBytes("email index", val)
+		return err
+	})
+	if err == nil && (!found || len(id) == 0) {
+		err = engine.Errorf(engine.ENOTFOUND, "No customer with email %s", email)
+	}
+	return string(id), err
+}
+
+// Customers lists a tenant's customers by id. It reports whether more follow
+// the page.
+func (s *Store) Customers(ctx context.Context, t engine.Tenant, p engine.Page) ([]*engine.Customer, bool, error) {
+	prefix := customersPrefix(t)
+	start := prefix
+	if p.StartingAfter != "" {
+		start = after(customerKey(t, p.StartingAfter))
+	}
+	return list(ctx, s, start, prefixEnd(prefix), p.Limit, decodeCustomer)
+}
+
+// Counter returns a usage counter; the zero Counter when there is none.
+func (s *Store) Counter(ctx context.Context, k engine.CounterKey) (engine.Counter, error) {
+	var c engine.Counter
+	_, err := s.get(counterKey(k), func(val []byte) (err error) {
+		c, err = decodeCounter(val)
+		return err
+	})
+	return c, err
+}
+
+// Periods lists every counter of a customer, by feature then period start.
+func (s *Store) Periods(ctx context.Context, t engine.Tenant, customerID string) ([]engine.Period, error) {
+	var periods []engine.Period
+	prefix := countersPrefix(t, customerID)
+	err := s.scan(ctx, prefix, prefixEnd(prefix), func(key, val []byte) error {
+		feature, start, err := parseCounterKey(prefix, key)
+		if err != nil {
+			return err
+		}
+		c, err := decodeCounter(val)
+		if err != nil {
+			return err
+		}
+		periods = append(periods, engine.Period{
+			Feature: feature, Count: c.Count, PeriodStart: start, PeriodEnd: c.PeriodEnd,
+		})
+		return nil
+	})
+	return periods, err
+}
+
+// PolicyState returns a customer's plugin state for feature; nil when there
+// is none or it is empty.
+func (s *Store) PolicyState(ctx context.Context, t engine.Tenant, customerID, feature string) ([]byte, error) {
+	var state []byte
+	_, err := s.get(policyStateKey(t, customerID, feature), func(val []byte) (err error) {
+		state, err = decodeBytes("policy state", val)
+		return err
+	})
+	return state, err
+}
+
+// Idempotency returns the record stored under key, or ENOTFOUND.
+func (s *Store) Idempotency(ctx context.Context, t engine.Tenant, key string) (*engine.IdemRecord, error) {
+	var r *engine.IdemRecord
+	found, err := s.get(idempotencyKey(t, key), func(val []byte) (err error) {
+		r, err = decodeIdempotency(val)
+		return err
+	})
+	if err == nil && !found {
+		err = engine.Errorf(engine.ENOTFOUND, "No idempotency record for key %q", key)
+	}
+	return r, err
+}
+
+// ExpireIdempotency deletes the idempotency records created before before
+// and returns how many it deleted. It writes in batches of at most 1000
+// deletions, so it never holds up other writers for long.
+func (s *Store) ExpireIdempotency(ctx context.Context, before time.Time) (int, error) {
+	n := 0
+	for {
+		var expired [][]byte
+		err := s.scan(ctx, idempotencyPrefix(), prefixEnd(idempotencyPrefix()), func(key, val []byte) error {
+			r, err := decodeIdempotency(val)
+			if err != nil || r.CreatedAt.Before(before) {
+				// An undecodable record can never be replayed: drop it too.
+				expired = append(expired, append([]byte(nil), key...))
+			}
+			if len(expired) == 1000 {
+				return errStop
+			}
+			return nil
+		})
+		if err != nil || len(expired) == 0 {
+			return n, err
+		}
+		s.mu.RLock()
+		if s.db == nil {
+			s.mu.RUnlock()
+			return n, ErrClosed
+		}
+		pb := s.db.NewBatch()
+		for _, k := range expired {
+			_ = pb.Delete(k, nil)
+		}
+		err = pb.Commit(pebble.NoSync)
+		pb.Close()
+		s.mu.RUnlock()
+		if err != nil {
+			return n, fmt.Errorf("storage: expire idempotency records: %w", err)
+		}
+		n += len(expired)
+		if len(expired) < 1000 {
+			return n, nil
+		}
+	}
+}
+
+// get calls decode with the value stored under key and reports whether there
+// was one. decode must copy what it keeps: the value is valid only during the
+// call.
+func (s *Store) get(key []byte, decode func(val []byte) error) (bool, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return false, ErrClosed
+	}
+	val, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	} else if err != nil {
+		return false, fmt.Errorf("storage: get: %w", err)
+	}
+	defer closer.Close()
+	return true, decode(val)
+}
+
+// errStop ends a scan early without an error.
+var errStop = errors.New("storage: stop scan")
+
+// scan calls fn for every key in [lower, upper) in order, until fn returns
+// an error; errStop ends the scan without one. fn must copy what it keeps,
+// and must not call methods of s.
+func (s *Store) scan(ctx context.Context, lower, upper []byte, fn func(key, val []byte) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return ErrClosed
+	}
+	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return fmt.Errorf("storage: scan: %w", err)
+	}
+	for valid := it.First(); valid && err == nil; valid = it.Next() {
+		if err = ctx.Err(); err != nil {
+			break
+		}
+		var val []byte
+		if val, err = it.ValueAndErr(); err == nil {
+			err = fn(it.Key(), val)
+		}
+	}
+	if errors.Is(err, errStop) {
+		err = nil
+	}
+	if cerr := it.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("storage: scan: %w", cerr)
+	}
+	return err
+}
+
+// list returns up to limit decoded values of [start, end) and whether more
+// follow. A limit of 0 means defaultPageLimit.
+func list[T any](ctx context.Context, s *Store, start, end []byte, limit int, decode func([]byte) (T, error)) ([]T, bool, error) {
+	if limit <= 0 {
+		limit = defaultPageLimit
+	}
+	limit = min(limit, maxPageLimit)
+	var items []T
+	more := false
+	err := s.scan(ctx, start, end, func(_, val []byte) error {
+		if len(items) == limit {
+			more = true
+			return errStop
+		}
+		v, err := decode(val)
+		items = append(items, v)
+		return err
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return items, more, nil
+}
+
+var _ engine.Store = (*Store)(nil)
