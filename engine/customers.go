@@ -252,6 +252,7 @@ func (s *Customers) Update(ctx context.Context, t Tenant, id string, in UpdateCu
 		if in.LastName != nil {
 			c.LastName = *in.LastName
 		}
+		prevPlan := c.Plan
 		if in.Plan != nil {
 			c.Plan = *in.Plan
 		}
@@ -269,6 +270,9 @@ func (s *Customers) Update(ctx context.Context, t Tenant, id string, in UpdateCu
 			return nil, invalid("metadata", "at most %d keys after the merge", MaxMetadataKeys)
 		}
 		b.PutCustomer(t, c, prevEmail)
+		if c.Plan != prevPlan {
+			s.c.planChanged(b, t, c, prevPlan)
+		}
 		return c, nil
 	})
 	if err != nil {
@@ -276,6 +280,11 @@ func (s *Customers) Update(ctx context.Context, t Tenant, id string, in UpdateCu
 	}
 	return res.(*Customer), nil
 }
+
+// planChanged is called, in the batch that changes it, whenever a
+// customer's plan changes (PATCH, Stripe webhooks), so that integrations
+// can add their own writes (e.g. an outbox record) to the same batch.
+func (c *core) planChanged(b Batch, t Tenant, cus *Customer, prevPlan string) {}
 
 // Delete removes a customer; its usage history stays for billing reports.
 // Returns ENOTFOUND.
