@@ -5,6 +5,7 @@ import (
 	"errors"
 	"hash/maphash"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 )
@@ -12,9 +13,12 @@ import (
 // Config wires an Engine. Store is required; everything else has a default.
 type Config struct {
 	Store Store
-	// Policies finds a platform's uploaded policy. Defaults to none: the
-	// built-in limits decide every call.
+	// Policies finds a platform's active policy. Defaults to the engine's
+	// own Plugins service (uploaded WASM modules).
 	Policies Policies
+	// PolicyLoader validates and compiles uploaded modules. Without one,
+	// uploads are refused and built-in limits decide every call.
+	PolicyLoader PolicyLoader
 	// Now defaults to time.Now.
 	Now Clock
 	// Logger defaults to slog.Default().
@@ -31,6 +35,7 @@ type Engine struct {
 	Tiers     *Tiers
 	Customers *Customers
 	Meter     *Meter
+	Plugins   *Plugins
 }
 
 // core is what the services share.
@@ -64,7 +69,12 @@ func New(cfg Config) *Engine {
 	}
 	c.inflight.m = make(map[string]chan struct{})
 	c.tiers.m = make(map[string]*TierConfig)
+	plugins := &Plugins{c: c, loader: cfg.PolicyLoader, active: make(map[string]*ActivePolicy), loading: newStripes(256)}
+	if c.policies == nil {
+		c.policies = plugins
+	}
 	return &Engine{
+		Plugins:   plugins,
 		Platforms: &Platforms{c: c},
 		Keys:      &Keys{c: c, grace: cfg.KeyGrace, cache: make(map[[32]byte]*cachedKey)},
 		Tiers:     &Tiers{c: c},
@@ -107,20 +117,23 @@ func (s *stripes) lock(parts ...string) func() {
 	return m.Unlock
 }
 
-// lock2 locks the stripes of two objects, in stripe order so that no two
-// callers deadlock, and once when both fall on the same stripe.
-func (s *stripes) lock2(a, b []string) func() {
-	i, j := s.index(a), s.index(b)
-	if i == j {
+// lockAll locks the stripes of several objects, in stripe order so that no
+// two callers deadlock, and each stripe once when objects share one.
+func (s *stripes) lockAll(objs ...[]string) func() {
+	idx := make([]int, 0, len(objs))
+	for _, o := range objs {
+		idx = append(idx, s.index(o))
+	}
+	slices.Sort(idx)
+	idx = slices.Compact(idx)
+	for _, i := range idx {
 		s.mu[i].Lock()
-		return s.mu[i].Unlock
 	}
-	if i > j {
-		i, j = j, i
+	return func() {
+		for j := len(idx) - 1; j >= 0; j-- {
+			s.mu[idx[j]].Unlock()
+		}
 	}
-	s.mu[i].Lock()
-	s.mu[j].Lock()
-	return func() { s.mu[j].Unlock(); s.mu[i].Unlock() }
 }
 
 // inflight makes requests with the same Idempotency-Key wait for each other,
@@ -169,30 +182,54 @@ func AsReplayed(err error) (*IdemRecord, bool) {
 	return nil, false
 }
 
+// idempotent claims a request's Idempotency-Key before an operation looks at
+// anything: a request racing one with the same key waits for it, and a
+// repeat of a recorded request returns *Replayed (the first response) or
+// EIDEMPOTENCYCONFLICT (a different request). The caller MUST call done,
+// after its write is durable. Without a key it does nothing.
+func (c *core) idempotent(ctx context.Context, t Tenant, idem *Idempotency) (done func(), err error) {
+	if idem == nil || idem.Key == "" {
+		return func() {}, nil
+	}
+	scoped := t.PlatformID + "\x00" + t.Mode.String() + "\x00" + idem.Key
+	release, err := c.inflight.claim(ctx, scoped)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := c.store.Idempotency(ctx, t, idem.Key)
+	switch {
+	case err == nil && c.now().Sub(rec.CreatedAt) < IdempotencyTTL:
+		release()
+		if rec.RequestHash != idem.RequestHash {
+			return nil, Errorf(EIDEMPOTENCYCONFLICT, "Idempotency-Key %q was already used with a different request.", idem.Key)
+		}
+		return nil, &Replayed{Record: rec}
+	case err != nil && ErrorCode(err) != ENOTFOUND:
+		release()
+		return nil, err
+	}
+	return release, nil
+}
+
 // write runs one logical change: under the lock that lock takes, build adds
 // the change to a batch and returns the result; the batch (with the
 // idempotency record, when idem has a key) is applied before unlocking and
 // waited on for durability after. Nothing is written when build fails.
+//
+// Operations that look at state before write (a customer, a rate limit)
+// call idempotent first themselves; write claims the key only when the
+// caller has not (claimed false).
 func (c *core) write(ctx context.Context, t Tenant, idem *Idempotency, lock func() func(), build func(b Batch) (any, error)) (any, error) {
-	if idem != nil && idem.Key != "" {
-		scoped := t.PlatformID + "\x00" + t.Mode.String() + "\x00" + idem.Key
-		release, err := c.inflight.claim(ctx, scoped)
-		if err != nil {
-			return nil, err
-		}
-		defer release()
-		rec, err := c.store.Idempotency(ctx, t, idem.Key)
-		switch {
-		case err == nil && c.now().Sub(rec.CreatedAt) < IdempotencyTTL:
-			if rec.RequestHash != idem.RequestHash {
-				return nil, Errorf(EIDEMPOTENCYCONFLICT, "Idempotency-Key %q was already used with a different request", idem.Key)
-			}
-			return nil, &Replayed{Record: rec}
-		case err != nil && ErrorCode(err) != ENOTFOUND:
-			return nil, err
-		}
+	done, err := c.idempotent(ctx, t, idem)
+	if err != nil {
+		return nil, err
 	}
+	defer done()
+	return c.writeClaimed(ctx, t, idem, lock, build)
+}
 
+// writeClaimed is write for a caller that already holds the key's claim.
+func (c *core) writeClaimed(ctx context.Context, t Tenant, idem *Idempotency, lock func() func(), build func(b Batch) (any, error)) (any, error) {
 	b := c.store.NewBatch()
 	defer b.Close()
 	unlock := func() {}
@@ -207,7 +244,8 @@ func (c *core) write(ctx context.Context, t Tenant, idem *Idempotency, lock func
 	if idem != nil && idem.Key != "" {
 		status, body := idem.Render(res)
 		b.PutIdempotency(t, idem.Key, &IdemRecord{
-			RequestHash: idem.RequestHash, Status: status, Body: body, CreatedAt: c.now().UTC(),
+			RequestHash: idem.RequestHash, RequestID: idem.RequestID, Status: status, Body: body,
+			CreatedAt: c.now().UTC(),
 		})
 	}
 	if b.Empty() {

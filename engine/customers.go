@@ -140,7 +140,10 @@ func (s *Customers) Create(ctx context.Context, t Tenant, pk string, in CreateCu
 		return nil, invalid("plan", "no tier named %q", in.Plan)
 	}
 	now := s.c.now().UTC()
-	res, err := s.c.write(ctx, t, idem, s.emailLock(t, in.Email), func(b Batch) (any, error) {
+	res, err := s.c.write(ctx, t, idem, s.planLock(t, []string{"email", t.PlatformID, t.Mode.String(), in.Email}), func(b Batch) (any, error) {
+		if err := s.c.planExists(ctx, t.PlatformID, in.Plan); err != nil {
+			return nil, err
+		}
 		if _, err := s.c.store.CustomerIDByEmail(ctx, t, in.Email); err == nil {
 			return nil, Errorf(ECONFLICT, "A customer with email %s already exists.", in.Email)
 		} else if ErrorCode(err) != ENOTFOUND {
@@ -163,9 +166,25 @@ func (s *Customers) Create(ctx context.Context, t Tenant, pk string, in CreateCu
 	return res.(*Customer), nil
 }
 
-// emailLock serializes writes that claim an email in t.
-func (s *Customers) emailLock(t Tenant, email string) func() func() {
-	return func() func() { return s.c.locks.lock("email", t.PlatformID, t.Mode.String(), email) }
+// planLock locks objs and the platform's tier config, so that a plan is
+// never assigned while a tier change removes it.
+func (s *Customers) planLock(t Tenant, objs ...[]string) func() func() {
+	return func() func() { return s.c.locks.lockAll(append(objs, tiersLockKey(t.PlatformID))...) }
+}
+
+func tiersLockKey(platformID string) []string { return []string{"tiers", platformID} }
+
+// planExists checks, under the tier lock, that plan is a tier of the
+// platform's stored config (the cache may be a moment behind a change).
+func (c *core) planExists(ctx context.Context, platformID, plan string) error {
+	tc, err := c.storedTiers(ctx, platformID)
+	if err != nil {
+		return err
+	}
+	if tc.Tier(plan) == nil {
+		return invalid("plan", "no tier named %q", plan)
+	}
+	return nil
 }
 
 // Get returns a customer of t, or ENOTFOUND.
@@ -225,17 +244,23 @@ func (s *Customers) Update(ctx context.Context, t Tenant, id string, in UpdateCu
 			return nil, invalid("plan", "no tier named %q", *in.Plan)
 		}
 	}
-	lock := func() func() {
-		cus := []string{"customer", t.PlatformID, t.Mode.String(), id}
-		if in.Email == nil {
-			return s.c.locks.lock(cus...)
-		}
-		return s.c.locks.lock2(cus, []string{"email", t.PlatformID, t.Mode.String(), *in.Email})
+	objs := [][]string{{"customer", t.PlatformID, t.Mode.String(), id}}
+	if in.Email != nil {
+		objs = append(objs, []string{"email", t.PlatformID, t.Mode.String(), *in.Email})
 	}
+	if in.Plan != nil {
+		objs = append(objs, tiersLockKey(t.PlatformID))
+	}
+	lock := func() func() { return s.c.locks.lockAll(objs...) }
 	res, err := s.c.write(ctx, t, idem, lock, func(b Batch) (any, error) {
 		c, err := s.Get(ctx, t, id)
 		if err != nil {
 			return nil, err
+		}
+		if in.Plan != nil && *in.Plan != c.Plan {
+			if err := s.c.planExists(ctx, t.PlatformID, *in.Plan); err != nil {
+				return nil, err
+			}
 		}
 		prevEmail := c.Email
 		if in.Email != nil && *in.Email != c.Email {

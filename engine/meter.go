@@ -94,6 +94,13 @@ func (m *Meter) decide(ctx context.Context, t Tenant, in TrackInput, checkOnly b
 		return nil, err
 	}
 	c := m.c
+	// A replay answers before anything else is looked at: the customer may
+	// be gone, the minute's rate used up.
+	done, err := c.idempotent(ctx, t, idem)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	cus, err := c.store.Customer(ctx, t, in.CustomerID)
 	if ErrorCode(err) == ENOTFOUND {
 		return nil, Errorf(ENOTFOUND, "No customer %q; create it with POST /api/customers.", in.CustomerID)
@@ -127,7 +134,7 @@ func (m *Meter) decide(ctx context.Context, t Tenant, in TrackInput, checkOnly b
 	key := CounterKey{Tenant: t, CustomerID: cus.ID, Feature: in.Feature, PeriodStart: start}
 	lock := func() func() { return c.locks.lock(t.PlatformID, t.Mode.String(), cus.ID, in.Feature) }
 
-	res, err := c.write(ctx, t, idem, lock, func(b Batch) (any, error) {
+	res, err := c.writeClaimed(ctx, t, idem, lock, func(b Batch) (any, error) {
 		cnt, err := c.store.Counter(ctx, key)
 		if err != nil {
 			return nil, err

@@ -156,6 +156,7 @@ type Period struct {
 // Idempotency-Key; a replay returns it byte for byte.
 type IdemRecord struct {
 	RequestHash [32]byte
+	RequestID   string // of the first request; a replay answers with it
 	Status      int
 	Body        []byte
 	CreatedAt   time.Time
@@ -166,6 +167,7 @@ type IdemRecord struct {
 type Idempotency struct {
 	Key         string
 	RequestHash [32]byte
+	RequestID   string
 	// Render turns the operation's result into the exact status and body
 	// the client gets. It may be called while a lock is held: keep it cheap.
 	Render func(result any) (status int, body []byte)

@@ -49,6 +49,13 @@ type Store interface {
 	// before and returns how many there were.
 	ExpireIdempotency(ctx context.Context, before time.Time) (int, error)
 
+	// PluginSettings returns a platform's plugin settings, or ENOTFOUND.
+	PluginSettings(ctx context.Context, platformID string) (*PluginSettings, error)
+	// PluginVersions lists a platform's uploaded versions, oldest first.
+	PluginVersions(ctx context.Context, platformID string) ([]*PluginVersion, error)
+	// PluginModule returns the module bytes of a version, or ENOTFOUND.
+	PluginModule(ctx context.Context, platformID, version string) ([]byte, error)
+
 	// NewBatch starts a batch of writes; nothing is visible until it is
 	// committed or applied. The caller MUST Close it.
 	NewBatch() Batch
@@ -81,6 +88,8 @@ type Batch interface {
 	PutCounter(k CounterKey, c Counter)
 	PutPolicyState(t Tenant, customerID, feature string, state []byte)
 	PutIdempotency(t Tenant, key string, r *IdemRecord)
+	PutPluginVersion(platformID string, v *PluginVersion, wasm []byte)
+	PutPluginSettings(platformID string, s *PluginSettings)
 
 	// Commit writes the batch and returns once it is durable.
 	Commit() error

@@ -139,9 +139,9 @@ func (s *Tiers) Put(ctx context.Context, t Tenant, in TierConfigInput, idem *Ide
 	if err != nil {
 		return nil, err
 	}
-	lock := func() func() { return s.c.locks.lock("tiers", t.PlatformID) }
+	lock := func() func() { return s.c.locks.lock(tiersLockKey(t.PlatformID)...) }
 	res, err := s.c.write(ctx, t, idem, lock, func(b Batch) (any, error) {
-		cur, err := s.c.tierConfig(ctx, t.PlatformID)
+		cur, err := s.c.storedTiers(ctx, t.PlatformID)
 		if err != nil {
 			return nil, err
 		}
@@ -169,6 +169,16 @@ func (s *Tiers) Put(ctx context.Context, t Tenant, in TierConfigInput, idem *Ide
 	}
 	s.c.setTierConfig(t.PlatformID, tc)
 	return res.(*TierConfig), nil
+}
+
+// storedTiers reads a platform's tier config from the store, not the cache:
+// under the tier lock it is the latest.
+func (c *core) storedTiers(ctx context.Context, platformID string) (*TierConfig, error) {
+	tc, err := c.store.Tiers(ctx, platformID)
+	if ErrorCode(err) == ENOTFOUND {
+		return DefaultTiers(), nil
+	}
+	return tc, err
 }
 
 // customersOnPlan counts a platform's customers (both modes) on plan.

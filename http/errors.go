@@ -83,6 +83,11 @@ func errorResponse(err error, requestID string) (int, *errorBody, *engine.Error)
 // writeError writes err as the response.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if rec, ok := engine.AsReplayed(err); ok {
+		// The same response as the first time, request id included.
+		if rec.RequestID != "" {
+			w.Header().Set("X-Request-Id", rec.RequestID)
+		}
+		w.Header().Set("Idempotent-Replayed", "true")
 		writeRaw(w, rec.Status, rec.Body)
 		return
 	}

@@ -104,6 +104,12 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	r.Handle("/api/platform/keys", s.wrap(s.secret(s.createKey))).Methods("POST")
 	r.Handle("/api/platform/keys/{id}", s.wrap(s.secret(s.revokeKey))).Methods("DELETE")
 
+	r.Handle("/api/platform/plugin", s.wrap(s.secret(s.getPlugin))).Methods("GET")
+	r.Handle("/api/platform/plugin", s.wrap(s.secret(s.putPlugin))).Methods("PUT")
+	r.Handle("/api/platform/plugin", s.wrap(s.secret(s.deletePlugin))).Methods("DELETE")
+	r.Handle("/api/platform/plugin/rollback", s.wrap(s.secret(s.rollbackPlugin))).Methods("POST")
+	r.Handle("/api/platform/plugin/dry-run", s.wrap(s.secret(s.dryRunPlugin))).Methods("POST")
+
 	r.Handle("/admin/platforms", s.wrap(s.admin(s.createPlatform))).Methods("POST")
 	r.Handle("/admin/platforms", s.wrap(s.admin(s.listPlatforms))).Methods("GET")
 	r.Handle("/admin/backup", s.wrap(s.admin(s.backup))).Methods("POST")
@@ -116,7 +122,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Request-Id", rid)
 	r = r.WithContext(context.WithValue(r.Context(), ctxRequestID{}, rid))
 	if r.Body != nil {
-		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		r.Body = http.MaxBytesReader(w, r.Body, bodyLimit(r))
 	}
 	s.router.ServeHTTP(w, r)
 }
@@ -207,7 +213,7 @@ func readBody(r *http.Request) ([]byte, error) {
 	b, err := io.ReadAll(r.Body)
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return nil, engine.Errorf(engine.EBODYTOOLARGE, "Request bodies are limited to %d bytes.", MaxBodyBytes)
+		return nil, engine.Errorf(engine.EBODYTOOLARGE, "Request bodies are limited to %d bytes.", mbe.Limit)
 	} else if err != nil {
 		return nil, engine.Errorf(engine.EINVALIDJSON, "Could not read the request body.")
 	}
@@ -289,7 +295,7 @@ func idempotency(r *http.Request, body []byte, rsp respond) (*engine.Idempotency
 	io.WriteString(h, r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery+"\n")
 	io.WriteString(h, r.Header.Get("X-User-Id")+"\n")
 	h.Write(body)
-	idem := &engine.Idempotency{Key: key, Render: func(res any) (int, []byte) {
+	idem := &engine.Idempotency{Key: key, RequestID: requestID(r), Render: func(res any) (int, []byte) {
 		status, v := rsp(res)
 		return status, encode(v)
 	}}

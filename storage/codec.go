@@ -173,15 +173,21 @@ func decodeCounter(val []byte) (engine.Counter, error) {
 }
 
 // An idempotency record is the request hash, the status as a big-endian
-// int64, the creation time in unix milliseconds, then the body as is.
-const idemHeaderLen = 1 + 32 + 8 + 8
+// int64, the creation time in unix milliseconds, the length of the first
+// request's id (one byte) and the id, then the body as is.
+const idemHeaderLen = 1 + 32 + 8 + 8 + 1
 
 func encodeIdempotency(r *engine.IdemRecord) []byte {
-	b := make([]byte, 1, idemHeaderLen+len(r.Body))
+	rid := r.RequestID
+	if len(rid) > 255 {
+		rid = rid[:255]
+	}
+	b := make([]byte, 1, idemHeaderLen+len(rid)+len(r.Body))
 	b[0] = formatV1
 	b = append(b, r.RequestHash[:]...)
 	b = binary.BigEndian.AppendUint64(b, uint64(r.Status))
 	b = binary.BigEndian.AppendUint64(b, uint64(r.CreatedAt.UnixMilli()))
+	b = append(append(b, byte(len(rid))), rid...)
 	return append(b, r.Body...)
 }
 
@@ -193,10 +199,15 @@ func decodeIdempotency(val []byte) (*engine.IdemRecord, error) {
 	if len(p) < idemHeaderLen-1 {
 		return nil, fmt.Errorf("%w: idempotency record is %d bytes", ErrFormat, len(val))
 	}
+	n := int(p[48])
+	if len(p) < 49+n {
+		return nil, fmt.Errorf("%w: idempotency record is %d bytes", ErrFormat, len(val))
+	}
 	r := &engine.IdemRecord{
 		Status:    int(int64(binary.BigEndian.Uint64(p[32:]))),
 		CreatedAt: time.UnixMilli(int64(binary.BigEndian.Uint64(p[40:]))).UTC(),
-		Body:      bytes.Clone(p[48:]),
+		RequestID: string(p[49 : 49+n]),
+		Body:      bytes.Clone(p[49+n:]),
 	}
 	copy(r.RequestHash[:], p)
 	return r, nil

@@ -30,6 +30,9 @@ import (
 //	use   <platform> <mode> <customer> <feature> <period start>  engine.Counter
 //	pol   <platform> <mode> <customer> <feature>       plugin state
 //	idem  <platform> <mode> <idempotency key>          engine.IdemRecord
+//	plgs  <platform>                                   engine.PluginSettings
+//	plgv  <platform> <version>                         engine.PluginVersion
+//	plgm  <platform> <version>                         wasm module bytes
 //
 // The mode is "live" or "test". The period start is 8 bytes, big-endian
 // unix milliseconds (see timeKey).
@@ -56,6 +59,9 @@ const (
 	prefixCounter     = "use"
 	prefixPolicyState = "pol"
 	prefixIdempotency = "idem"
+	prefixPluginSet   = "plgs"
+	prefixPluginVer   = "plgv"
+	prefixPluginMod   = "plgm"
 )
 
 // errBadComponent is returned when an id would break the key layout.
@@ -183,6 +189,17 @@ func policyStateKey(t engine.Tenant, customerID, feature string) []byte {
 
 func idempotencyKey(t engine.Tenant, key string) []byte {
 	return tenantKey(prefixIdempotency, t, key)
+}
+
+func pluginSettingsKey(platformID string) []byte { return makeKey(prefixPluginSet, platformID) }
+func pluginVersionKey(platformID, version string) []byte {
+	return makeKey(prefixPluginVer, platformID, version)
+}
+func pluginVersionsPrefix(platformID string) []byte {
+	return prefixOf(makeKey(prefixPluginVer, platformID))
+}
+func pluginModuleKey(platformID, version string) []byte {
+	return makeKey(prefixPluginMod, platformID, version)
 }
 
 // idempotencyPrefix covers every idempotency record of every tenant.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/dream-api/dream-api/engine"
 	dhttp "github.com/dream-api/dream-api/http"
+	"github.com/dream-api/dream-api/plugins"
 	"github.com/dream-api/dream-api/storage"
 )
 
@@ -30,6 +31,7 @@ type Config struct {
 	PublicURL  string // DREAM_PUBLIC_URL
 	AccessLog  bool   // DREAM_ACCESS_LOG, --access-log
 	LogLevel   string // DREAM_LOG_LEVEL, --log-level: debug, info, warn, error
+	Plugins    PluginConfig
 }
 
 // Main is the serve program: ParseFlags, then Run, then Close. Tests run it
@@ -43,6 +45,7 @@ type Main struct {
 
 	log       *slog.Logger
 	store     *storage.Store
+	wasm      *plugins.Runtime
 	masterKey []byte
 	ln        net.Listener
 	srv       *http.Server
@@ -71,6 +74,9 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 	fs.StringVar(&c.DataDir, "data", env("DREAM_DATA_DIR", "./data"), "data directory (Pebble store, created if absent)")
 	fs.BoolVar(&c.AccessLog, "access-log", env("DREAM_ACCESS_LOG", "") == "1" || env("DREAM_ACCESS_LOG", "") == "true", "log every request")
 	fs.StringVar(&c.LogLevel, "log-level", env("DREAM_LOG_LEVEL", "info"), "debug, info, warn or error")
+	if err := c.Plugins.register(fs, env); err != nil {
+		return err
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -103,7 +109,10 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("open store: %w", err)
 	}
 	m.store = st
-	eng := engine.New(engine.Config{Store: st, Logger: m.log})
+	if m.wasm, err = openPlugins(ctx, m.Config.Plugins, m.Config.DataDir, m.log); err != nil {
+		return fmt.Errorf("plugins: %w", err)
+	}
+	eng := engine.New(engine.Config{Store: st, Logger: m.log, PolicyLoader: policyLoader{m.wasm}})
 
 	token, err := eng.Platforms.EnsureAdminToken(ctx, m.Config.AdminToken)
 	if err != nil {
@@ -163,6 +172,12 @@ func (m *Main) Close() error {
 		m.stopBg()
 		<-m.bgDone
 		m.stopBg = nil
+	}
+	if m.wasm != nil {
+		if err := m.wasm.Close(context.Background()); err != nil {
+			errs = append(errs, err)
+		}
+		m.wasm = nil
 	}
 	if m.store != nil {
 		if err := m.store.Close(); err != nil {
