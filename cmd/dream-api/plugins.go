@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/dream-api/dream-api/engine"
 	"github.com/dream-api/dream-api/plugins"
 )
 
@@ -42,15 +41,4 @@ func openPlugins(ctx context.Context, c PluginConfig, dataDir string, log *slog.
 		CacheDir:    filepath.Join(dataDir, "wasm-cache"),
 		Logger:      log.With("component", "plugin"),
 	})
-}
-
-// policyLoader adapts the runtime to the engine's PolicyLoader.
-type policyLoader struct{ rt *plugins.Runtime }
-
-func (l policyLoader) Load(ctx context.Context, wasm []byte) (engine.PolicyModule, error) {
-	m, err := l.rt.Load(ctx, wasm)
-	if err != nil {
-		return nil, err
-	}
-	return m, nil
 }

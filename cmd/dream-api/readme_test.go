@@ -10,20 +10,22 @@ import (
 	"testing"
 )
 
-// TestReadmeWalkthrough runs the README's walkthrough, as written, against
-// the real server, so that the README stays true.
-func TestReadmeWalkthrough(t *testing.T) {
+// walkthrough runs the sh block between the walkthrough markers of a
+// document, as written, against a real server (admin token
+// dev-admin-token-change-me) in dir, and returns what it printed.
+func walkthrough(t *testing.T, doc, dir string) string {
+	t.Helper()
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Skip("curl is not installed")
 	}
-	readme, err := os.ReadFile("../../README.md")
+	text, err := os.ReadFile(filepath.Join("..", "..", doc))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, block, ok := strings.Cut(string(readme), "<!-- walkthrough:begin -->\n```sh\n")
+	_, block, ok := strings.Cut(string(text), "<!-- walkthrough:begin -->\n```sh\n")
 	block, _, ok2 := strings.Cut(block, "```\n<!-- walkthrough:end -->")
 	if !ok || !ok2 {
-		t.Fatal("README has no walkthrough block")
+		t.Fatalf("%s has no walkthrough block", doc)
 	}
 
 	const token = "dev-admin-token-change-me"
@@ -34,8 +36,7 @@ func TestReadmeWalkthrough(t *testing.T) {
 		}
 		return ""
 	}
-	var stderr bytes.Buffer
-	m.Stdout, m.Stderr = &bytes.Buffer{}, &stderr
+	m.Stdout, m.Stderr = &bytes.Buffer{}, &bytes.Buffer{}
 	ctx := context.Background()
 	if err := m.ParseFlags(ctx, []string{"--addr", "127.0.0.1:0", "--data", t.TempDir()}); err != nil {
 		t.Fatal(err)
@@ -46,14 +47,18 @@ func TestReadmeWalkthrough(t *testing.T) {
 	defer m.Close()
 
 	script := strings.ReplaceAll(block, "http://127.0.0.1:8787", "http://"+m.Addr())
-	dir := t.TempDir()
 	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("walkthrough failed: %v\n%s", err, out)
+		t.Fatalf("%s walkthrough failed: %v\n%s", doc, err, out)
 	}
-	got := string(out)
+	return string(out)
+}
+
+// TestReadmeWalkthrough runs the README's walkthrough, so that it stays true.
+func TestReadmeWalkthrough(t *testing.T) {
+	got := walkthrough(t, "README.md", t.TempDir()) // it writes files
 	if !strings.Contains(got, "200\n200\n200\n429\n") {
 		t.Errorf("walkthrough did not track to the limit (200 200 200 429):\n%s", got)
 	}
@@ -78,7 +83,25 @@ func TestReadmeWalkthrough(t *testing.T) {
 	if n != 2 {
 		t.Errorf("want the tracked answer twice (first call and its replay), got %d:\n%s", n, got)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "platform.json")); err != nil {
-		t.Error(err)
+}
+
+// TestPluginsGuideWalkthrough runs docs/plugins.md's walkthrough.
+func TestPluginsGuideWalkthrough(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a Go plugin")
+	}
+	// From the repository's root, where testdata/ is.
+	got := walkthrough(t, "docs/plugins.md", filepath.Join("..", ".."))
+	for _, want := range []string{
+		`"active":true,"onError":"builtin"`,              // the upload
+		`"count":10,"limit":25`, `"count":20,"limit":25`, // weighted tracks
+		`"code":"tier_limit_reached","message":"Please upgrade to unlock more exports"`,
+		`"allowed":true,"cost":20`,   // dry-run
+		`"code":"validation_failed"`, // the looping module
+		`{"active":null}`,            // back to built-in
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("walkthrough output lacks %s:\n%s", want, got)
+		}
 	}
 }
