@@ -578,8 +578,10 @@ func increment(s *Store, k engine.CounterKey) error {
 		return err
 	}
 	// Applied means visible, before it is durable.
-	if got, err := s.Counter(ctx, k); err != nil || got.Count != c.Count+1 {
-		return fmt.Errorf("counter %s after Apply = %+v, %v; want %d", k.CustomerID, got, err, c.Count+1)
+	if got, err := s.Counter(ctx, k); err != nil {
+		return err // ErrClosed when the store closed meanwhile
+	} else if got.Count != c.Count+1 {
+		return fmt.Errorf("counter %s after Apply = %+v; want %d", k.CustomerID, got, c.Count+1)
 	}
 	return b.Wait()
 }
