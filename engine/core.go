@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"hash/maphash"
 	"log/slog"
@@ -25,6 +26,15 @@ type Config struct {
 	Logger *slog.Logger
 	// KeyGrace is how long a rotated secret keeps working. Defaults to 24 h.
 	KeyGrace time.Duration
+	// Sealer encrypts recorded responses that hold secrets (idempotency
+	// records of key and platform creation). Defaults to a sealer with a
+	// random key, which makes such records unreadable after a restart.
+	Sealer *Sealer
+	// Identity makes customers users of the shared end-user Clerk app
+	// (identity.go). Defaults to none: customers are local (`cus_…`).
+	Identity Identity
+	// Stripe turns Stripe billing on (stripe.go). Defaults to off.
+	Stripe StripeConfig
 }
 
 // Engine holds the domain services. They share one store, one clock, the
@@ -36,6 +46,7 @@ type Engine struct {
 	Customers *Customers
 	Meter     *Meter
 	Plugins   *Plugins
+	Stripe    *Stripe
 }
 
 // core is what the services share.
@@ -45,8 +56,12 @@ type core struct {
 	now      Clock
 	log      *slog.Logger
 	locks    *stripes
+	sealer   *Sealer
 	inflight inflight
 	tiers    tierCache
+	identity Identity // nil without Clerk
+	outbox   *outbox
+	stripe   *Stripe
 }
 
 // New returns an Engine over cfg.Store.
@@ -66,6 +81,14 @@ func New(cfg Config) *Engine {
 		now:      cfg.Now,
 		log:      cfg.Logger,
 		locks:    newStripes(4096),
+		sealer:   cfg.Sealer,
+		identity: cfg.Identity,
+		outbox:   newOutbox(),
+	}
+	if c.sealer == nil {
+		key := make([]byte, 32)
+		rand.Read(key)
+		c.sealer, _ = NewSealer(key)
 	}
 	c.inflight.m = make(map[string]chan struct{})
 	c.tiers.m = make(map[string]*TierConfig)
@@ -73,7 +96,9 @@ func New(cfg Config) *Engine {
 	if c.policies == nil {
 		c.policies = plugins
 	}
+	c.stripe = newStripe(c, cfg.Stripe)
 	return &Engine{
+		Stripe:    c.stripe,
 		Plugins:   plugins,
 		Platforms: &Platforms{c: c},
 		Keys:      &Keys{c: c, grace: cfg.KeyGrace, cache: make(map[[32]byte]*cachedKey)},
@@ -203,6 +228,13 @@ func (c *core) idempotent(ctx context.Context, t Tenant, idem *Idempotency) (don
 		if rec.RequestHash != idem.RequestHash {
 			return nil, Errorf(EIDEMPOTENCYCONFLICT, "Idempotency-Key %q was already used with a different request.", idem.Key)
 		}
+		if rec.Sealed {
+			body, err := c.sealer.Open(rec.Body, idemAAD(t, idem.Key))
+			if err != nil {
+				return nil, Errorf(EIDEMPOTENCYCONFLICT, "The first response to Idempotency-Key %q held a secret that can no longer be shown; use a new key.", idem.Key)
+			}
+			rec.Body, rec.Sealed = body, false
+		}
 		return nil, &Replayed{Record: rec}
 	case err != nil && ErrorCode(err) != ENOTFOUND:
 		release()
@@ -243,10 +275,15 @@ func (c *core) writeClaimed(ctx context.Context, t Tenant, idem *Idempotency, lo
 	}
 	if idem != nil && idem.Key != "" {
 		status, body := idem.Render(res)
-		b.PutIdempotency(t, idem.Key, &IdemRecord{
+		rec := &IdemRecord{
 			RequestHash: idem.RequestHash, RequestID: idem.RequestID, Status: status, Body: body,
 			CreatedAt: c.now().UTC(),
-		})
+		}
+		if idem.Sensitive {
+			// The response holds a secret shown once: never store it in clear.
+			rec.Body, rec.Sealed = c.sealer.Seal(body, idemAAD(t, idem.Key)), true
+		}
+		b.PutIdempotency(t, idem.Key, rec)
 	}
 	if b.Empty() {
 		// Nothing to make durable: a denial, a check, a no-op.
@@ -262,6 +299,10 @@ func (c *core) writeClaimed(ctx context.Context, t Tenant, idem *Idempotency, lo
 		return nil, err
 	}
 	return res, nil
+}
+
+func idemAAD(t Tenant, key string) []byte {
+	return []byte("idem\x00" + t.PlatformID + "\x00" + t.Mode.String() + "\x00" + key)
 }
 
 // tierCache keeps every platform's tier config in memory: they are small,

@@ -31,13 +31,18 @@ type CreateCustomerInput struct {
 	Plan      string         `json:"plan"`
 	Password  string         `json:"password"` // used by the Clerk adapter only; never stored
 	Metadata  map[string]any `json:"metadata"`
+	// ClerkUserID links an existing Clerk user instead of creating one
+	// (with Clerk configured only); email and names default to the user's.
+	ClerkUserID string `json:"clerkUserId"`
 }
 
 // Validate reports every problem of in that needs no lookup.
 func (in *CreateCustomerInput) Validate() error {
 	var v Validation
 	if in.Email == "" {
-		v.Add("email", "is required")
+		if in.ClerkUserID == "" {
+			v.Add("email", "is required")
+		}
 	} else if e, err := normalizeEmail(in.Email); err != nil {
 		v.Add("email", "%s", err)
 	} else {
@@ -138,6 +143,11 @@ func (s *Customers) Create(ctx context.Context, t Tenant, pk string, in CreateCu
 	}
 	if tc.Tier(in.Plan) == nil {
 		return nil, invalid("plan", "no tier named %q", in.Plan)
+	}
+	if s.c.identity != nil {
+		return s.createWithIdentity(ctx, t, pk, in, idem)
+	} else if in.ClerkUserID != "" {
+		return nil, Errorf(ECLERKNOTCONFIGURED, "clerkUserId needs Clerk: the server has no CLERK_SECRET_KEY.")
 	}
 	now := s.c.now().UTC()
 	res, err := s.c.write(ctx, t, idem, s.planLock(t, []string{"email", t.PlatformID, t.Mode.String(), in.Email}), func(b Batch) (any, error) {
@@ -309,19 +319,27 @@ func (s *Customers) Update(ctx context.Context, t Tenant, id string, in UpdateCu
 // planChanged is called, in the batch that changes it, whenever a
 // customer's plan changes (PATCH, Stripe webhooks), so that integrations
 // can add their own writes (e.g. an outbox record) to the same batch.
-func (c *core) planChanged(b Batch, t Tenant, cus *Customer, prevPlan string) {}
+func (c *core) planChanged(b Batch, t Tenant, cus *Customer, prevPlan string) {
+	c.identityPlanChanged(b, t, cus)
+}
 
 // Delete removes a customer; its usage history stays for billing reports.
-// Returns ENOTFOUND.
+// A Clerk user's deletion is queued in the same batch and tried at once;
+// when Clerk fails, the outbox retries it. Returns ENOTFOUND.
 func (s *Customers) Delete(ctx context.Context, t Tenant, id string, idem *Idempotency) error {
 	lock := func() func() { return s.c.locks.lock("customer", t.PlatformID, t.Mode.String(), id) }
+	var user *OutboxEntry
 	_, err := s.c.write(ctx, t, idem, lock, func(b Batch) (any, error) {
 		c, err := s.Get(ctx, t, id)
 		if err != nil {
 			return nil, err
 		}
 		b.DeleteCustomer(t, c)
+		user = s.c.identityCustomerDeleted(b, t, c)
 		return c, nil
 	})
+	if err == nil && user != nil {
+		s.c.deliverNow(ctx, user)
+	}
 	return err
 }

@@ -51,6 +51,11 @@ type Customer struct {
 	Metadata         map[string]any `json:"metadata"`
 	StripeCustomerID *string        `json:"stripeCustomerId"`
 	CreatedAt        time.Time      `json:"createdAt"`
+	// StripeAccountID is the Stripe account StripeCustomerID lives on;
+	// Subscription is the customer's subscription there, as Stripe's
+	// webhooks last told it (stripe.go).
+	StripeAccountID string        `json:"stripeAccountId,omitempty"`
+	Subscription    *Subscription `json:"subscription,omitempty"`
 
 	// Subscription period from Stripe; zero when the customer has none and
 	// calendar periods apply.
@@ -157,6 +162,7 @@ type Period struct {
 type IdemRecord struct {
 	RequestHash [32]byte
 	RequestID   string // of the first request; a replay answers with it
+	Sealed      bool   // Body is encrypted (it holds a secret)
 	Status      int
 	Body        []byte
 	CreatedAt   time.Time
@@ -168,6 +174,9 @@ type Idempotency struct {
 	Key         string
 	RequestHash [32]byte
 	RequestID   string
+	// Sensitive marks responses that hold secrets: they are stored
+	// encrypted.
+	Sensitive bool
 	// Render turns the operation's result into the exact status and body
 	// the client gets. It may be called while a lock is held: keep it cheap.
 	Render func(result any) (status int, body []byte)

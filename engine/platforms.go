@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"os"
+	"path/filepath"
 	"strings"
 	"unicode/utf8"
 )
@@ -136,6 +137,9 @@ func (s *Platforms) Backup(ctx context.Context, dir string) error {
 	}
 	if _, err := os.Stat(dir); err == nil {
 		return invalid("dir", "%s already exists; a backup goes into a new directory", dir)
+	}
+	if fi, err := os.Stat(filepath.Dir(dir)); err != nil || !fi.IsDir() {
+		return invalid("dir", "the parent directory of %s does not exist", dir)
 	}
 	return s.c.store.Checkpoint(dir)
 }

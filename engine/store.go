@@ -49,12 +49,24 @@ type Store interface {
 	// before and returns how many there were.
 	ExpireIdempotency(ctx context.Context, before time.Time) (int, error)
 
+	// Outbox lists a page of outbox entries, oldest first, and reports
+	// whether more follow.
+	Outbox(ctx context.Context, p Page) ([]*OutboxEntry, bool, error)
+	// AllowedOrigins returns a platform's CORS origins; nil when none.
+	AllowedOrigins(ctx context.Context, platformID string) ([]string, error)
+	// OriginAllowedAnywhere reports whether some platform allows origin
+	// (normalized) or "*".
+	OriginAllowedAnywhere(ctx context.Context, origin string) (bool, error)
+
 	// PluginSettings returns a platform's plugin settings, or ENOTFOUND.
 	PluginSettings(ctx context.Context, platformID string) (*PluginSettings, error)
 	// PluginVersions lists a platform's uploaded versions, oldest first.
 	PluginVersions(ctx context.Context, platformID string) ([]*PluginVersion, error)
 	// PluginModule returns the module bytes of a version, or ENOTFOUND.
 	PluginModule(ctx context.Context, platformID, version string) ([]byte, error)
+
+	// StripeStore reads Stripe connections, catalogs and event records.
+	StripeStore
 
 	// NewBatch starts a batch of writes; nothing is visible until it is
 	// committed or applied. The caller MUST Close it.
@@ -88,8 +100,16 @@ type Batch interface {
 	PutCounter(k CounterKey, c Counter)
 	PutPolicyState(t Tenant, customerID, feature string, state []byte)
 	PutIdempotency(t Tenant, key string, r *IdemRecord)
+	// PutOutbox writes (or rewrites) an outbox entry.
+	PutOutbox(e *OutboxEntry)
+	DeleteOutbox(id string)
+	// PutAllowedOrigins replaces a platform's CORS origins; prev are the
+	// stored ones, whose index entries go.
+	PutAllowedOrigins(platformID string, origins, prev []string)
 	PutPluginVersion(platformID string, v *PluginVersion, wasm []byte)
 	PutPluginSettings(platformID string, s *PluginSettings)
+	// StripeBatch writes Stripe connections, catalogs and event records.
+	StripeBatch
 
 	// Commit writes the batch and returns once it is durable.
 	Commit() error

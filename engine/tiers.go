@@ -139,8 +139,21 @@ func (s *Tiers) Put(ctx context.Context, t Tenant, in TierConfigInput, idem *Ide
 	if err != nil {
 		return nil, err
 	}
+	// With Stripe connected in t's mode, the products and prices are made
+	// first (no lock held) and written with the config; a Stripe failure
+	// leaves the config as it was.
+	done, err := s.c.idempotent(ctx, t, idem)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	stripe, err := s.c.stripe.syncTiers(ctx, t, tc, idem)
+	if err != nil {
+		return nil, err
+	}
+	defer stripe.release()
 	lock := func() func() { return s.c.locks.lock(tiersLockKey(t.PlatformID)...) }
-	res, err := s.c.write(ctx, t, idem, lock, func(b Batch) (any, error) {
+	res, err := s.c.writeClaimed(ctx, t, idem, lock, func(b Batch) (any, error) {
 		cur, err := s.c.storedTiers(ctx, t.PlatformID)
 		if err != nil {
 			return nil, err
@@ -162,12 +175,14 @@ func (s *Tiers) Put(ctx context.Context, t Tenant, in TierConfigInput, idem *Ide
 			}
 		}
 		b.PutTiers(t.PlatformID, tc)
-		return tc, nil
+		stripe.put(b)
+		return stripe.view(tc), nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	s.c.setTierConfig(t.PlatformID, tc)
+	stripe.archive(ctx)
 	return res.(*TierConfig), nil
 }
 

@@ -30,6 +30,9 @@ func (s *Server) secret(h secretHandler) handlerFunc {
 		if err != nil {
 			return err
 		}
+		if err := s.liveAllowed(r.Context(), k.Tenant()); err != nil { // stripe.go: operator billing
+			return err
+		}
 		return h(w, r, k)
 	}
 }
@@ -37,10 +40,15 @@ func (s *Server) secret(h secretHandler) handlerFunc {
 // publishable authenticates a publishable or a secret key (the header, or
 // `?pk=` for publishable keys).
 func (s *Server) publishable(h func(w http.ResponseWriter, r *http.Request, t engine.Tenant) error) handlerFunc {
+	h = withCORSTenant(h) // cors.go: the tenant's origins decide
 	return func(w http.ResponseWriter, r *http.Request) error {
 		tok := bearer(r)
 		if tok == "" {
 			tok = r.URL.Query().Get("pk")
+			if strings.HasPrefix(tok, "sk_") {
+				// A secret in a URL ends up in logs and histories.
+				return engine.Errorf(engine.EFORBIDDEN, "Never put a secret key in a URL; ?pk= takes a publishable key.")
+			}
 		}
 		switch {
 		case tok == "":
@@ -50,10 +58,16 @@ func (s *Server) publishable(h func(w http.ResponseWriter, r *http.Request, t en
 			if err != nil {
 				return err
 			}
+			if err := s.liveAllowed(r.Context(), k.Tenant()); err != nil {
+				return err
+			}
 			return h(w, r, k.Tenant())
 		}
 		t, err := s.eng.Keys.AuthenticatePublishable(r.Context(), tok)
 		if err != nil {
+			return err
+		}
+		if err := s.liveAllowed(r.Context(), t); err != nil { // stripe.go: operator billing
 			return err
 		}
 		return h(w, r, t)

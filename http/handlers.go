@@ -42,7 +42,7 @@ type list[T any] struct {
 // --- tiers
 
 func (s *Server) getTiers(w http.ResponseWriter, r *http.Request, t engine.Tenant) error {
-	tc, err := s.eng.Tiers.Get(r.Context(), t.PlatformID)
+	tc, err := s.eng.Tiers.ForTenant(r.Context(), t) // with this mode's Stripe ids
 	if err != nil {
 		return err
 	}
@@ -278,6 +278,9 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request, k *engine.Key
 	if err != nil {
 		return err
 	}
+	if idem != nil {
+		idem.Sensitive = true
+	}
 	kp, err := s.eng.Keys.Create(r.Context(), k.Tenant(), in, idem)
 	if err != nil {
 		return err
@@ -310,6 +313,9 @@ func (s *Server) createPlatform(w http.ResponseWriter, r *http.Request) error {
 	idem, err := idempotency(r, body, rsp)
 	if err != nil {
 		return err
+	}
+	if idem != nil {
+		idem.Sensitive = true
 	}
 	np, err := s.eng.Platforms.Create(r.Context(), in, idem)
 	if err != nil {

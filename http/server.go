@@ -110,6 +110,9 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	r.Handle("/api/platform/plugin/rollback", s.wrap(s.secret(s.rollbackPlugin))).Methods("POST")
 	r.Handle("/api/platform/plugin/dry-run", s.wrap(s.secret(s.dryRunPlugin))).Methods("POST")
 
+	s.endUserRoutes(r) // me.go: /api/me…, CORS, /api/platform/cors
+	s.stripeRoutes(r)  // stripe.go: /api/platform/stripe…, checkout, portal, /webhook/stripe…, stats, billing
+
 	r.Handle("/admin/platforms", s.wrap(s.admin(s.createPlatform))).Methods("POST")
 	r.Handle("/admin/platforms", s.wrap(s.admin(s.listPlatforms))).Methods("GET")
 	r.Handle("/admin/backup", s.wrap(s.admin(s.backup))).Methods("POST")

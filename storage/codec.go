@@ -173,9 +173,12 @@ func decodeCounter(val []byte) (engine.Counter, error) {
 }
 
 // An idempotency record is the request hash, the status as a big-endian
-// int64, the creation time in unix milliseconds, the length of the first
-// request's id (one byte) and the id, then the body as is.
-const idemHeaderLen = 1 + 32 + 8 + 8 + 1
+// int64, the creation time in unix milliseconds, a flags byte (bit 0: the
+// body is sealed), the length of the first request's id (one byte) and the
+// id, then the body as is.
+const idemHeaderLen = 1 + 32 + 8 + 8 + 1 + 1
+
+const idemSealed = 1
 
 func encodeIdempotency(r *engine.IdemRecord) []byte {
 	rid := r.RequestID
@@ -187,6 +190,11 @@ func encodeIdempotency(r *engine.IdemRecord) []byte {
 	b = append(b, r.RequestHash[:]...)
 	b = binary.BigEndian.AppendUint64(b, uint64(r.Status))
 	b = binary.BigEndian.AppendUint64(b, uint64(r.CreatedAt.UnixMilli()))
+	var flags byte
+	if r.Sealed {
+		flags |= idemSealed
+	}
+	b = append(b, flags)
 	b = append(append(b, byte(len(rid))), rid...)
 	return append(b, r.Body...)
 }
@@ -199,15 +207,16 @@ func decodeIdempotency(val []byte) (*engine.IdemRecord, error) {
 	if len(p) < idemHeaderLen-1 {
 		return nil, fmt.Errorf("%w: idempotency record is %d bytes", ErrFormat, len(val))
 	}
-	n := int(p[48])
-	if len(p) < 49+n {
+	flags, n := p[48], int(p[49])
+	if len(p) < 50+n {
 		return nil, fmt.Errorf("%w: idempotency record is %d bytes", ErrFormat, len(val))
 	}
 	r := &engine.IdemRecord{
 		Status:    int(int64(binary.BigEndian.Uint64(p[32:]))),
 		CreatedAt: time.UnixMilli(int64(binary.BigEndian.Uint64(p[40:]))).UTC(),
-		RequestID: string(p[49 : 49+n]),
-		Body:      bytes.Clone(p[49+n:]),
+		Sealed:    flags&idemSealed != 0,
+		RequestID: string(p[50 : 50+n]),
+		Body:      bytes.Clone(p[50+n:]),
 	}
 	copy(r.RequestHash[:], p)
 	return r, nil

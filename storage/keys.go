@@ -33,6 +33,13 @@ import (
 //	plgs  <platform>                                   engine.PluginSettings
 //	plgv  <platform> <version>                         engine.PluginVersion
 //	plgm  <platform> <version>                         wasm module bytes
+//	obx   <outbox entry id>                            engine.OutboxEntry
+//	cors  <platform>                                   allowed CORS origins
+//	corg  <origin> <platform>                          (empty: the platform allows origin)
+//
+// Origins are normalized (engine.NormalizeOrigin) and never contain sep,
+// so the origin may stand before the platform in corg keys: a scan of
+// "corg <origin>" lists exactly the platforms allowing that origin.
 //
 // The mode is "live" or "test". The period start is 8 bytes, big-endian
 // unix milliseconds (see timeKey).
@@ -62,6 +69,9 @@ const (
 	prefixPluginSet   = "plgs"
 	prefixPluginVer   = "plgv"
 	prefixPluginMod   = "plgm"
+	prefixOutbox      = "obx"
+	prefixCORS        = "cors"
+	prefixOrigin      = "corg"
 )
 
 // errBadComponent is returned when an id would break the key layout.
@@ -211,3 +221,56 @@ func timeKey(t time.Time) uint64 { return uint64(t.UnixMilli()) ^ 1<<63 }
 
 // timeOfKey decodes timeKey.
 func timeOfKey(v uint64) time.Time { return time.UnixMilli(int64(v ^ 1<<63)).UTC() }
+
+func outboxKey(id string) []byte { return makeKey(prefixOutbox, id) }
+
+// outboxPrefix covers every outbox entry, in id (creation) order.
+func outboxPrefix() []byte { return prefixOf(makeKey(prefixOutbox)) }
+
+func corsKey(platformID string) []byte { return makeKey(prefixCORS, platformID) }
+
+func originIndexKey(origin, platformID string) []byte {
+	return makeKey(prefixOrigin, origin, platformID)
+}
+
+// originIndexPrefix covers the platforms that allow origin.
+func originIndexPrefix(origin string) []byte { return prefixOf(makeKey(prefixOrigin, origin)) }
+
+// Stripe (storage/stripe.go):
+//
+//	strp  <platform> <mode>                           engine.StripeConnection
+//	sacct <stripe account id>                         → platform id (Connect)
+//	scat  <platform> <mode>                           engine.StripeCatalog
+//	scus  <platform> <mode> <stripe customer id>      → customer id
+//	ssub  <platform> <mode> <stripe subscription id>  engine.StripeSubscription
+//	sevt  <platform> <mode> <stripe event id>         applied-at time
+//	pbill <platform>                                  engine.PlatformBilling
+//
+// The operator's own events are recorded under the platform "operator".
+const (
+	prefixStripeConn    = "strp"
+	prefixStripeAccount = "sacct"
+	prefixStripeCatalog = "scat"
+	prefixStripeCus     = "scus"
+	prefixStripeSub     = "ssub"
+	prefixStripeEvent   = "sevt"
+	prefixPlatformBill  = "pbill"
+)
+
+func stripeConnectionKey(t engine.Tenant) []byte { return tenantKey(prefixStripeConn, t) }
+func stripeAccountKey(accountID string) []byte   { return makeKey(prefixStripeAccount, accountID) }
+func stripeCatalogKey(t engine.Tenant) []byte    { return tenantKey(prefixStripeCatalog, t) }
+
+func stripeCustomerKey(t engine.Tenant, stripeCustomerID string) []byte {
+	return tenantKey(prefixStripeCus, t, stripeCustomerID)
+}
+
+func stripeSubscriptionKey(t engine.Tenant, id string) []byte {
+	return tenantKey(prefixStripeSub, t, id)
+}
+
+func stripeEventKey(t engine.Tenant, eventID string) []byte {
+	return tenantKey(prefixStripeEvent, t, eventID)
+}
+
+func platformBillingKey(platformID string) []byte { return makeKey(prefixPlatformBill, platformID) }

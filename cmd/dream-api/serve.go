@@ -112,7 +112,15 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.wasm, err = openPlugins(ctx, m.Config.Plugins, m.Config.DataDir, m.log); err != nil {
 		return fmt.Errorf("plugins: %w", err)
 	}
-	eng := engine.New(engine.Config{Store: st, Logger: m.log, PolicyLoader: policyLoader{m.wasm}})
+	sealer, err := engine.NewSealer(m.masterKey)
+	if err != nil {
+		return err
+	}
+	stripeCfg, err := m.stripeConfig(sealer) // stripe.go
+	if err != nil {
+		return err
+	}
+	eng := engine.New(engine.Config{Store: st, Logger: m.log, PolicyLoader: m.wasm.Loader(), Sealer: sealer, Stripe: stripeCfg})
 
 	token, err := eng.Platforms.EnsureAdminToken(ctx, m.Config.AdminToken)
 	if err != nil {
@@ -143,6 +151,9 @@ func (m *Main) Run(ctx context.Context) error {
 	bg, stop := context.WithCancel(context.Background())
 	m.stopBg, m.bgDone = stop, make(chan struct{})
 	go func() { defer close(m.bgDone); eng.RunMaintenance(bg, 0) }()
+	if err := m.startClerk(bg, eng); err != nil { // clerk.go: CLERK_SECRET_KEY, CLERK_API_URL
+		return err
+	}
 
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.srv.Serve(ln) }()

@@ -1,0 +1,98 @@
+package http
+
+import (
+	"net/http"
+
+	"github.com/gorilla/mux"
+
+	"github.com/dream-api/dream-api/engine"
+)
+
+// The end-user endpoints: a platform's front end (browser or mobile app)
+// calls them with the signed-in customer's Clerk session JWT, never with an
+// API key.
+
+// endUserRoutes adds the end-user endpoints, CORS (their preflights and
+// those of /api/tiers) and the platform's CORS config.
+func (s *Server) endUserRoutes(r *mux.Router) {
+	r.Use(s.cors)
+	r.Handle("/api/me", s.wrap(s.endUser(s.getMe))).Methods("GET")
+	r.Handle("/api/me/usage", s.wrap(s.endUser(s.getMeUsage))).Methods("GET")
+	r.Handle("/api/me/checkout", s.wrap(s.endUser(s.meCheckout))).Methods("POST")
+	r.Handle("/api/me", s.wrap(s.preflight("GET"))).Methods("OPTIONS")
+	r.Handle("/api/me/usage", s.wrap(s.preflight("GET"))).Methods("OPTIONS")
+	r.Handle("/api/me/checkout", s.wrap(s.preflight("POST"))).Methods("OPTIONS")
+	r.Handle("/api/tiers", s.wrap(s.preflight("GET"))).Methods("OPTIONS")
+	r.Handle("/api/platform/cors", s.wrap(s.secret(s.getCORS))).Methods("GET")
+	r.Handle("/api/platform/cors", s.wrap(s.secret(s.putCORS))).Methods("PUT")
+}
+
+// endUserHandler is a handler that runs as a signed-in customer.
+type endUserHandler func(w http.ResponseWriter, r *http.Request, eu *engine.EndUser) error
+
+// endUser authenticates a Clerk session JWT: its publishableKey claim picks
+// the platform and mode. API keys are refused (403), and a session JWT is
+// never accepted where a key is required (Keys.Authenticate refuses it).
+func (s *Server) endUser(h endUserHandler) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		eu, err := s.eng.AuthenticateSession(r.Context(), bearer(r))
+		if err != nil {
+			return err
+		}
+		noteCORSTenant(r, eu.Tenant)
+		// Like the platform's live keys, its live end users pause while its
+		// dream-api subscription is not active (stripe.go).
+		if err := s.liveAllowed(r.Context(), eu.Tenant); err != nil {
+			return err
+		}
+		return h(w, r, eu)
+	}
+}
+
+// getMe answers the signed-in customer with its usage, like
+// GET /api/customers/{id}.
+func (s *Server) getMe(w http.ResponseWriter, r *http.Request, eu *engine.EndUser) error {
+	c, err := s.eng.Meter.CustomerWithUsage(r.Context(), eu.Tenant, eu.Customer.ID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"customer": c})
+	return nil
+}
+
+// getMeUsage answers like GET /api/usage for the signed-in customer.
+func (s *Server) getMeUsage(w http.ResponseWriter, r *http.Request, eu *engine.EndUser) error {
+	u, err := s.eng.Meter.Usage(r.Context(), eu.Tenant, eu.Customer.ID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, u)
+	return nil
+}
+
+// meCheckout starts a Checkout for the signed-in customer.
+func (s *Server) meCheckout(w http.ResponseWriter, r *http.Request, eu *engine.EndUser) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var in engine.SessionCheckoutInput
+	if err := decode(body, &in, false); err != nil {
+		return err
+	}
+	rsp := func(res any) (int, any) { return http.StatusOK, res }
+	idem, err := idempotency(r, body, rsp)
+	if err != nil {
+		return err
+	}
+	if idem != nil {
+		// Keys are the tenant's: one customer's key never replays another's.
+		idem.Key = "me:" + eu.Customer.ID + ":" + idem.Key
+	}
+	res, err := s.eng.SessionCheckout(r.Context(), eu, in, idem)
+	if err != nil {
+		return err
+	}
+	reply(w, res, rsp)
+	return nil
+}

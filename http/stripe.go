@@ -1,0 +1,214 @@
+package http
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/gorilla/mux"
+
+	"github.com/dream-api/dream-api/engine"
+)
+
+// stripeRoutes serves Stripe billing: connections, Checkout, the portal,
+// webhooks, stats and the operator's billing of platforms.
+func (s *Server) stripeRoutes(r *mux.Router) {
+	r.Handle("/api/platform/stripe", s.wrap(s.secret(s.getStripe))).Methods("GET")
+	r.Handle("/api/platform/stripe", s.wrap(s.secret(s.deleteStripe))).Methods("DELETE")
+	r.Handle("/api/platform/stripe/connect", s.wrap(s.secret(s.connectStripe))).Methods("POST")
+	r.Handle("/api/create-checkout", s.wrap(s.secret(s.createCheckout))).Methods("POST")
+	r.Handle("/api/customer-portal", s.wrap(s.secret(s.customerPortal))).Methods("POST")
+	r.Handle("/api/platform/stats", s.wrap(s.secret(s.platformStats))).Methods("GET")
+	// A platform whose live keys are paused for want of a subscription
+	// starts or looks at it with any key.
+	r.Handle("/api/platform/billing", s.wrap(s.secretAnyMode(s.getPlatformBilling))).Methods("GET")
+	r.Handle("/api/platform/billing/checkout", s.wrap(s.secretAnyMode(s.platformCheckout))).Methods("POST")
+	r.Handle("/webhook/stripe", s.wrap(s.stripeWebhook)).Methods("POST")
+	r.Handle("/webhook/stripe/{platformId}", s.wrap(s.stripePlatformWebhook)).Methods("POST")
+}
+
+// liveAllowed refuses a live key of a platform whose subscription on the
+// operator's account is not active (operator billing). Test keys always
+// pass.
+func (s *Server) liveAllowed(ctx context.Context, t engine.Tenant) error {
+	if t.Mode != engine.Live || s.eng.Stripe == nil {
+		return nil
+	}
+	return s.eng.Stripe.LiveAllowed(ctx, t.PlatformID)
+}
+
+// secretAnyMode authenticates a secret key like secret, without the
+// operator-billing pause of live keys.
+func (s *Server) secretAnyMode(h secretHandler) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		tok := bearer(r)
+		if tok == "" {
+			return engine.Errorf(engine.EINVALIDAPIKEY, "Missing API key: send `Authorization: Bearer sk_…`.")
+		}
+		k, err := s.eng.Keys.Authenticate(r.Context(), tok)
+		if err != nil {
+			return err
+		}
+		return h(w, r, k)
+	}
+}
+
+func (s *Server) getStripe(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
+	st, err := s.eng.Stripe.Status(r.Context(), k.Tenant())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, st)
+	return nil
+}
+
+func (s *Server) deleteStripe(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
+	st, err := s.eng.Stripe.Disconnect(r.Context(), k.Tenant())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, st)
+	return nil
+}
+
+func (s *Server) connectStripe(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var in engine.ConnectInput
+	if err := decode(body, &in, true); err != nil {
+		return err
+	}
+	rsp := func(res any) (int, any) { return http.StatusOK, res }
+	idem, err := idempotency(r, body, rsp)
+	if err != nil {
+		return err
+	}
+	res, err := s.eng.Stripe.Connect(r.Context(), k.Tenant(), in, idem)
+	if err != nil {
+		return err
+	}
+	reply(w, res, rsp)
+	return nil
+}
+
+func (s *Server) createCheckout(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var in engine.CheckoutInput
+	if err := decode(body, &in, false); err != nil {
+		return err
+	}
+	if in.CustomerID == "" {
+		in.CustomerID = r.Header.Get("X-User-Id")
+	}
+	rsp := func(res any) (int, any) { return http.StatusOK, res }
+	idem, err := idempotency(r, body, rsp)
+	if err != nil {
+		return err
+	}
+	res, err := s.eng.Stripe.Checkout(r.Context(), k.Tenant(), in, idem)
+	if err != nil {
+		return err
+	}
+	reply(w, res, rsp)
+	return nil
+}
+
+func (s *Server) customerPortal(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var in engine.PortalInput
+	if err := decode(body, &in, r.Header.Get("X-User-Id") != ""); err != nil {
+		return err
+	}
+	if in.CustomerID == "" {
+		in.CustomerID = r.Header.Get("X-User-Id")
+	}
+	rsp := func(res any) (int, any) { return http.StatusOK, res }
+	idem, err := idempotency(r, body, rsp)
+	if err != nil {
+		return err
+	}
+	res, err := s.eng.Stripe.Portal(r.Context(), k.Tenant(), in, idem)
+	if err != nil {
+		return err
+	}
+	reply(w, res, rsp)
+	return nil
+}
+
+func (s *Server) platformStats(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
+	st, err := s.eng.Customers.Stats(r.Context(), k.Tenant())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, st)
+	return nil
+}
+
+func (s *Server) getPlatformBilling(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
+	st, err := s.eng.Stripe.PlatformBilling(r.Context(), k.PlatformID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, st)
+	return nil
+}
+
+func (s *Server) platformCheckout(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var in engine.PlatformCheckoutInput
+	if err := decode(body, &in, true); err != nil {
+		return err
+	}
+	rsp := func(res any) (int, any) { return http.StatusOK, res }
+	idem, err := idempotency(r, body, rsp)
+	if err != nil {
+		return err
+	}
+	res, err := s.eng.Stripe.PlatformCheckout(r.Context(), k.Tenant(), in, idem)
+	if err != nil {
+		return err
+	}
+	reply(w, res, rsp)
+	return nil
+}
+
+// stripeWebhook receives Connect events (and the operator's own), signed
+// with STRIPE_WEBHOOK_SECRET. The body is read as is: the signature is over
+// its bytes.
+func (s *Server) stripeWebhook(w http.ResponseWriter, r *http.Request) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	res, err := s.eng.Stripe.ConnectWebhook(r.Context(), body, r.Header.Get("Stripe-Signature"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+// stripePlatformWebhook receives the events of a platform connected by key,
+// signed with its own webhook secret.
+func (s *Server) stripePlatformWebhook(w http.ResponseWriter, r *http.Request) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	res, err := s.eng.Stripe.PlatformWebhook(r.Context(), mux.Vars(r)["platformId"], body, r.Header.Get("Stripe-Signature"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
