@@ -63,6 +63,37 @@ type Customer struct {
 	PeriodEnd   time.Time `json:"-"`
 }
 
+// Clone returns a copy of c that shares nothing mutable with it (metadata
+// values are shared: they are replaced, never changed in place).
+func (c *Customer) Clone() *Customer {
+	cp := *c
+	if c.Metadata != nil {
+		cp.Metadata = make(map[string]any, len(c.Metadata))
+		for k, v := range c.Metadata {
+			cp.Metadata[k] = v
+		}
+	}
+	if c.StripeCustomerID != nil {
+		id := *c.StripeCustomerID
+		cp.StripeCustomerID = &id
+	}
+	if c.Subscription != nil {
+		sub := *c.Subscription
+		for _, p := range []**time.Time{&sub.CurrentPeriodStart, &sub.CurrentPeriodEnd, &sub.LastPaymentFailedAt} {
+			if *p != nil {
+				t := **p
+				*p = &t
+			}
+		}
+		if sub.PriceID != nil {
+			id := *sub.PriceID
+			sub.PriceID = &id
+		}
+		cp.Subscription = &sub
+	}
+	return &cp
+}
+
 // Unlimited is the limit value that means no limit.
 const Unlimited = -1
 

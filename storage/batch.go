@@ -36,6 +36,9 @@ type batch struct {
 	state batchState
 	// waitErr is the result of SyncWait, which may be called only once.
 	waitErr error
+	// customers are the keys of customers written, to invalidate in the
+	// store's cache once the batch is applied.
+	customers [][]byte
 }
 
 // fail keeps err if it is the first error of b.
@@ -130,7 +133,9 @@ func (b *batch) PutCustomer(t engine.Tenant, c *engine.Customer, prevEmail strin
 		return
 	}
 	val, err := encodeCustomer(c)
-	b.setEncoded(customerKey(t, c.ID), val, err)
+	key := customerKey(t, c.ID)
+	b.setEncoded(key, val, err)
+	b.customers = append(b.customers, key)
 	newKey := emailIndexKey(t, c.Email)
 	if prevEmail != "" {
 		if oldKey := emailIndexKey(t, prevEmail); c.Email == "" || string(oldKey) != string(newKey) {
@@ -148,7 +153,9 @@ func (b *batch) DeleteCustomer(t engine.Tenant, c *engine.Customer) {
 	if !b.check(t.PlatformID, c.ID) {
 		return
 	}
-	b.delete(customerKey(t, c.ID))
+	key := customerKey(t, c.ID)
+	b.delete(key)
+	b.customers = append(b.customers, key)
 	if c.Email != "" {
 		b.delete(emailIndexKey(t, c.Email))
 	}
@@ -204,6 +211,11 @@ func (b *batch) apply(next batchState, write func(db *pebble.DB) error) error {
 		return fmt.Errorf("storage: commit: %w", err)
 	}
 	b.state = next
+	if b.s.customers != nil {
+		for _, k := range b.customers {
+			b.s.customers.invalidate(k)
+		}
+	}
 	return nil
 }
 

@@ -22,6 +22,10 @@ import (
 	"github.com/dream-api/dream-api/engine"
 )
 
+// DefaultCustomerCacheSize is how many decoded customers are kept in
+// memory when Options.CustomerCacheSize is 0.
+const DefaultCustomerCacheSize = 16384
+
 // DefaultCacheSize is the block cache size when Options.CacheSize is 0.
 const DefaultCacheSize = 64 << 20
 
@@ -42,6 +46,9 @@ type Options struct {
 	// CacheSize is the size in bytes of the block cache. Defaults to
 	// DefaultCacheSize.
 	CacheSize int64
+	// CustomerCacheSize is how many decoded customers are kept in memory.
+	// Defaults to DefaultCustomerCacheSize; -1 disables the cache.
+	CustomerCacheSize int
 	// FS is the filesystem the store lives on. Defaults to the disk;
 	// vfs.NewMem() keeps a store in memory.
 	FS vfs.FS
@@ -54,6 +61,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.CacheSize == 0 {
 		o.CacheSize = DefaultCacheSize
+	}
+	if o.CustomerCacheSize == 0 {
+		o.CustomerCacheSize = DefaultCustomerCacheSize
 	}
 	if o.FS == nil {
 		o.FS = vfs.Default
@@ -77,6 +87,8 @@ type Store struct {
 	// no lock serialises commits.
 	mu sync.RWMutex
 	db *pebble.DB // nil once closed
+
+	customers *customerCache // nil when disabled
 }
 
 // Open opens the store in dir, creating it when it does not exist, and
@@ -102,7 +114,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 	if err := migrate(db, schemaVersion, migrations); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
-	return &Store{db: db}, nil
+	return &Store{db: db, customers: newCustomerCache(o.CustomerCacheSize)}, nil
 }
 
 // Close closes the store. It waits for reads and commits in progress; later
@@ -310,13 +322,24 @@ func (s *Store) Tiers(ctx context.Context, platformID string) (*engine.TierConfi
 
 // Customer returns a customer, or ENOTFOUND.
 func (s *Store) Customer(ctx context.Context, t engine.Tenant, id string) (*engine.Customer, error) {
+	key := customerKey(t, id)
+	var gen uint64
+	if s.customers != nil {
+		var c *engine.Customer
+		if c, gen = s.customers.get(key); c != nil {
+			return c, nil
+		}
+	}
 	var c *engine.Customer
-	found, err := s.get(customerKey(t, id), func(val []byte) (err error) {
+	found, err := s.get(key, func(val []byte) (err error) {
 		c, err = decodeCustomer(val)
 		return err
 	})
 	if err == nil && !found {
 		err = engine.Errorf(engine.ENOTFOUND, "No such customer: %s", id)
+	}
+	if err == nil && s.customers != nil {
+		s.customers.put(key, c.Clone(), gen)
 	}
 	return c, err
 }
