@@ -170,23 +170,7 @@ func (s *Server) getCORS(w http.ResponseWriter, r *http.Request, k *engine.Key) 
 }
 
 func (s *Server) putCORS(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	var in engine.CORSConfig
-	if err := decode(body, &in, false); err != nil {
-		return err
-	}
-	rsp := func(res any) (int, any) { return http.StatusOK, res }
-	idem, err := idempotency(r, body, rsp)
-	if err != nil {
-		return err
-	}
-	c, err := s.eng.Platforms.SetCORS(r.Context(), k.Tenant(), in, idem)
-	if err != nil {
-		return err
-	}
-	reply(w, c, rsp)
-	return nil
+	return command(w, r, false, ok200, func(in engine.CORSConfig, idem *engine.Idempotency) (*engine.CORSConfig, error) {
+		return s.eng.Platforms.SetCORS(r.Context(), k.Tenant(), in, idem)
+	})
 }

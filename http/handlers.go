@@ -55,26 +55,10 @@ func (s *Server) getPlatformTiers(w http.ResponseWriter, r *http.Request, k *eng
 }
 
 func (s *Server) putPlatformTiers(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	var in engine.TierConfigInput
-	if err := decode(body, &in, false); err != nil {
-		return err
-	}
-	rsp := func(res any) (int, any) { return http.StatusOK, res }
 	// PUT is idempotent by nature; an Idempotency-Key is honoured all the same.
-	idem, err := idempotency(r, body, rsp)
-	if err != nil {
-		return err
-	}
-	tc, err := s.eng.Tiers.Put(r.Context(), k.Tenant(), in, idem)
-	if err != nil {
-		return err
-	}
-	reply(w, tc, rsp)
-	return nil
+	return command(w, r, false, ok200, func(in engine.TierConfigInput, idem *engine.Idempotency) (*engine.TierConfig, error) {
+		return s.eng.Tiers.Put(r.Context(), k.Tenant(), in, idem)
+	})
 }
 
 // --- customers
@@ -85,27 +69,12 @@ type customerReply struct {
 }
 
 func (s *Server) createCustomer(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	var in engine.CreateCustomerInput
-	if err := decode(body, &in, false); err != nil {
-		return err
-	}
 	rsp := func(res any) (int, any) {
 		return http.StatusCreated, customerReply{Success: true, Customer: res.(*engine.Customer)}
 	}
-	idem, err := idempotency(r, body, rsp)
-	if err != nil {
-		return err
-	}
-	c, err := s.eng.Customers.Create(r.Context(), k.Tenant(), k.PublishableKey, in, idem)
-	if err != nil {
-		return err
-	}
-	reply(w, c, rsp)
-	return nil
+	return command(w, r, false, rsp, func(in engine.CreateCustomerInput, idem *engine.Idempotency) (*engine.Customer, error) {
+		return s.eng.Customers.Create(r.Context(), k.Tenant(), k.PublishableKey, in, idem)
+	})
 }
 
 func (s *Server) listCustomers(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
@@ -265,28 +234,9 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request, k *engine.Key)
 }
 
 func (s *Server) createKey(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	var in engine.CreateKeyInput
-	if err := decode(body, &in, true); err != nil {
-		return err
-	}
-	rsp := func(res any) (int, any) { return http.StatusCreated, res }
-	idem, err := idempotency(r, body, rsp)
-	if err != nil {
-		return err
-	}
-	if idem != nil {
-		idem.Sensitive = true
-	}
-	kp, err := s.eng.Keys.Create(r.Context(), k.Tenant(), in, idem)
-	if err != nil {
-		return err
-	}
-	reply(w, kp, rsp)
-	return nil
+	return command(w, r, true, created201, func(in engine.CreateKeyInput, idem *engine.Idempotency) (*engine.KeyPair, error) {
+		return s.eng.Keys.Create(r.Context(), k.Tenant(), in, sensitive(idem))
+	})
 }
 
 func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
@@ -301,28 +251,9 @@ func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request, k *engine.Key
 // --- admin
 
 func (s *Server) createPlatform(w http.ResponseWriter, r *http.Request) error {
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	var in engine.CreatePlatformInput
-	if err := decode(body, &in, false); err != nil {
-		return err
-	}
-	rsp := func(res any) (int, any) { return http.StatusCreated, res }
-	idem, err := idempotency(r, body, rsp)
-	if err != nil {
-		return err
-	}
-	if idem != nil {
-		idem.Sensitive = true
-	}
-	np, err := s.eng.Platforms.Create(r.Context(), in, idem)
-	if err != nil {
-		return err
-	}
-	reply(w, np, rsp)
-	return nil
+	return command(w, r, false, created201, func(in engine.CreatePlatformInput, idem *engine.Idempotency) (*engine.NewPlatform, error) {
+		return s.eng.Platforms.Create(r.Context(), in, sensitive(idem))
+	})
 }
 
 func (s *Server) listPlatforms(w http.ResponseWriter, r *http.Request) error {

@@ -72,27 +72,11 @@ func (s *Server) getMeUsage(w http.ResponseWriter, r *http.Request, eu *engine.E
 
 // meCheckout starts a Checkout for the signed-in customer.
 func (s *Server) meCheckout(w http.ResponseWriter, r *http.Request, eu *engine.EndUser) error {
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	var in engine.SessionCheckoutInput
-	if err := decode(body, &in, false); err != nil {
-		return err
-	}
-	rsp := func(res any) (int, any) { return http.StatusOK, res }
-	idem, err := idempotency(r, body, rsp)
-	if err != nil {
-		return err
-	}
-	if idem != nil {
-		// Keys are the tenant's: one customer's key never replays another's.
-		idem.Key = "me:" + eu.Customer.ID + ":" + idem.Key
-	}
-	res, err := s.eng.SessionCheckout(r.Context(), eu, in, idem)
-	if err != nil {
-		return err
-	}
-	reply(w, res, rsp)
-	return nil
+	return command(w, r, false, ok200, func(in engine.SessionCheckoutInput, idem *engine.Idempotency) (*engine.CheckoutResult, error) {
+		if idem != nil {
+			// Keys are the tenant's: one customer's key never replays another's.
+			idem.Key = "me:" + eu.Customer.ID + ":" + idem.Key
+		}
+		return s.eng.SessionCheckout(r.Context(), eu, in, idem)
+	})
 }

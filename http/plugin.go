@@ -52,31 +52,16 @@ func (s *Server) putPlugin(w http.ResponseWriter, r *http.Request, k *engine.Key
 }
 
 func (s *Server) rollbackPlugin(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	var in struct {
+	type rollback struct {
 		Version string `json:"version"`
 	}
-	if err := decode(body, &in, false); err != nil {
-		return err
-	}
-	if in.Version == "" {
-		return &engine.Error{Code: engine.EVALIDATION, Message: "version is required.",
-			Fields: []engine.FieldError{{Field: "version", Message: "is required"}}}
-	}
-	rsp := func(res any) (int, any) { return http.StatusOK, res }
-	idem, err := idempotency(r, body, rsp)
-	if err != nil {
-		return err
-	}
-	st, err := s.eng.Plugins.Rollback(r.Context(), k.Tenant(), in.Version, idem)
-	if err != nil {
-		return err
-	}
-	reply(w, st, rsp)
-	return nil
+	return command(w, r, false, ok200, func(in rollback, idem *engine.Idempotency) (*engine.PluginStatus, error) {
+		if in.Version == "" {
+			return nil, &engine.Error{Code: engine.EVALIDATION, Message: "version is required.",
+				Fields: []engine.FieldError{{Field: "version", Message: "is required"}}}
+		}
+		return s.eng.Plugins.Rollback(r.Context(), k.Tenant(), in.Version, idem)
+	})
 }
 
 func (s *Server) deletePlugin(w http.ResponseWriter, r *http.Request, k *engine.Key) error {

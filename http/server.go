@@ -306,6 +306,44 @@ func idempotency(r *http.Request, body []byte, rsp respond) (*engine.Idempotency
 	return idem, nil
 }
 
+// ok200 and created201 render a result as is.
+func ok200(res any) (int, any)      { return http.StatusOK, res }
+func created201(res any) (int, any) { return http.StatusCreated, res }
+
+// command is the shape of every call that changes something: decode the
+// JSON body into In (an empty body allowed when optional), give op the
+// request's Idempotency-Key, and reply through rsp.
+func command[In, Out any](w http.ResponseWriter, r *http.Request, optional bool, rsp respond,
+	op func(in In, idem *engine.Idempotency) (Out, error)) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var in In
+	if err := decode(body, &in, optional); err != nil {
+		return err
+	}
+	idem, err := idempotency(r, body, rsp)
+	if err != nil {
+		return err
+	}
+	res, err := op(in, idem)
+	if err != nil {
+		return err
+	}
+	reply(w, res, rsp)
+	return nil
+}
+
+// sensitive marks a response that holds a secret: its idempotency record is
+// stored sealed.
+func sensitive(idem *engine.Idempotency) *engine.Idempotency {
+	if idem != nil {
+		idem.Sensitive = true
+	}
+	return idem
+}
+
 // reply writes the result of an operation through rsp.
 func reply(w http.ResponseWriter, res any, rsp respond) {
 	status, v := rsp(res)

@@ -71,75 +71,28 @@ func (s *Server) deleteStripe(w http.ResponseWriter, r *http.Request, k *engine.
 }
 
 func (s *Server) connectStripe(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	var in engine.ConnectInput
-	if err := decode(body, &in, true); err != nil {
-		return err
-	}
-	rsp := func(res any) (int, any) { return http.StatusOK, res }
-	idem, err := idempotency(r, body, rsp)
-	if err != nil {
-		return err
-	}
-	res, err := s.eng.Stripe.Connect(r.Context(), k.Tenant(), in, idem)
-	if err != nil {
-		return err
-	}
-	reply(w, res, rsp)
-	return nil
+	return command(w, r, true, ok200, func(in engine.ConnectInput, idem *engine.Idempotency) (*engine.StripeConnected, error) {
+		return s.eng.Stripe.Connect(r.Context(), k.Tenant(), in, idem)
+	})
 }
 
 func (s *Server) createCheckout(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	var in engine.CheckoutInput
-	if err := decode(body, &in, false); err != nil {
-		return err
-	}
-	if in.CustomerID == "" {
-		in.CustomerID = r.Header.Get("X-User-Id")
-	}
-	rsp := func(res any) (int, any) { return http.StatusOK, res }
-	idem, err := idempotency(r, body, rsp)
-	if err != nil {
-		return err
-	}
-	res, err := s.eng.Stripe.Checkout(r.Context(), k.Tenant(), in, idem)
-	if err != nil {
-		return err
-	}
-	reply(w, res, rsp)
-	return nil
+	return command(w, r, false, ok200, func(in engine.CheckoutInput, idem *engine.Idempotency) (*engine.CheckoutResult, error) {
+		if in.CustomerID == "" {
+			in.CustomerID = r.Header.Get("X-User-Id")
+		}
+		return s.eng.Stripe.Checkout(r.Context(), k.Tenant(), in, idem)
+	})
 }
 
 func (s *Server) customerPortal(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	var in engine.PortalInput
-	if err := decode(body, &in, r.Header.Get("X-User-Id") != ""); err != nil {
-		return err
-	}
-	if in.CustomerID == "" {
-		in.CustomerID = r.Header.Get("X-User-Id")
-	}
-	rsp := func(res any) (int, any) { return http.StatusOK, res }
-	idem, err := idempotency(r, body, rsp)
-	if err != nil {
-		return err
-	}
-	res, err := s.eng.Stripe.Portal(r.Context(), k.Tenant(), in, idem)
-	if err != nil {
-		return err
-	}
-	reply(w, res, rsp)
-	return nil
+	optional := r.Header.Get("X-User-Id") != ""
+	return command(w, r, optional, ok200, func(in engine.PortalInput, idem *engine.Idempotency) (*engine.PortalResult, error) {
+		if in.CustomerID == "" {
+			in.CustomerID = r.Header.Get("X-User-Id")
+		}
+		return s.eng.Stripe.Portal(r.Context(), k.Tenant(), in, idem)
+	})
 }
 
 func (s *Server) platformStats(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
@@ -161,25 +114,9 @@ func (s *Server) getPlatformBilling(w http.ResponseWriter, r *http.Request, k *e
 }
 
 func (s *Server) platformCheckout(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	var in engine.PlatformCheckoutInput
-	if err := decode(body, &in, true); err != nil {
-		return err
-	}
-	rsp := func(res any) (int, any) { return http.StatusOK, res }
-	idem, err := idempotency(r, body, rsp)
-	if err != nil {
-		return err
-	}
-	res, err := s.eng.Stripe.PlatformCheckout(r.Context(), k.Tenant(), in, idem)
-	if err != nil {
-		return err
-	}
-	reply(w, res, rsp)
-	return nil
+	return command(w, r, true, ok200, func(in engine.PlatformCheckoutInput, idem *engine.Idempotency) (*engine.CheckoutResult, error) {
+		return s.eng.Stripe.PlatformCheckout(r.Context(), k.Tenant(), in, idem)
+	})
 }
 
 // stripeWebhook receives Connect events (and the operator's own), signed
