@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/dream-api/dream-api/engine"
 )
@@ -102,12 +103,22 @@ func Open(dir string, opts *Options) (*Store, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	db, err := pebble.Open(dir, &pebble.Options{
+	po := &pebble.Options{
 		FS:                 o.FS,
 		CacheSize:          o.CacheSize,
 		Logger:             pebbleLogger{o.Logger},
 		FormatMajorVersion: pebble.FormatNewest,
-	})
+		// Tracks write a counter each: a larger memtable flushes less often.
+		MemTableSize: 64 << 20,
+	}
+	// Bloom filters on every level: most point reads on the track path
+	// (a new period's counter, an absent plugin state or idempotency
+	// record) are for keys that do not exist, which without a filter read
+	// a block of every level.
+	for i := range po.Levels {
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	db, err := pebble.Open(dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
 	}
