@@ -5,7 +5,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.Version=$(VERSION)
 
-.PHONY: all build run test test-short vet fuzz bench clean
+.PHONY: all build run test test-short vet fuzz bench bench-deps soak clean plugins plugins-bench
 
 all: build
 
@@ -31,8 +31,39 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzTrackBody -fuzztime=60s ./http/
 	$(GO) test -run='^$$' -fuzz=FuzzCustomerBody -fuzztime=60s ./http/
 
+# Go benchmarks in process (Meter.Track at 1/32/128 goroutines with and
+# without a WASM policy, key authentication, track encoding, bytes per idle
+# customer), then the HTTP run of cmd/dream-bench: the real binary against a
+# bare net/http ceiling, Redis and PostgreSQL (docs/performance.md).
+# BENCH_FLAGS passes flags to dream-bench, e.g. BENCH_FLAGS=-duration=30s.
+BENCH_FLAGS ?=
 bench:
-	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=2s ./engine/ ./storage/ ./plugins/
+	$(GO) build -o bin/dream-bench ./cmd/dream-bench
+	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=2s ./engine/ ./storage/ ./plugins/ ./http/ 2>&1 | bin/dream-bench gobench
+	bin/dream-bench run $(BENCH_FLAGS)
+
+# Installs the baselines' servers of `make bench` (Debian packages).
+bench-deps:
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server postgresql
+
+# 10 minutes of moderate load on the real binary; fails when goroutines or
+# resident memory grow beyond the tolerance (cmd/dream-bench soak -h).
+SOAK_FLAGS ?=
+soak:
+	$(GO) run ./cmd/dream-bench soak $(SOAK_FLAGS)
+
+# Rebuilds the example policies in testdata/plugins (wat2wasm from wabt, the
+# Go toolchain, npm for AssemblyScript). The built .wasm files are committed:
+# tests and CI need none of these tools.
+plugins:
+	testdata/plugins/build.sh
+
+# One decision: WASM builtin.wat against the Go built-in limits.
+plugins-bench:
+	$(GO) test -run '^$$' -bench 'Decide|Instantiate' -benchmem ./plugins/ | tee /dev/stderr | \
+		awk '/^BenchmarkDecide-/ {w = $$3} /^BenchmarkDecideBuiltinGo-/ {g = $$3} \
+		END {if (g > 0) printf "one decision: WASM builtin.wat %s ns, Go BuiltinLimits %s ns: %.0fx\n", w, g, w / g}'
 
 clean:
 	rm -rf bin

@@ -1,0 +1,136 @@
+package http
+
+// Benchmarks of the HTTP layer of POST /api/track: the response encoding
+// alone, and the whole handler (request id, auth, decode, Meter.Track on a
+// durable store, encode) without the network. `make bench` runs them.
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dream-api/dream-api/engine"
+	"github.com/dream-api/dream-api/storage"
+)
+
+func benchTrackResult() *engine.TrackResult {
+	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	return &engine.TrackResult{Success: true, Allowed: true, Usage: engine.Usage{
+		Feature: "requests", Count: 42, Limit: 1_000_000_000_000, Remaining: 1_000_000_000_000 - 42,
+		Plan: "free", PeriodStart: start, PeriodEnd: start.AddDate(0, 1, 0),
+	}}
+}
+
+// BenchmarkTrackResponseEncode is the body of a 200 (allowed) and of a 429
+// (tier_limit_reached) answer to POST /api/track.
+func BenchmarkTrackResponseEncode(b *testing.B) {
+	for _, allowed := range []bool{true, false} {
+		name := "status=200"
+		if !allowed {
+			name = "status=429"
+		}
+		b.Run(name, func(b *testing.B) {
+			res := benchTrackResult()
+			res.Allowed = allowed
+			res.Message = "Please upgrade to unlock more requests"
+			rsp := trackReply("req_01m8e6m0b5bhcc944h480hcf8r", false)
+			b.ReportAllocs()
+			var n int
+			for b.Loop() {
+				_, v := rsp(res)
+				n += len(encode(v))
+			}
+			b.SetBytes(int64(n / max(b.N, 1)))
+		})
+	}
+}
+
+// discardWriter is a ResponseWriter that keeps only the status.
+type discardWriter struct {
+	h      http.Header
+	status int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *discardWriter) WriteHeader(code int)        { w.status = code }
+
+// BenchmarkServeTrack is POST /api/track through the whole Server on a
+// durable store, in process (no sockets), each goroutine on its own
+// customer.
+func BenchmarkServeTrack(b *testing.B) {
+	for _, goroutines := range []int{1, 32} {
+		b.Run(fmt.Sprintf("goroutines=%d", goroutines), func(b *testing.B) {
+			ctx := context.Background()
+			st, err := storage.Open(b.TempDir(), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.Close()
+			log := slog.New(slog.DiscardHandler)
+			eng := engine.New(engine.Config{Store: st, Logger: log})
+			np, err := eng.Platforms.Create(ctx, engine.CreatePlatformInput{Name: "Bench"}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			tenant := engine.Tenant{PlatformID: np.Platform.ID, Mode: engine.Live}
+			if _, err := eng.Tiers.Put(ctx, tenant, engine.TierConfigInput{Tiers: []engine.TierInput{
+				{Name: "free", Limits: map[string]int64{"requests": 1_000_000_000_000}},
+			}}, nil); err != nil {
+				b.Fatal(err)
+			}
+			bodies := make([][]byte, goroutines)
+			for i := range bodies {
+				c, err := eng.Customers.Create(ctx, tenant, np.PublishableKey, engine.CreateCustomerInput{Email: fmt.Sprintf("b%d@bench.example", i)}, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				bodies[i] = []byte(fmt.Sprintf(`{"customerId":%q,"quantity":1}`, c.ID))
+			}
+			srv := NewServer(Config{Engine: eng, Store: st, Version: "bench", Logger: log})
+			auth := "Bearer " + np.SecretKey
+			serve := func(body []byte, w *discardWriter, r *http.Request, rd *bytes.Reader) {
+				rd.Reset(body)
+				r.Body = io.NopCloser(rd)
+				clear(w.h)
+				w.status = 0
+				srv.ServeHTTP(w, r)
+				if w.status != 0 && w.status != http.StatusOK {
+					b.Errorf("status %d", w.status)
+				}
+			}
+			newReq := func() *http.Request {
+				r, _ := http.NewRequest("POST", "/api/track", nil)
+				r.Header.Set("Authorization", auth)
+				r.Header.Set("Content-Type", "application/json")
+				return r
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			if goroutines == 1 {
+				w, r, rd := &discardWriter{h: http.Header{}}, newReq(), bytes.NewReader(nil)
+				for i := 0; i < b.N; i++ {
+					serve(bodies[0], w, r, rd)
+				}
+				return
+			}
+			procs := runtime.GOMAXPROCS(0)
+			b.SetParallelism((goroutines + procs - 1) / procs)
+			var next atomic.Int64
+			b.RunParallel(func(pb *testing.PB) {
+				body := bodies[int(next.Add(1)-1)%len(bodies)]
+				w, r, rd := &discardWriter{h: http.Header{}}, newReq(), bytes.NewReader(nil)
+				for pb.Next() {
+					serve(body, w, r, rd)
+				}
+			})
+		})
+	}
+}
