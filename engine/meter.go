@@ -149,8 +149,10 @@ func (m *Meter) decide(ctx context.Context, t Tenant, in TrackInput, checkOnly b
 		if active == nil {
 			BuiltinLimits{}.Decide(ctx, &pin, &d)
 		} else {
-			if pin.State, err = c.store.PolicyState(ctx, t, cus.ID, in.Feature); err != nil {
-				return nil, err
+			if active.mayHaveState() {
+				if pin.State, err = c.store.PolicyState(ctx, t, cus.ID, in.Feature); err != nil {
+					return nil, err
+				}
 			}
 			info = &PluginInfo{Version: active.Version}
 			if perr := active.Decide(ctx, &pin, &d); perr != nil {
@@ -177,6 +179,9 @@ func (m *Meter) decide(ctx context.Context, t Tenant, in TrackInput, checkOnly b
 			}
 		}
 		if d.ReplaceState && !checkOnly && info != nil && !info.Fallback {
+			// Before Apply, under the lock: the next call for this customer
+			// and feature reads what this one writes.
+			active.keptState()
 			b.PutPolicyState(t, cus.ID, in.Feature, d.State)
 		}
 		r := &TrackResult{

@@ -2,13 +2,16 @@ package engine_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/dream-api/dream-api/engine"
+	"github.com/dream-api/dream-api/plugins"
 	"github.com/dream-api/dream-api/storage"
 )
 
@@ -223,5 +226,70 @@ func TestExpireIdempotency(t *testing.T) {
 		t.Error("fresh key was not replayed")
 	} else if _, ok := engine.AsReplayed(err); !ok {
 		t.Errorf("fresh key: %v, want a replay", err)
+	}
+}
+
+// TestPluginStateCarriesOver: counter.wasm counts its calls in the plugin
+// state. The engine skips reading state while a platform has none; once a
+// call wrote one, every later call must see it, also after a restart.
+func TestPluginStateCarriesOver(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	wasm, err := os.ReadFile("../testdata/plugins/counter.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := plugins.New(ctx, &plugins.Options{Deadline: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	open := func() (*storage.Store, *engine.Engine) {
+		st, err := storage.Open(dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st, engine.New(engine.Config{Store: st, PolicyLoader: rt.Loader()})
+	}
+	st, eng := open()
+	np, err := eng.Platforms.Create(ctx, engine.CreatePlatformInput{Name: "Counter"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn := engine.Tenant{PlatformID: np.Platform.ID, Mode: engine.Live}
+	cus, err := eng.Customers.Create(ctx, tn, "pk", engine.CreateCustomerInput{Email: "count@example.com"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if has, _ := st.HasPolicyState(ctx, tn.PlatformID); has {
+		t.Fatal("state before any call")
+	}
+	if _, err := eng.Plugins.Upload(ctx, tn, wasm, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	calls := func(n int) {
+		for i := 0; i < n; i++ {
+			if _, err := eng.Meter.Track(ctx, tn, engine.TrackInput{CustomerID: cus.ID}, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	state := func() uint64 {
+		b, err := st.PolicyState(ctx, tn, cus.ID, "requests")
+		if err != nil || len(b) != 8 {
+			t.Fatalf("state %v, %v", b, err)
+		}
+		return binary.LittleEndian.Uint64(b)
+	}
+	calls(3)
+	if got := state(); got != 3 {
+		t.Fatalf("state after 3 calls = %d", got)
+	}
+	st.Close()
+	st, eng = open()
+	defer st.Close()
+	calls(2)
+	if got := state(); got != 5 {
+		t.Fatalf("state after a restart and 2 more calls = %d, want 5", got)
 	}
 }

@@ -155,13 +155,22 @@ func (p *Plugins) load(ctx context.Context, platformID string) (*ActivePolicy, e
 	return a, nil
 }
 
+// statefulFlag tells whether a platform has any plugin state stored: a
+// fresh flag per activation, true when unsure.
+func (p *Plugins) statefulFlag(platformID string) *atomic.Bool {
+	f := new(atomic.Bool)
+	has, err := p.c.store.HasPolicyState(context.Background(), platformID)
+	f.Store(has || err != nil)
+	return f
+}
+
 func (p *Plugins) activate(platformID, version, onError string, m PolicyModule) *ActivePolicy {
 	b := &breaker{PolicyModule: m, now: p.c.now}
 	b.onOpen = func() {
 		p.c.log.Warn("plugin circuit breaker open: built-in limits or onError decide for a cool-down",
 			"platform", platformID, "version", version, "coolDown", breakerCoolDown.String())
 	}
-	a := &ActivePolicy{Policy: b, Version: version, OnError: onError}
+	a := &ActivePolicy{Policy: b, Version: version, OnError: onError, stateful: p.statefulFlag(platformID)}
 	p.set(platformID, a)
 	return a
 }

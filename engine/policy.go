@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 )
 
@@ -70,6 +71,21 @@ type ActivePolicy struct {
 	// OnError is "builtin" (built-in limits decide when the policy fails)
 	// or "deny".
 	OnError string
+
+	// stateful is false while the platform has no plugin state stored at
+	// all, so that a policy that never keeps state costs no read per call.
+	// nil means unknown: read.
+	stateful *atomic.Bool
+}
+
+// mayHaveState reports whether a call must read the customer's state.
+func (a *ActivePolicy) mayHaveState() bool { return a.stateful == nil || a.stateful.Load() }
+
+// keptState records that a state is being written.
+func (a *ActivePolicy) keptState() {
+	if a.stateful != nil {
+		a.stateful.Store(true)
+	}
 }
 
 // Policies finds the active policy of a platform. Meter uses built-in limits

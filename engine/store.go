@@ -40,6 +40,9 @@ type Store interface {
 	Counter(ctx context.Context, k CounterKey) (Counter, error)
 	// Periods lists every stored counter of a customer, by feature then period.
 	Periods(ctx context.Context, t Tenant, customerID string) ([]Period, error)
+	// HasPolicyState reports whether any customer of the platform (either
+	// mode) has plugin state stored.
+	HasPolicyState(ctx context.Context, platformID string) (bool, error)
 	// PolicyState returns a customer's plugin state for feature; nil when none.
 	PolicyState(ctx context.Context, t Tenant, customerID, feature string) ([]byte, error)
 

@@ -66,3 +66,15 @@ func (b *batch) PutPluginSettings(platformID string, ps *engine.PluginSettings) 
 		b.setEncoded(pluginSettingsKey(platformID), val, err)
 	}
 }
+
+// HasPolicyState reports whether any customer of the platform, in either
+// mode, has plugin state stored.
+func (s *Store) HasPolicyState(ctx context.Context, platformID string) (bool, error) {
+	prefix := prefixOf(makeKey(prefixPolicyState, platformID))
+	found := false
+	err := s.scan(ctx, prefix, prefixEnd(prefix), func(_, _ []byte) error {
+		found = true
+		return errStop
+	})
+	return found, err
+}
