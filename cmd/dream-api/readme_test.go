@@ -10,10 +10,11 @@ import (
 	"testing"
 )
 
-// walkthrough runs the sh block between the walkthrough markers of a
-// document, as written, against a real server (admin token
-// dev-admin-token-change-me) in dir, and returns what it printed.
-func walkthrough(t *testing.T, doc, dir string) string {
+// walkthrough runs the sh block between the markers <!-- name:begin --> and
+// <!-- name:end --> of a document, as written, against a real server (admin
+// token dev-admin-token-change-me, plus env) in dir, and returns what it
+// printed.
+func walkthrough(t *testing.T, doc, name, dir string, env map[string]string) string {
 	t.Helper()
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Skip("curl is not installed")
@@ -22,21 +23,21 @@ func walkthrough(t *testing.T, doc, dir string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, block, ok := strings.Cut(string(text), "<!-- walkthrough:begin -->\n```sh\n")
-	block, _, ok2 := strings.Cut(block, "```\n<!-- walkthrough:end -->")
+	_, block, ok := strings.Cut(string(text), "<!-- "+name+":begin -->\n```sh\n")
+	block, _, ok2 := strings.Cut(block, "```\n<!-- "+name+":end -->")
 	if !ok || !ok2 {
-		t.Fatalf("%s has no walkthrough block", doc)
+		t.Fatalf("%s has no %s block", doc, name)
 	}
 
-	const token = "dev-admin-token-change-me"
 	m := NewMain()
 	m.Getenv = func(k string) string {
 		if k == "DREAM_ADMIN_TOKEN" {
-			return token
+			return "dev-admin-token-change-me"
 		}
-		return ""
+		return env[k]
 	}
-	m.Stdout, m.Stderr = &bytes.Buffer{}, &bytes.Buffer{}
+	var logs bytes.Buffer
+	m.Stdout, m.Stderr = &bytes.Buffer{}, &logs
 	ctx := context.Background()
 	if err := m.ParseFlags(ctx, []string{"--addr", "127.0.0.1:0", "--data", t.TempDir()}); err != nil {
 		t.Fatal(err)
@@ -51,14 +52,14 @@ func walkthrough(t *testing.T, doc, dir string) string {
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("%s walkthrough failed: %v\n%s", doc, err, out)
+		t.Fatalf("%s %s failed: %v\n%s\nserver log:\n%s", doc, name, err, out, logs.String())
 	}
 	return string(out)
 }
 
 // TestReadmeWalkthrough runs the README's walkthrough, so that it stays true.
 func TestReadmeWalkthrough(t *testing.T) {
-	got := walkthrough(t, "README.md", t.TempDir()) // it writes files
+	got := walkthrough(t, "README.md", "walkthrough", t.TempDir(), nil) // it writes files
 	if !strings.Contains(got, "200\n200\n200\n429\n") {
 		t.Errorf("walkthrough did not track to the limit (200 200 200 429):\n%s", got)
 	}
@@ -91,7 +92,7 @@ func TestPluginsGuideWalkthrough(t *testing.T) {
 		t.Skip("builds a Go plugin")
 	}
 	// From the repository's root, where testdata/ is.
-	got := walkthrough(t, "docs/plugins.md", filepath.Join("..", ".."))
+	got := walkthrough(t, "docs/plugins.md", "walkthrough", filepath.Join("..", ".."), nil)
 	for _, want := range []string{
 		`"active":true,"onError":"builtin"`,              // the upload
 		`"count":10,"limit":25`, `"count":20,"limit":25`, // weighted tracks

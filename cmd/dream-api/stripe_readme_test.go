@@ -1,11 +1,7 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -20,39 +16,8 @@ func TestReadmeBillingWalkthrough(t *testing.T) {
 			t.Skipf("%s is not installed", tool)
 		}
 	}
-	text, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, block, ok := strings.Cut(string(text), "<!-- billing-walkthrough:begin -->\n```sh\n")
-	block, _, ok2 := strings.Cut(block, "```\n<!-- billing-walkthrough:end -->")
-	if !ok || !ok2 {
-		t.Fatal("README.md has no billing walkthrough block")
-	}
 	mock := billingtest.Start(t)
-
-	env := map[string]string{"DREAM_ADMIN_TOKEN": "dev-admin-token-change-me", "STRIPE_API_BASE": mock.URL}
-	m := NewMain()
-	m.Getenv = func(k string) string { return env[k] }
-	var logs bytes.Buffer
-	m.Stdout, m.Stderr = &bytes.Buffer{}, &logs
-	ctx := context.Background()
-	if err := m.ParseFlags(ctx, []string{"--addr", "127.0.0.1:0", "--data", t.TempDir()}); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-
-	script := strings.ReplaceAll(block, "http://127.0.0.1:8787", "http://"+m.Addr())
-	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
-	cmd.Dir = t.TempDir()
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("billing walkthrough failed: %v\n%s\nserver log:\n%s", err, out, logs.String())
-	}
-	got := string(out)
+	got := walkthrough(t, "README.md", "billing-walkthrough", t.TempDir(), map[string]string{"STRIPE_API_BASE": mock.URL})
 	for _, want := range []string{
 		`"method":"key"`,                           // connected by key
 		`"priceId":"price_`,                        // tiers became prices
