@@ -5,7 +5,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.Version=$(VERSION)
 
-.PHONY: all build run test test-short vet fuzz bench bench-deps soak clean plugins plugins-bench
+.PHONY: stripe-mock all build run test test-short vet fuzz bench bench-deps soak clean plugins plugins-bench
 
 all: build
 
@@ -20,8 +20,15 @@ vet:
 	$(GO) vet ./...
 
 # The fuzz corpora under */testdata/fuzz run as ordinary tests here.
-test: vet
+test: vet stripe-mock
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# Stripe's official mock server, which the billing tests start on a free
+# port (they look in PATH and in $(go env GOPATH)/bin).
+STRIPE_MOCK_VERSION := v0.203.0
+stripe-mock:
+	@command -v stripe-mock >/dev/null || test -x "$$($(GO) env GOPATH)/bin/stripe-mock" || \
+		$(GO) install github.com/stripe/stripe-mock@$(STRIPE_MOCK_VERSION)
 
 test-short:
 	$(GO) test -count=1 -short ./...
