@@ -51,21 +51,11 @@ func (s *Stripe) Checkout(ctx context.Context, t Tenant, in CheckoutInput, idem 
 	if err := in.Validate(); err != nil {
 		return nil, err
 	}
-	done, err := s.c.idempotent(ctx, t, idem)
+	done, conn, call, cus, err := s.beginCustomerCall(ctx, t, idem, in.CustomerID)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
-	conn, call, err := s.connection(ctx, t)
-	if err != nil {
-		return nil, err
-	}
-	cus, err := s.c.store.Customer(ctx, t, in.CustomerID)
-	if ErrorCode(err) == ENOTFOUND {
-		return nil, Errorf(ENOTFOUND, "No customer %q.", in.CustomerID)
-	} else if err != nil {
-		return nil, err
-	}
 	tc, err := s.c.tierConfig(ctx, t.PlatformID)
 	if err != nil {
 		return nil, err
@@ -166,21 +156,11 @@ func (s *Stripe) Portal(ctx context.Context, t Tenant, in PortalInput, idem *Ide
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	done, err := s.c.idempotent(ctx, t, idem)
+	done, conn, call, cus, err := s.beginCustomerCall(ctx, t, idem, in.CustomerID)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
-	conn, call, err := s.connection(ctx, t)
-	if err != nil {
-		return nil, err
-	}
-	cus, err := s.c.store.Customer(ctx, t, in.CustomerID)
-	if ErrorCode(err) == ENOTFOUND {
-		return nil, Errorf(ENOTFOUND, "No customer %q.", in.CustomerID)
-	} else if err != nil {
-		return nil, err
-	}
 	if cus.StripeCustomerID == nil || cus.StripeAccountID != conn.AccountID {
 		return nil, invalid("customerId", "customer %s has no Stripe customer on the connected account yet; it gets one with its first checkout", cus.ID)
 	}
@@ -269,4 +249,24 @@ func (s *Stripe) operatorBillingKey() string {
 		return k
 	}
 	return s.cfg.OperatorKeys[Test]
+}
+
+// beginCustomerCall starts a Stripe call for one of t's customers: it claims
+// the Idempotency-Key, then finds t's connection and the customer. The
+// caller MUST call done when it returns no error.
+func (s *Stripe) beginCustomerCall(ctx context.Context, t Tenant, idem *Idempotency, customerID string) (done func(), conn *StripeConnection, call BillingCall, cus *Customer, err error) {
+	if done, err = s.c.idempotent(ctx, t, idem); err != nil {
+		return nil, nil, BillingCall{}, nil, err
+	}
+	if conn, call, err = s.connection(ctx, t); err == nil {
+		cus, err = s.c.store.Customer(ctx, t, customerID)
+		if ErrorCode(err) == ENOTFOUND {
+			err = Errorf(ENOTFOUND, "No customer %q.", customerID)
+		}
+	}
+	if err != nil {
+		done()
+		return nil, nil, BillingCall{}, nil, err
+	}
+	return done, conn, call, cus, nil
 }
