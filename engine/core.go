@@ -248,9 +248,9 @@ func (c *core) idempotent(ctx context.Context, t Tenant, idem *Idempotency) (don
 // idempotency record, when idem has a key) is applied before unlocking and
 // waited on for durability after. Nothing is written when build fails.
 //
-// Operations that look at state before write (a customer, a rate limit)
-// call idempotent first themselves; write claims the key only when the
-// caller has not (claimed false).
+// Operations that look at state before they build (a customer, a rate
+// limit, a key to rotate) call idempotent first themselves, then
+// writeClaimed, so that a replay never depends on what changed since.
 func (c *core) write(ctx context.Context, t Tenant, idem *Idempotency, lock func() func(), build func(b Batch) (any, error)) (any, error) {
 	done, err := c.idempotent(ctx, t, idem)
 	if err != nil {

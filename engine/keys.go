@@ -214,6 +214,11 @@ func (s *Keys) Create(ctx context.Context, t Tenant, in CreateKeyInput, idem *Id
 		}
 		grace = time.Duration(*in.GracePeriodHours) * time.Hour
 	}
+	done, err := s.c.idempotent(ctx, t, idem)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	var old *Key
 	if in.Rotate != "" {
 		k, err := s.c.store.Key(ctx, t.PlatformID, in.Rotate)
@@ -226,7 +231,7 @@ func (s *Keys) Create(ctx context.Context, t Tenant, in CreateKeyInput, idem *Id
 		old = k
 	}
 	now := s.c.now().UTC()
-	res, err := s.c.write(ctx, t, idem, s.lock, func(b Batch) (any, error) {
+	res, err := s.c.writeClaimed(ctx, t, idem, s.lock, func(b Batch) (any, error) {
 		pk := ""
 		if old != nil {
 			pk = old.PublishableKey
@@ -252,11 +257,16 @@ func (s *Keys) Create(ctx context.Context, t Tenant, in CreateKeyInput, idem *Id
 // Revoke ends a key record at once: after Revoke returns, its secret no
 // longer authenticates. Returns ENOTFOUND when the key is not t's.
 func (s *Keys) Revoke(ctx context.Context, t Tenant, id string, idem *Idempotency) (*Key, error) {
+	done, err := s.c.idempotent(ctx, t, idem)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	k, err := s.c.store.Key(ctx, t.PlatformID, id)
 	if err != nil || k.Mode != t.Mode {
 		return nil, Errorf(ENOTFOUND, "No key %s.", id)
 	}
-	res, err := s.c.write(ctx, t, idem, s.lock, func(b Batch) (any, error) {
+	res, err := s.c.writeClaimed(ctx, t, idem, s.lock, func(b Batch) (any, error) {
 		if k.RevokedAt == nil {
 			now := s.c.now().UTC()
 			k.RevokedAt = &now

@@ -213,7 +213,13 @@ func (p *Plugins) Upload(ctx context.Context, t Tenant, wasm []byte, onError str
 	if err := p.requireLoader(); err != nil {
 		return nil, err
 	}
-	onError, err := validOnError(onError)
+	// A replay answers before a module is compiled again.
+	done, err := p.c.idempotent(ctx, t, idem)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	onError, err = validOnError(onError)
 	if err != nil {
 		return nil, err
 	}
@@ -228,7 +234,7 @@ func (p *Plugins) Upload(ctx context.Context, t Tenant, wasm []byte, onError str
 	sum := sha256.Sum256(wasm)
 	v := &PluginVersion{Version: NewID("plg_", now), SHA256: hex.EncodeToString(sum[:]), Size: len(wasm), UploadedAt: now}
 	lock := func() func() { return p.loading.lock(t.PlatformID) }
-	res, err := p.c.write(ctx, t, idem, lock, func(b Batch) (any, error) {
+	res, err := p.c.writeClaimed(ctx, t, idem, lock, func(b Batch) (any, error) {
 		b.PutPluginVersion(t.PlatformID, v, wasm)
 		b.PutPluginSettings(t.PlatformID, &PluginSettings{Active: v.Version, OnError: onError})
 		return &PluginStatus{PluginVersion: *v, Active: true, OnError: onError}, nil
@@ -269,6 +275,12 @@ func (p *Plugins) Rollback(ctx context.Context, t Tenant, version string, idem *
 	if err := p.requireLoader(); err != nil {
 		return nil, err
 	}
+	// A replay answers before a module is compiled again.
+	done, err := p.c.idempotent(ctx, t, idem)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	v, wasm, err := p.version(ctx, t.PlatformID, version)
 	if err != nil {
 		return nil, err
@@ -282,7 +294,7 @@ func (p *Plugins) Rollback(ctx context.Context, t Tenant, version string, idem *
 		return nil, err
 	}
 	lock := func() func() { return p.loading.lock(t.PlatformID) }
-	res, err := p.c.write(ctx, t, idem, lock, func(b Batch) (any, error) {
+	res, err := p.c.writeClaimed(ctx, t, idem, lock, func(b Batch) (any, error) {
 		b.PutPluginSettings(t.PlatformID, &PluginSettings{Active: v.Version, OnError: onError})
 		return &PluginStatus{PluginVersion: *v, Active: true, OnError: onError}, nil
 	})
