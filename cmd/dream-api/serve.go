@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,7 +32,11 @@ type Config struct {
 	PublicURL  string // DREAM_PUBLIC_URL
 	AccessLog  bool   // DREAM_ACCESS_LOG, --access-log
 	LogLevel   string // DREAM_LOG_LEVEL, --log-level: debug, info, warn, error
-	Plugins    PluginConfig
+	// DebugAddr serves net/http/pprof on its own listener when set
+	// (DREAM_DEBUG_ADDR, --debug-addr). Off by default: profiles show
+	// memory and must not be reachable from outside.
+	DebugAddr string
+	Plugins   PluginConfig
 }
 
 // Main is the serve program: ParseFlags, then Run, then Close. Tests run it
@@ -50,6 +55,7 @@ type Main struct {
 	ln        net.Listener
 	srv       *http.Server
 	served    chan error
+	debug     *http.Server
 	stopBg    context.CancelFunc
 	bgDone    chan struct{}
 }
@@ -74,6 +80,7 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 	fs.StringVar(&c.DataDir, "data", env("DREAM_DATA_DIR", "./data"), "data directory (Pebble store, created if absent)")
 	fs.BoolVar(&c.AccessLog, "access-log", env("DREAM_ACCESS_LOG", "") == "1" || env("DREAM_ACCESS_LOG", "") == "true", "log every request")
 	fs.StringVar(&c.LogLevel, "log-level", env("DREAM_LOG_LEVEL", "info"), "debug, info, warn or error")
+	fs.StringVar(&c.DebugAddr, "debug-addr", env("DREAM_DEBUG_ADDR", ""), "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off when empty")
 	if err := c.Plugins.register(fs, env); err != nil {
 		return err
 	}
@@ -155,6 +162,9 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
+	if err := m.startDebug(); err != nil {
+		return err
+	}
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.srv.Serve(ln) }()
 	m.log.Info("serving", "addr", ln.Addr().String(), "data", m.Config.DataDir, "version", Version)
@@ -179,6 +189,10 @@ func (m *Main) Close() error {
 		}
 		m.srv = nil
 	}
+	if m.debug != nil {
+		_ = m.debug.Close()
+		m.debug = nil
+	}
 	if m.stopBg != nil {
 		m.stopBg()
 		<-m.bgDone
@@ -198,6 +212,27 @@ func (m *Main) Close() error {
 		m.log.Info("stopped")
 	}
 	return errors.Join(errs...)
+}
+
+// startDebug serves net/http/pprof on Config.DebugAddr, when set.
+func (m *Main) startDebug() error {
+	if m.Config.DebugAddr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", m.Config.DebugAddr)
+	if err != nil {
+		return fmt.Errorf("--debug-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	m.debug = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = m.debug.Serve(ln) }()
+	m.log.Info("serving pprof", "addr", ln.Addr().String())
+	return nil
 }
 
 // loadMasterKey reads DREAM_MASTER_KEY, or the key file in the data dir,
