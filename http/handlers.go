@@ -168,8 +168,10 @@ func (s *Server) meter(w http.ResponseWriter, r *http.Request, k *engine.Key, ch
 		return err
 	}
 	var in engine.TrackInput
-	if err := decode(body, &in, userID != ""); err != nil {
-		return err
+	if !decodeTrackInput(body, &in) { // trackjson.go: the plain shape without reflection
+		if err := decode(body, &in, userID != ""); err != nil {
+			return err
+		}
 	}
 	if userID != "" {
 		in.CustomerID = userID

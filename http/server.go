@@ -261,16 +261,36 @@ func jsonType(goType string) string {
 
 // encode is the one JSON encoding of every response body.
 func encode(v any) []byte {
-	b, err := json.Marshal(v)
+	return appendJSON(make([]byte, 0, 512), v)
+}
+
+// appendJSON appends the JSON of v and a newline to b. The bodies of the
+// track path are written without reflection (trackjson.go).
+func appendJSON(b []byte, v any) []byte {
+	switch v := v.(type) {
+	case *engine.TrackResult:
+		return appendTrackResult(b, v)
+	case *errorBody:
+		return appendErrorBody(b, v)
+	}
+	out, err := json.Marshal(v)
 	if err != nil {
 		// Only our own types are encoded; this is a programming error.
 		panic(err)
 	}
-	return append(b, '\n')
+	return append(append(b, out...), '\n')
 }
 
+// bodyBuffers are the buffers bodies are encoded into on their way out.
+var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	writeRaw(w, status, encode(v))
+	buf := bodyBuffers.Get().(*[]byte)
+	*buf = appendJSON((*buf)[:0], v)
+	writeRaw(w, status, *buf)
+	if cap(*buf) <= 64<<10 {
+		bodyBuffers.Put(buf)
+	}
 }
 
 func writeRaw(w http.ResponseWriter, status int, body []byte) {

@@ -39,6 +39,16 @@ type batch struct {
 	// customers are the keys of customers written, to invalidate in the
 	// store's cache once the batch is applied.
 	customers [][]byte
+	// counters are the counters written, to store in the cache with their
+	// sequence numbers once the batch is applied.
+	counters []counterWrite
+}
+
+// counterWrite is a counter written to a batch, as its op-th operation.
+type counterWrite struct {
+	key []byte
+	c   engine.Counter
+	op  uint32
 }
 
 // fail keeps err if it is the first error of b.
@@ -163,8 +173,10 @@ func (b *batch) DeleteCustomer(t engine.Tenant, c *engine.Customer) {
 
 // PutCounter writes a usage counter.
 func (b *batch) PutCounter(k engine.CounterKey, c engine.Counter) {
-	if b.check(k.PlatformID, k.CustomerID, k.Feature) {
-		b.set(counterKey(k), encodeCounter(c))
+	if b.check(k.PlatformID, k.CustomerID, k.Feature) && b.writable() {
+		key := counterKey(k)
+		b.counters = append(b.counters, counterWrite{key: key, c: c, op: b.pb.Count()})
+		b.set(key, encodeCounter(c))
 	}
 }
 
@@ -214,6 +226,13 @@ func (b *batch) apply(next batchState, write func(db *pebble.DB) error) error {
 	if b.s.customers != nil {
 		for _, k := range b.customers {
 			b.s.customers.invalidate(k)
+		}
+	}
+	if b.s.counters != nil && len(b.counters) > 0 {
+		// The batch's operations have consecutive sequence numbers.
+		seq := uint64(b.pb.SeqNum())
+		for _, w := range b.counters {
+			b.s.counters.store(w.key, w.c, seq+uint64(w.op))
 		}
 	}
 	return nil

@@ -3,81 +3,127 @@ package storage
 import (
 	"hash/maphash"
 	"sync"
-
-	"github.com/dream-api/dream-api/engine"
 )
 
-// customerCache keeps decoded customers in memory, so that a track does not
-// read and decode a customer record every time (that was a fifth of the
-// server's CPU under load). It is bounded; callers get copies.
+// cache keeps decoded values of hot keys in memory, in front of Pebble. It
+// is bounded (a full shard drops an arbitrary entry) and never holds a value
+// older than what Pebble holds, once the write that replaced it has
+// returned from Apply:
 //
-// Every write of a customer goes through a batch, which invalidates the
-// customer after the batch is applied. A generation per shard keeps a
-// reader that raced such a write from caching what it read before it.
-type customerCache struct {
-	seed   maphash.Seed
-	max    int // entries per shard
-	shards [64]cacheShard
+//   - A batch that writes a key either invalidates it (customers) or stores
+//     the new value with the batch's sequence number (counters), after the
+//     batch is applied and before Apply returns. Of two stores of one key,
+//     the later sequence number wins whatever order they arrive in.
+//   - A reader that missed fills the entry only if its shard saw no write
+//     since the miss (a generation per shard), so a value read before a
+//     write cannot land after it.
+//   - A stored value forgotten to make room raises the shard's floor: a
+//     store with a sequence number at or below it is older than something
+//     the cache no longer knows, so it invalidates instead.
+type cache[V any] struct {
+	seed  maphash.Seed
+	max   int // entries per shard
+	clone func(V) V
+	// shards are padded apart: each is locked by unrelated requests.
+	shards [64]cacheShard[V]
 }
 
-type cacheShard struct {
-	mu  sync.Mutex
-	gen uint64
-	m   map[string]*engine.Customer
+type cacheShard[V any] struct {
+	mu    sync.Mutex
+	gen   uint64
+	floor uint64
+	m     map[string]cacheEntry[V]
+	_     [24]byte
 }
 
-// newCustomerCache returns a cache of about size customers; 0 disables it.
-func newCustomerCache(size int) *customerCache {
+type cacheEntry[V any] struct {
+	v   V
+	seq uint64 // 0: filled by a reader
+}
+
+// newCache returns a cache of about size entries, or nil (no cache) when
+// size is not positive. clone copies a value that callers may change; nil
+// when values are copied by assignment.
+func newCache[V any](size int, clone func(V) V) *cache[V] {
 	if size <= 0 {
 		return nil
 	}
-	c := &customerCache{seed: maphash.MakeSeed(), max: max(1, size/64)}
+	c := &cache[V]{seed: maphash.MakeSeed(), max: max(1, size/64), clone: clone}
 	for i := range c.shards {
-		c.shards[i].m = make(map[string]*engine.Customer)
+		c.shards[i].m = make(map[string]cacheEntry[V])
 	}
 	return c
 }
 
-func (c *customerCache) shard(key []byte) *cacheShard {
+func (c *cache[V]) shard(key []byte) *cacheShard[V] {
 	return &c.shards[maphash.Bytes(c.seed, key)%uint64(len(c.shards))]
 }
 
-// get returns a copy of the cached customer, or the shard's generation to
-// pass to put.
-func (c *customerCache) get(key []byte) (*engine.Customer, uint64) {
+// get returns the cached value of key and true, or the shard's generation
+// to pass to fill.
+func (c *cache[V]) get(key []byte) (v V, ok bool, gen uint64) {
 	s := c.shard(key)
 	s.mu.Lock()
-	cu, gen := s.m[string(key)], s.gen
+	e, ok := s.m[string(key)]
+	gen = s.gen
 	s.mu.Unlock()
-	if cu != nil {
-		return cu.Clone(), gen
+	if ok && c.clone != nil {
+		e.v = c.clone(e.v)
 	}
-	return nil, gen
+	return e.v, ok, gen
 }
 
-// put caches cu (which the caller must not change afterwards) unless the
-// shard was written since gen. A full shard drops an arbitrary entry.
-func (c *customerCache) put(key []byte, cu *engine.Customer, gen uint64) {
+// fill caches v, read from Pebble after get missed with gen, unless the
+// shard was written since. The caller must not change v afterwards.
+func (c *cache[V]) fill(key []byte, v V, gen uint64) {
 	s := c.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.gen != gen {
 		return
 	}
-	if len(s.m) >= c.max {
-		for k := range s.m {
-			delete(s.m, k)
-			break
-		}
+	if _, ok := s.m[string(key)]; !ok {
+		s.makeRoom(c.max)
 	}
-	s.m[string(key)] = cu
+	s.m[string(key)] = cacheEntry[V]{v: v}
 }
 
-// invalidate forgets a customer that a batch wrote.
-func (c *customerCache) invalidate(key []byte) {
+// store caches v as written by the batch applied with sequence number seq.
+func (c *cache[V]) store(key []byte, v V, seq uint64) {
+	s := c.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.gen++
+	e, ok := s.m[string(key)]
+	switch {
+	case seq <= s.floor:
+		delete(s.m, string(key))
+		return
+	case ok && e.seq >= seq:
+		return
+	case !ok:
+		s.makeRoom(c.max)
+	}
+	s.m[string(key)] = cacheEntry[V]{v: v, seq: seq}
+}
+
+// invalidate forgets key, which a batch wrote.
+func (c *cache[V]) invalidate(key []byte) {
 	s := c.shard(key)
 	s.mu.Lock()
 	s.gen++
 	delete(s.m, string(key))
 	s.mu.Unlock()
+}
+
+// makeRoom drops an arbitrary entry of a full shard. s.mu is held.
+func (s *cacheShard[V]) makeRoom(limit int) {
+	if len(s.m) < limit {
+		return
+	}
+	for k, e := range s.m {
+		s.floor = max(s.floor, e.seq)
+		delete(s.m, k)
+		return
+	}
 }

@@ -27,6 +27,10 @@ import (
 // memory when Options.CustomerCacheSize is 0.
 const DefaultCustomerCacheSize = 16384
 
+// DefaultCounterCacheSize is how many usage counters are kept in memory
+// when Options.CounterCacheSize is 0 (about 120 bytes each).
+const DefaultCounterCacheSize = 65536
+
 // DefaultCacheSize is the block cache size when Options.CacheSize is 0.
 const DefaultCacheSize = 64 << 20
 
@@ -50,6 +54,11 @@ type Options struct {
 	// CustomerCacheSize is how many decoded customers are kept in memory.
 	// Defaults to DefaultCustomerCacheSize; -1 disables the cache.
 	CustomerCacheSize int
+	// CounterCacheSize is how many usage counters are kept in memory, so
+	// that a track does not look its counter up in Pebble (where the
+	// memtable holds every version of a busy counter). Defaults to
+	// DefaultCounterCacheSize; -1 disables the cache.
+	CounterCacheSize int
 	// FS is the filesystem the store lives on. Defaults to the disk;
 	// vfs.NewMem() keeps a store in memory.
 	FS vfs.FS
@@ -65,6 +74,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.CustomerCacheSize == 0 {
 		o.CustomerCacheSize = DefaultCustomerCacheSize
+	}
+	if o.CounterCacheSize == 0 {
+		o.CounterCacheSize = DefaultCounterCacheSize
 	}
 	if o.FS == nil {
 		o.FS = vfs.Default
@@ -89,7 +101,11 @@ type Store struct {
 	mu sync.RWMutex
 	db *pebble.DB // nil once closed
 
-	customers *customerCache // nil when disabled
+	// Decoded customers and counters in front of Pebble (cache.go); nil
+	// when disabled. Customers are invalidated by the batches that write
+	// them, counters stored by them.
+	customers *cache[*engine.Customer]
+	counters  *cache[engine.Counter]
 }
 
 // Open opens the store in dir, creating it when it does not exist, and
@@ -125,7 +141,11 @@ func Open(dir string, opts *Options) (*Store, error) {
 	if err := migrate(db, schemaVersion, migrations); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
-	return &Store{db: db, customers: newCustomerCache(o.CustomerCacheSize)}, nil
+	return &Store{
+		db:        db,
+		customers: newCache(o.CustomerCacheSize, (*engine.Customer).Clone),
+		counters:  newCache[engine.Counter](o.CounterCacheSize, nil),
+	}, nil
 }
 
 // Close closes the store. It waits for reads and commits in progress; later
@@ -336,10 +356,11 @@ func (s *Store) Customer(ctx context.Context, t engine.Tenant, id string) (*engi
 	key := customerKey(t, id)
 	var gen uint64
 	if s.customers != nil {
-		var c *engine.Customer
-		if c, gen = s.customers.get(key); c != nil {
+		c, ok, g := s.customers.get(key)
+		if ok {
 			return c, nil
 		}
+		gen = g
 	}
 	var c *engine.Customer
 	found, err := s.get(key, func(val []byte) (err error) {
@@ -350,7 +371,7 @@ func (s *Store) Customer(ctx context.Context, t engine.Tenant, id string) (*engi
 		err = engine.Errorf(engine.ENOTFOUND, "No such customer: %s", id)
 	}
 	if err == nil && s.customers != nil {
-		s.customers.put(key, c.Clone(), gen)
+		s.customers.fill(key, c.Clone(), gen)
 	}
 	return c, err
 }
@@ -382,11 +403,23 @@ func (s *Store) Customers(ctx context.Context, t engine.Tenant, p engine.Page) (
 
 // Counter returns a usage counter; the zero Counter when there is none.
 func (s *Store) Counter(ctx context.Context, k engine.CounterKey) (engine.Counter, error) {
+	key := counterKey(k)
+	var gen uint64
+	if s.counters != nil {
+		c, ok, g := s.counters.get(key)
+		if ok {
+			return c, nil
+		}
+		gen = g
+	}
 	var c engine.Counter
-	_, err := s.get(counterKey(k), func(val []byte) (err error) {
+	_, err := s.get(key, func(val []byte) (err error) {
 		c, err = decodeCounter(val)
 		return err
 	})
+	if err == nil && s.counters != nil {
+		s.counters.fill(key, c, gen)
+	}
 	return c, err
 }
 

@@ -1,0 +1,271 @@
+package http
+
+// JSON of the track path without reflection. POST /api/track is the one
+// call made on every request of a developer's product; encoding/json was a
+// sixth of its CPU in process (decode and encode about equally, time
+// formatting a third of the encode). Both directions here are held to
+// encoding/json byte for byte by tests and a differential fuzz target
+// (trackjson_test.go): the encoder writes exactly what json.Marshal writes,
+// and the decoder accepts only a plain subset of JSON — anything else
+// (escapes, non-ASCII, unknown or repeated keys, null, metadata, exotic
+// numbers) is handed to encoding/json, whose answer and errors stand.
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/dream-api/dream-api/engine"
+)
+
+// appendTrackResult appends the JSON of r as json.Marshal writes it, and a
+// newline, like encode.
+func appendTrackResult(b []byte, r *engine.TrackResult) []byte {
+	b = append(b, `{"success":`...)
+	b = strconv.AppendBool(b, r.Success)
+	b = append(b, `,"allowed":`...)
+	b = strconv.AppendBool(b, r.Allowed)
+	b = append(b, `,"usage":`...)
+	b = appendUsage(b, &r.Usage)
+	b = append(b, `,"plugin":`...)
+	b = appendPluginInfo(b, r.Plugin)
+	return append(b, "}\n"...)
+}
+
+// appendErrorBody appends the JSON of an error body (the 429 of a denied
+// track among them) as json.Marshal writes it, and a newline.
+func appendErrorBody(b []byte, e *errorBody) []byte {
+	if len(e.Fields) > 0 {
+		// Validation errors are not on the hot path.
+		out, err := json.Marshal(e)
+		if err != nil {
+			panic(err)
+		}
+		return append(append(b, out...), '\n')
+	}
+	b = append(b, `{"error":`...)
+	b = appendString(b, e.Error)
+	b = append(b, `,"code":`...)
+	b = appendString(b, e.Code)
+	b = append(b, `,"message":`...)
+	b = appendString(b, e.Message)
+	b = append(b, `,"requestId":`...)
+	b = appendString(b, e.RequestID)
+	if e.Usage != nil {
+		b = append(b, `,"usage":`...)
+		b = appendUsage(b, e.Usage)
+	}
+	if e.Plugin != nil {
+		b = append(b, `,"plugin":`...)
+		b = appendPluginInfo(b, e.Plugin)
+	}
+	return append(b, "}\n"...)
+}
+
+func appendUsage(b []byte, u *engine.Usage) []byte {
+	b = append(b, `{"feature":`...)
+	b = appendString(b, u.Feature)
+	b = append(b, `,"count":`...)
+	b = strconv.AppendInt(b, u.Count, 10)
+	b = append(b, `,"limit":`...)
+	b = strconv.AppendInt(b, u.Limit, 10)
+	b = append(b, `,"remaining":`...)
+	b = strconv.AppendInt(b, u.Remaining, 10)
+	if u.Plan != "" {
+		b = append(b, `,"plan":`...)
+		b = appendString(b, u.Plan)
+	}
+	b = append(b, `,"periodStart":`...)
+	b = appendTime(b, u.PeriodStart)
+	b = append(b, `,"periodEnd":`...)
+	b = appendTime(b, u.PeriodEnd)
+	return append(b, '}')
+}
+
+func appendPluginInfo(b []byte, p *engine.PluginInfo) []byte {
+	if p == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, `{"version":`...)
+	b = appendString(b, p.Version)
+	b = append(b, `,"message":`...)
+	if p.Message == nil {
+		b = append(b, "null"...)
+	} else {
+		b = appendString(b, *p.Message)
+	}
+	b = append(b, `,"fallback":`...)
+	b = strconv.AppendBool(b, p.Fallback)
+	return append(b, '}')
+}
+
+// appendString appends s as a JSON string. Printable ASCII without the
+// characters encoding/json escapes is copied; any other string is left to
+// encoding/json (HTML escaping, invalid UTF-8, U+2028…).
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			out, _ := json.Marshal(s) // a string always marshals
+			return append(b, out...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// appendTime appends t as time.Time.MarshalJSON does (RFC 3339 with
+// nanoseconds when there are any).
+func appendTime(b []byte, t time.Time) []byte {
+	if y := t.Year(); y < 0 || y > 9999 {
+		out, err := t.MarshalJSON()
+		if err != nil {
+			// As json.Marshal would: a programming error, see encode.
+			panic(err)
+		}
+		return append(b, out...)
+	}
+	b = append(b, '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"')
+}
+
+// decodeTrackInput fills in from a body of the plain shape
+// {"customerId":"…","feature":"…","quantity":N} (any of the three, any
+// order, JSON whitespace between tokens) and reports true; for anything
+// else it reports false and leaves in as it was, for encoding/json.
+func decodeTrackInput(body []byte, in *engine.TrackInput) bool {
+	p := trackParser{b: body}
+	var out engine.TrackInput
+	var seen [3]bool
+	if !p.byte('{') {
+		return false
+	}
+	if p.peek() == '}' {
+		p.i++
+	} else {
+		for {
+			key, ok := p.string()
+			if !ok || !p.byte(':') {
+				return false
+			}
+			var field int
+			switch key {
+			case "customerId":
+				field = 0
+				out.CustomerID, ok = p.string()
+			case "feature":
+				field = 1
+				out.Feature, ok = p.string()
+			case "quantity":
+				field = 2
+				var q int64
+				q, ok = p.int()
+				out.Quantity = &q
+			default:
+				return false
+			}
+			if !ok || seen[field] {
+				return false
+			}
+			seen[field] = true
+			if p.peek() == ',' {
+				p.i++
+				continue
+			}
+			if !p.byte('}') {
+				return false
+			}
+			break
+		}
+	}
+	p.space()
+	if p.i != len(p.b) {
+		return false
+	}
+	*in = out
+	return true
+}
+
+// trackParser reads the tokens of decodeTrackInput's subset of JSON.
+type trackParser struct {
+	b []byte
+	i int
+}
+
+func (p *trackParser) space() {
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+// peek returns the next byte after whitespace, or 0 at the end.
+func (p *trackParser) peek() byte {
+	p.space()
+	if p.i < len(p.b) {
+		return p.b[p.i]
+	}
+	return 0
+}
+
+// byte consumes c after whitespace.
+func (p *trackParser) byte(c byte) bool {
+	if p.peek() != c {
+		return false
+	}
+	p.i++
+	return true
+}
+
+// string reads a string of printable ASCII without escapes.
+func (p *trackParser) string() (string, bool) {
+	if !p.byte('"') {
+		return "", false
+	}
+	start := p.i
+	for ; p.i < len(p.b); p.i++ {
+		switch c := p.b[p.i]; {
+		case c == '"':
+			s := string(p.b[start:p.i])
+			p.i++
+			return s, true
+		case c < 0x20 || c >= 0x7f || c == '\\':
+			return "", false
+		}
+	}
+	return "", false
+}
+
+// int reads an integer of at most 18 digits (so it cannot overflow), as
+// JSON writes it: no leading zeros, no plus sign, no fraction or exponent.
+func (p *trackParser) int() (int64, bool) {
+	p.space()
+	neg := p.i < len(p.b) && p.b[p.i] == '-'
+	if neg {
+		p.i++
+	}
+	start := p.i
+	var n int64
+	for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
+		n = n*10 + int64(p.b[p.i]-'0')
+		p.i++
+	}
+	digits := p.i - start
+	if digits == 0 || digits > 18 || (digits > 1 && p.b[start] == '0') {
+		return 0, false
+	}
+	if p.i < len(p.b) {
+		if c := p.b[p.i]; c == '.' || c == 'e' || c == 'E' {
+			return 0, false
+		}
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
+}
