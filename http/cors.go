@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/gorilla/mux"
-
 	"github.com/dream-api/dream-api/engine"
 )
 
@@ -55,15 +53,6 @@ func withCORSTenant(h func(w http.ResponseWriter, r *http.Request, t engine.Tena
 // response starts, whether the request's origin may read it.
 func (s *Server) cors(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		route := mux.CurrentRoute(r)
-		tpl := ""
-		if route != nil {
-			tpl, _ = route.GetPathTemplate()
-		}
-		if !corsRoutes[tpl] || r.Method == http.MethodOptions {
-			next.ServeHTTP(w, r) // preflights answer for themselves
-			return
-		}
 		w.Header().Add("Vary", "Origin")
 		origin := r.Header.Get("Origin")
 		if origin == "" {

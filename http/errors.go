@@ -91,7 +91,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		writeRaw(w, rec.Status, rec.Body)
 		return
 	}
-	rid := requestID(r)
+	rid := requestID(w)
 	status, body, e := errorResponse(err, rid)
 	if status >= 500 {
 		s.log.Error("request failed", "requestId", rid, "method", r.Method, "path", r.URL.Path, "err", err)

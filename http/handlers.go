@@ -176,8 +176,8 @@ func (s *Server) meter(w http.ResponseWriter, r *http.Request, k *engine.Key, ch
 	if userID != "" {
 		in.CustomerID = userID
 	}
-	rsp := trackReply(requestID(r), checkOnly)
-	idem, err := idempotency(r, body, rsp)
+	rsp := trackReply(requestID(w), checkOnly)
+	idem, err := idempotency(w, r, body, rsp)
 	if err != nil {
 		return err
 	}
@@ -191,7 +191,7 @@ func (s *Server) meter(w http.ResponseWriter, r *http.Request, k *engine.Key, ch
 	}
 	if err != nil {
 		if engine.ErrorCode(err) == engine.ERATELIMITED {
-			s.metrics.decisions.WithLabelValues(call, "rate_limited").Inc()
+			s.metrics.decision(call, "rate_limited")
 		}
 		return err
 	}
@@ -200,9 +200,9 @@ func (s *Server) meter(w http.ResponseWriter, r *http.Request, k *engine.Key, ch
 		outcome = "denied"
 	}
 	if res.Plugin != nil && res.Plugin.Fallback {
-		s.metrics.decisions.WithLabelValues(call, "plugin_fallback").Inc()
+		s.metrics.decision(call, "plugin_fallback")
 	}
-	s.metrics.decisions.WithLabelValues(call, outcome).Inc()
+	s.metrics.decision(call, outcome)
 	reply(w, res, rsp)
 	return nil
 }

@@ -15,16 +15,15 @@ import (
 // endUserRoutes adds the end-user endpoints, CORS (their preflights and
 // those of /api/tiers) and the platform's CORS config.
 func (s *Server) endUserRoutes(r *mux.Router) {
-	r.Use(s.cors)
-	r.Handle("/api/me", s.wrap(s.endUser(s.getMe))).Methods("GET")
-	r.Handle("/api/me/usage", s.wrap(s.endUser(s.getMeUsage))).Methods("GET")
-	r.Handle("/api/me/checkout", s.wrap(s.endUser(s.meCheckout))).Methods("POST")
-	r.Handle("/api/me", s.wrap(s.preflight("GET"))).Methods("OPTIONS")
-	r.Handle("/api/me/usage", s.wrap(s.preflight("GET"))).Methods("OPTIONS")
-	r.Handle("/api/me/checkout", s.wrap(s.preflight("POST"))).Methods("OPTIONS")
-	r.Handle("/api/tiers", s.wrap(s.preflight("GET"))).Methods("OPTIONS")
-	r.Handle("/api/platform/cors", s.wrap(s.secret(s.getCORS))).Methods("GET")
-	r.Handle("/api/platform/cors", s.wrap(s.secret(s.putCORS))).Methods("PUT")
+	s.handle("GET", "/api/me", s.endUser(s.getMe))
+	s.handle("GET", "/api/me/usage", s.endUser(s.getMeUsage))
+	s.handle("POST", "/api/me/checkout", s.endUser(s.meCheckout))
+	s.handle("OPTIONS", "/api/me", s.preflight("GET"))
+	s.handle("OPTIONS", "/api/me/usage", s.preflight("GET"))
+	s.handle("OPTIONS", "/api/me/checkout", s.preflight("POST"))
+	s.handle("OPTIONS", "/api/tiers", s.preflight("GET"))
+	s.handle("GET", "/api/platform/cors", s.secret(s.getCORS))
+	s.handle("PUT", "/api/platform/cors", s.secret(s.putCORS))
 }
 
 // endUserHandler is a handler that runs as a signed-in customer.

@@ -39,7 +39,7 @@ func (s *Server) putPlugin(w http.ResponseWriter, r *http.Request, k *engine.Key
 		return err
 	}
 	rsp := func(res any) (int, any) { return http.StatusCreated, res }
-	idem, err := idempotency(r, body, rsp)
+	idem, err := idempotency(w, r, body, rsp)
 	if err != nil {
 		return err
 	}

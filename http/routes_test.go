@@ -1,13 +1,18 @@
 package http
 
 import (
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"sort"
 	"strings"
 	"testing"
 
 	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dream-api/dream-api/engine"
+	"github.com/dream-api/dream-api/storage"
 )
 
 // TestRouterMatchesSpec holds the router to openapi.yaml: every route is in
@@ -98,3 +103,68 @@ func TestErrorTable(t *testing.T) {
 type errorString string
 
 func (e errorString) Error() string { return string(e) }
+
+// TestStaticRoutesAnswerLikeTheRouter holds ServeHTTP's lookup of the
+// routes without variables (Server.route) to gorilla/mux: every static
+// route answers as the router itself does, other methods and unclean
+// paths still reach the router, and metrics carry the route's template.
+func TestStaticRoutesAnswerLikeTheRouter(t *testing.T) {
+	st, err := storage.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	reg := prometheus.NewRegistry()
+	s := NewServer(Config{Engine: engine.New(engine.Config{Store: st}), Store: st, Registry: reg, Logger: slog.New(slog.DiscardHandler)})
+	if len(s.static) < 20 {
+		t.Fatalf("only %d static routes", len(s.static))
+	}
+	serve := func(h http.Handler, method, path string) *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(method, path, strings.NewReader(`{}`)))
+		return w
+	}
+	for k := range s.static {
+		if k.path == "/metrics" || k.path == "/health" || k.path == "/openapi.json" {
+			continue // bodies that change from call to call
+		}
+		viaServer, viaRouter := serve(s, k.method, k.path), serve(s.Router(), k.method, k.path)
+		if viaServer.Code != viaRouter.Code || viaServer.Header().Get("Content-Type") != viaRouter.Header().Get("Content-Type") {
+			t.Errorf("%s %s: %d %q through ServeHTTP, %d %q through the router", k.method, k.path,
+				viaServer.Code, viaServer.Header().Get("Content-Type"), viaRouter.Code, viaRouter.Header().Get("Content-Type"))
+		}
+	}
+	if w := serve(s, "GET", "/api/track"); w.Code != http.StatusNotFound || !strings.Contains(w.Body.String(), `"code":"not_found"`) {
+		t.Errorf("GET /api/track: %d %s", w.Code, w.Body)
+	}
+	if w := serve(s, "POST", "/api//track"); w.Code != http.StatusMovedPermanently {
+		t.Errorf("POST /api//track: %d, want the router's redirect to the clean path", w.Code)
+	}
+	if w := serve(s, "POST", "/api/track"); w.Code != http.StatusUnauthorized || w.Header().Get("X-Request-Id") == "" {
+		t.Errorf("POST /api/track without a key: %d, request id %q", w.Code, w.Header().Get("X-Request-Id"))
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != "dream_http_requests_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			found[labels["method"]+" "+labels["route"]+" "+labels["status"]] += m.GetCounter().GetValue()
+		}
+	}
+	// The loop sent one through ServeHTTP and one through the router, then one more.
+	if got := found["POST /api/track 401"]; got != 3 {
+		t.Errorf(`requests{POST /api/track 401} = %v, want 3 (all: %v)`, got, found)
+	}
+	if got := found["GET unmatched 404"]; got != 1 {
+		t.Errorf(`requests{GET unmatched 404} = %v, want 1`, got)
+	}
+}

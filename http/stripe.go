@@ -12,18 +12,18 @@ import (
 // stripeRoutes serves Stripe billing: connections, Checkout, the portal,
 // webhooks, stats and the operator's billing of platforms.
 func (s *Server) stripeRoutes(r *mux.Router) {
-	r.Handle("/api/platform/stripe", s.wrap(s.secret(s.getStripe))).Methods("GET")
-	r.Handle("/api/platform/stripe", s.wrap(s.secret(s.deleteStripe))).Methods("DELETE")
-	r.Handle("/api/platform/stripe/connect", s.wrap(s.secret(s.connectStripe))).Methods("POST")
-	r.Handle("/api/create-checkout", s.wrap(s.secret(s.createCheckout))).Methods("POST")
-	r.Handle("/api/customer-portal", s.wrap(s.secret(s.customerPortal))).Methods("POST")
-	r.Handle("/api/platform/stats", s.wrap(s.secret(s.platformStats))).Methods("GET")
+	s.handle("GET", "/api/platform/stripe", s.secret(s.getStripe))
+	s.handle("DELETE", "/api/platform/stripe", s.secret(s.deleteStripe))
+	s.handle("POST", "/api/platform/stripe/connect", s.secret(s.connectStripe))
+	s.handle("POST", "/api/create-checkout", s.secret(s.createCheckout))
+	s.handle("POST", "/api/customer-portal", s.secret(s.customerPortal))
+	s.handle("GET", "/api/platform/stats", s.secret(s.platformStats))
 	// A platform whose live keys are paused for want of a subscription
 	// starts or looks at it with any key.
-	r.Handle("/api/platform/billing", s.wrap(s.secretAnyMode(s.getPlatformBilling))).Methods("GET")
-	r.Handle("/api/platform/billing/checkout", s.wrap(s.secretAnyMode(s.platformCheckout))).Methods("POST")
-	r.Handle("/webhook/stripe", s.wrap(s.stripeWebhook)).Methods("POST")
-	r.Handle("/webhook/stripe/{platformId}", s.wrap(s.stripePlatformWebhook)).Methods("POST")
+	s.handle("GET", "/api/platform/billing", s.secretAnyMode(s.getPlatformBilling))
+	s.handle("POST", "/api/platform/billing/checkout", s.secretAnyMode(s.platformCheckout))
+	s.handle("POST", "/webhook/stripe", s.stripeWebhook)
+	s.handle("POST", "/webhook/stripe/{platformId}", s.stripePlatformWebhook)
 }
 
 // liveAllowed refuses a live key of a platform whose subscription on the
