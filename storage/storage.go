@@ -120,7 +120,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 		return nil, err
 	}
 	po := &pebble.Options{
-		FS:                 o.FS,
+		FS:                 walZeroFS{o.FS}, // walfill.go
 		CacheSize:          o.CacheSize,
 		Logger:             pebbleLogger{o.Logger},
 		FormatMajorVersion: pebble.FormatNewest,

@@ -1,0 +1,144 @@
+package storage
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/dream-api/dream-api/engine"
+)
+
+// TestWALZeroFileKeepsWrites writes a log through walZeroFile in pieces of
+// random sizes while it zeroes ahead: the file is what was written, then
+// only zeroes, and the zeroes run ahead of the writes.
+func TestWALZeroFileKeepsWrites(t *testing.T) {
+	dir := t.TempDir()
+	fs := walZeroFS{vfs.Default}
+	f, err := fs.Create(filepath.Join(dir, "000001.log"), vfs.WriteCategoryUnspecified)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	var want []byte
+	for len(want) < 3*walZeroAhead {
+		p := make([]byte, 1+r.IntN(64<<10))
+		for i := range p {
+			p[i] = byte(1 + r.IntN(255)) // never zero, so that a stray zero shows
+		}
+		if _, err := f.Write(p); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, p...)
+		if r.IntN(8) == 0 {
+			time.Sleep(time.Millisecond) // let the zeroing run
+		}
+	}
+	if err := f.SyncData(); err != nil {
+		t.Fatal(err)
+	}
+	zf := f.(*walZeroFile)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		zf.mu.Lock()
+		ahead, zeroing := zf.size-zf.written, zf.zeroing
+		zf.mu.Unlock()
+		if !zeroing && ahead >= walZeroAhead/2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("zeroing did not keep ahead: %d bytes ahead, zeroing %v", ahead, zeroing)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "000001.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) < len(want)+walZeroAhead/2 {
+		t.Fatalf("file is %d bytes for %d written: not zeroed ahead", len(got), len(want))
+	}
+	if !bytes.Equal(got[:len(want)], want) {
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("byte %d of %d is %d, written %d", i, len(want), got[i], want[i])
+			}
+		}
+	}
+	if i := bytes.IndexFunc(got[len(want):], func(r rune) bool { return r != 0 }); i >= 0 {
+		t.Fatalf("non-zero byte %d past the writes", len(want)+i)
+	}
+}
+
+// TestOpenReadsZeroedWALTail copies a store's files while it is open (as a
+// crash would leave them: the log ends in zeroes) and opens the copy: every
+// batch that was waited for is there.
+func TestOpenReadsZeroedWALTail(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	key := func(i int) engine.CounterKey {
+		return engine.CounterKey{Tenant: tenantLive, CustomerID: fmt.Sprint("cus_", i), Feature: "api", PeriodStart: time.Unix(1700000000, 0)}
+	}
+	const n = 2000
+	for i := range n {
+		b := s.NewBatch()
+		b.PutCounter(key(i), engine.Counter{Count: int64(i + 1), PeriodEnd: time.Unix(1800000000, 0)})
+		if err := b.Apply(); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		b.Close()
+	}
+	crashed := t.TempDir()
+	logs := 0
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		src, err := os.Open(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst, err := os.Create(filepath.Join(crashed, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(dst, src); err != nil {
+			t.Fatal(err)
+		}
+		src.Close()
+		dst.Close()
+		if isWAL(e.Name()) {
+			logs++
+			data, _ := os.ReadFile(filepath.Join(crashed, e.Name()))
+			if len(data) < walZeroAhead/2 || !bytes.Equal(data[len(data)-1024:], make([]byte, 1024)) {
+				t.Fatalf("%s: %d bytes, not ending in zeroes", e.Name(), len(data))
+			}
+		}
+	}
+	if logs == 0 {
+		t.Fatal("no WAL file in the store")
+	}
+	c := openStore(t, crashed)
+	for i := range n {
+		got, err := c.Counter(ctx, key(i))
+		if err != nil || got.Count != int64(i+1) {
+			t.Fatalf("counter %d after the crash: %d, %v", i, got.Count, err)
+		}
+	}
+}
