@@ -55,10 +55,11 @@ func Errorf(code, format string, args ...any) *Error {
 // ErrorCode returns the code of err if it is (or wraps) an *Error, else
 // EINTERNAL. A nil error has no code.
 func ErrorCode(err error) string {
-	var e *Error
 	if err == nil {
-		return ""
-	} else if errors.As(err, &e) {
+		return "" // before e, which escapes: no allocation on success
+	}
+	var e *Error
+	if errors.As(err, &e) {
 		return e.Code
 	}
 	return EINTERNAL

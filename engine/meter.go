@@ -101,7 +101,7 @@ func (m *Meter) decide(ctx context.Context, t Tenant, in TrackInput, checkOnly b
 		return nil, err
 	}
 	defer done()
-	cus, err := c.store.Customer(ctx, t, in.CustomerID)
+	cus, err := c.store.CustomerShared(ctx, t, in.CustomerID)
 	if ErrorCode(err) == ENOTFOUND {
 		return nil, Errorf(ENOTFOUND, "No customer %q; create it with POST /api/customers.", in.CustomerID)
 	} else if err != nil {
@@ -149,22 +149,28 @@ func (m *Meter) decide(ctx context.Context, t Tenant, in TrackInput, checkOnly b
 		if active == nil {
 			BuiltinLimits{}.Decide(ctx, &pin, &d)
 		} else {
+			// The policy's own copies: what an interface call is given
+			// escapes, and the built-in path should not pay for that.
+			ppin, pd := pin, new(Decision)
 			if active.mayHaveState() {
-				if pin.State, err = c.store.PolicyState(ctx, t, cus.ID, in.Feature); err != nil {
+				if ppin.State, err = c.store.PolicyState(ctx, t, cus.ID, in.Feature); err != nil {
 					return nil, err
 				}
 			}
 			info = &PluginInfo{Version: active.Version}
-			if perr := active.Decide(ctx, &pin, &d); perr != nil {
+			if perr := active.Decide(ctx, &ppin, pd); perr != nil {
 				c.log.Warn("plugin error", "platform", t.PlatformID, "version", active.Version, "err", perr)
 				if active.OnError == "deny" {
 					return nil, Errorf(EPLUGINERROR, "The platform's limit policy failed.")
 				}
 				info.Fallback = true
 				BuiltinLimits{}.Decide(ctx, &pin, &d)
-			} else if d.Message != "" {
-				msg := d.Message
-				info.Message = &msg
+			} else {
+				d = *pd
+				if d.Message != "" {
+					msg := d.Message
+					info.Message = &msg
+				}
 			}
 		}
 		reported := limit

@@ -31,6 +31,9 @@ type Store interface {
 	Tiers(ctx context.Context, platformID string) (*TierConfig, error)
 
 	Customer(ctx context.Context, t Tenant, id string) (*Customer, error)
+	// CustomerShared is Customer for a caller that only reads the result,
+	// which may be shared with other callers and MUST NOT be changed.
+	CustomerShared(ctx context.Context, t Tenant, id string) (*Customer, error)
 	// CustomerIDByEmail returns the id of the customer with email
 	// (lowercased), or ENOTFOUND.
 	CustomerIDByEmail(ctx context.Context, t Tenant, email string) (string, error)

@@ -20,10 +20,12 @@ import (
 //   - A stored value forgotten to make room raises the shard's floor: a
 //     store with a sequence number at or below it is older than something
 //     the cache no longer knows, so it invalidates instead.
+//
+// Values are shared: callers must not change what get returns or what
+// they gave to fill and store.
 type cache[V any] struct {
-	seed  maphash.Seed
-	max   int // entries per shard
-	clone func(V) V
+	seed maphash.Seed
+	max  int // entries per shard
 	// shards are padded apart: each is locked by unrelated requests.
 	shards [64]cacheShard[V]
 }
@@ -32,7 +34,7 @@ type cacheShard[V any] struct {
 	mu    sync.Mutex
 	gen   uint64
 	floor uint64
-	m     map[string]cacheEntry[V]
+	m     map[string]*cacheEntry[V] // pointers: a store updates in place, without a new key
 	_     [24]byte
 }
 
@@ -42,15 +44,14 @@ type cacheEntry[V any] struct {
 }
 
 // newCache returns a cache of about size entries, or nil (no cache) when
-// size is not positive. clone copies a value that callers may change; nil
-// when values are copied by assignment.
-func newCache[V any](size int, clone func(V) V) *cache[V] {
+// size is not positive.
+func newCache[V any](size int) *cache[V] {
 	if size <= 0 {
 		return nil
 	}
-	c := &cache[V]{seed: maphash.MakeSeed(), max: max(1, size/64), clone: clone}
+	c := &cache[V]{seed: maphash.MakeSeed(), max: max(1, size/64)}
 	for i := range c.shards {
-		c.shards[i].m = make(map[string]cacheEntry[V])
+		c.shards[i].m = make(map[string]*cacheEntry[V])
 	}
 	return c
 }
@@ -64,13 +65,12 @@ func (c *cache[V]) shard(key []byte) *cacheShard[V] {
 func (c *cache[V]) get(key []byte) (v V, ok bool, gen uint64) {
 	s := c.shard(key)
 	s.mu.Lock()
-	e, ok := s.m[string(key)]
+	if e := s.m[string(key)]; e != nil {
+		v, ok = e.v, true
+	}
 	gen = s.gen
 	s.mu.Unlock()
-	if ok && c.clone != nil {
-		e.v = c.clone(e.v)
-	}
-	return e.v, ok, gen
+	return v, ok, gen
 }
 
 // fill caches v, read from Pebble after get missed with gen, unless the
@@ -82,10 +82,12 @@ func (c *cache[V]) fill(key []byte, v V, gen uint64) {
 	if s.gen != gen {
 		return
 	}
-	if _, ok := s.m[string(key)]; !ok {
-		s.makeRoom(c.max)
+	if e := s.m[string(key)]; e != nil {
+		*e = cacheEntry[V]{v: v}
+		return
 	}
-	s.m[string(key)] = cacheEntry[V]{v: v}
+	s.makeRoom(c.max)
+	s.m[string(key)] = &cacheEntry[V]{v: v}
 }
 
 // store caches v as written by the batch applied with sequence number seq.
@@ -94,17 +96,17 @@ func (c *cache[V]) store(key []byte, v V, seq uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.gen++
-	e, ok := s.m[string(key)]
+	e := s.m[string(key)]
 	switch {
 	case seq <= s.floor:
 		delete(s.m, string(key))
-		return
-	case ok && e.seq >= seq:
-		return
-	case !ok:
+	case e != nil && e.seq >= seq:
+	case e != nil:
+		e.v, e.seq = v, seq
+	default:
 		s.makeRoom(c.max)
+		s.m[string(key)] = &cacheEntry[V]{v: v, seq: seq}
 	}
-	s.m[string(key)] = cacheEntry[V]{v: v, seq: seq}
 }
 
 // invalidate forgets key, which a batch wrote.

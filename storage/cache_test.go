@@ -98,7 +98,7 @@ func TestCustomerCacheRace(t *testing.T) {
 // number wins whatever order stores arrive in, a fill never lands after a
 // write it did not see, and a store older than a forgotten one invalidates.
 func TestCacheStoreOrder(t *testing.T) {
-	c := newCache[int](1, nil) // one entry per shard: every second key evicts
+	c := newCache[int](1) // one entry per shard: every second key evicts
 	k := []byte("k")
 	c.store(k, 2, 11)
 	c.store(k, 1, 10)

@@ -143,8 +143,8 @@ func Open(dir string, opts *Options) (*Store, error) {
 	}
 	return &Store{
 		db:        db,
-		customers: newCache(o.CustomerCacheSize, (*engine.Customer).Clone),
-		counters:  newCache[engine.Counter](o.CounterCacheSize, nil),
+		customers: newCache[*engine.Customer](o.CustomerCacheSize),
+		counters:  newCache[engine.Counter](o.CounterCacheSize),
 	}, nil
 }
 
@@ -353,6 +353,16 @@ func (s *Store) Tiers(ctx context.Context, platformID string) (*engine.TierConfi
 
 // Customer returns a customer, or ENOTFOUND.
 func (s *Store) Customer(ctx context.Context, t engine.Tenant, id string) (*engine.Customer, error) {
+	c, err := s.CustomerShared(ctx, t, id)
+	if err != nil {
+		return nil, err
+	}
+	return c.Clone(), nil
+}
+
+// CustomerShared returns a customer that the caller must not change (the
+// cache's own copy), or ENOTFOUND.
+func (s *Store) CustomerShared(ctx context.Context, t engine.Tenant, id string) (*engine.Customer, error) {
 	key := customerKey(t, id)
 	var gen uint64
 	if s.customers != nil {
@@ -371,7 +381,7 @@ func (s *Store) Customer(ctx context.Context, t engine.Tenant, id string) (*engi
 		err = engine.Errorf(engine.ENOTFOUND, "No such customer: %s", id)
 	}
 	if err == nil && s.customers != nil {
-		s.customers.fill(key, c.Clone(), gen)
+		s.customers.fill(key, c, gen)
 	}
 	return c, err
 }
