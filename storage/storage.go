@@ -28,8 +28,8 @@ import (
 const DefaultCustomerCacheSize = 16384
 
 // DefaultCounterCacheSize is how many usage counters are kept in memory
-// when Options.CounterCacheSize is 0 (about 120 bytes each).
-const DefaultCounterCacheSize = 65536
+// when Options.CounterCacheSize is 0 (about 160 bytes each, 2.6 MB in all).
+const DefaultCounterCacheSize = 16384
 
 // DefaultCacheSize is the block cache size when Options.CacheSize is 0.
 const DefaultCacheSize = 64 << 20
