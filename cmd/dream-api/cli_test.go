@@ -235,3 +235,34 @@ func TestSIGTERM(t *testing.T) {
 		t.Errorf("platforms after SIGTERM: %+v", ps)
 	}
 }
+
+// TestDebugAddr: --debug-addr (DREAM_DEBUG_ADDR) serves Go's pprof on its
+// own listener, never on the API's; without it nothing listens.
+func TestDebugAddr(t *testing.T) {
+	get := func(url string) (int, string) {
+		t.Helper()
+		res, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	ts := startServer(t, map[string]string{"DREAM_DEBUG_ADDR": "127.0.0.1:0"})
+	if ts.Main.DebugAddr() == "" {
+		t.Fatal("no debug listener")
+	}
+	if status, body := get("http://" + ts.Main.DebugAddr() + "/debug/pprof/"); status != 200 || !strings.Contains(body, "goroutine") {
+		t.Fatalf("pprof index: %d %.200s", status, body)
+	}
+	if status, body := get("http://" + ts.Main.DebugAddr() + "/debug/pprof/goroutine?debug=1"); status != 200 || !strings.Contains(body, "goroutine profile") {
+		t.Fatalf("goroutine profile: %d %.200s", status, body)
+	}
+	if status, _ := get(ts.URL + "/debug/pprof/"); status != 404 {
+		t.Fatalf("pprof on the API's listener: %d", status)
+	}
+	if plain := startServer(t, nil); plain.Main.DebugAddr() != "" {
+		t.Fatalf("a debug listener without DREAM_DEBUG_ADDR: %s", plain.Main.DebugAddr())
+	}
+}

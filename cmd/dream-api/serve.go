@@ -56,6 +56,7 @@ type Main struct {
 	srv       *http.Server
 	served    chan error
 	debug     *http.Server
+	debugLn   net.Listener
 	stopBg    context.CancelFunc
 	bgDone    chan struct{}
 }
@@ -174,6 +175,14 @@ func (m *Main) Run(ctx context.Context) error {
 // Addr is the address the server listens on (useful with port 0).
 func (m *Main) Addr() string { return m.ln.Addr().String() }
 
+// DebugAddr is the address pprof is served on, or "" without --debug-addr.
+func (m *Main) DebugAddr() string {
+	if m.debugLn == nil {
+		return ""
+	}
+	return m.debugLn.Addr().String()
+}
+
 // Close stops accepting, lets in-flight requests finish (10 s at most),
 // then closes the store.
 func (m *Main) Close() error {
@@ -229,7 +238,7 @@ func (m *Main) startDebug() error {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	m.debug = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	m.debug, m.debugLn = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, ln
 	go func() { _ = m.debug.Serve(ln) }()
 	m.log.Info("serving pprof", "addr", ln.Addr().String())
 	return nil
