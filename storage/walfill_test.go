@@ -142,3 +142,43 @@ func TestOpenReadsZeroedWALTail(t *testing.T) {
 		}
 	}
 }
+
+// TestWALZeroFileReused: a WAL file Pebble reuses is overwritten from the
+// start; zeroing begins only past its old end, so no old byte is zeroed
+// ahead of Pebble's own writes.
+func TestWALZeroFileReused(t *testing.T) {
+	dir := t.TempDir()
+	old := bytes.Repeat([]byte{7}, walZeroAhead+12345)
+	if err := os.WriteFile(filepath.Join(dir, "000001.log"), old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fs := walZeroFS{vfs.Default}
+	f, err := fs.ReuseForWrite(filepath.Join(dir, "000001.log"), filepath.Join(dir, "000002.log"), vfs.WriteCategoryUnspecified)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zf := f.(*walZeroFile)
+	if zf.size != int64(len(old)) {
+		t.Fatalf("reused file: size %d, want %d", zf.size, len(old))
+	}
+	data := bytes.Repeat([]byte{9}, 1000)
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	zf.mu.Lock()
+	zeroing := zf.zeroing
+	zf.mu.Unlock()
+	if zeroing {
+		t.Fatal("zeroing started while the old file still reaches far ahead of the writes")
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "000002.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got[:len(data)], data) || !bytes.Equal(got[len(data):], old[len(data):]) {
+		t.Fatal("the reused file is not the writes followed by its old bytes")
+	}
+}
