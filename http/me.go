@@ -3,8 +3,6 @@ package http
 import (
 	"net/http"
 
-	"github.com/gorilla/mux"
-
 	"github.com/dream-api/dream-api/engine"
 )
 
@@ -14,7 +12,7 @@ import (
 
 // endUserRoutes adds the end-user endpoints, CORS (their preflights and
 // those of /api/tiers) and the platform's CORS config.
-func (s *Server) endUserRoutes(r *mux.Router) {
+func (s *Server) endUserRoutes() {
 	s.handle("GET", "/api/me", s.endUser(s.getMe))
 	s.handle("GET", "/api/me/usage", s.endUser(s.getMeUsage))
 	s.handle("POST", "/api/me/checkout", s.endUser(s.meCheckout))

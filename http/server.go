@@ -108,8 +108,8 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	s.handle("POST", "/api/platform/plugin/rollback", s.secret(s.rollbackPlugin))
 	s.handle("POST", "/api/platform/plugin/dry-run", s.secret(s.dryRunPlugin))
 
-	s.endUserRoutes(r) // me.go: /api/me…, CORS, /api/platform/cors
-	s.stripeRoutes(r)  // stripe.go: /api/platform/stripe…, checkout, portal, /webhook/stripe…, stats, billing
+	s.endUserRoutes() // me.go: /api/me…, CORS, /api/platform/cors
+	s.stripeRoutes()  // stripe.go: /api/platform/stripe…, checkout, portal, /webhook/stripe…, stats, billing
 
 	s.handle("POST", "/admin/platforms", s.admin(s.createPlatform))
 	s.handle("GET", "/admin/platforms", s.admin(s.listPlatforms))

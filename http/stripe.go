@@ -11,7 +11,7 @@ import (
 
 // stripeRoutes serves Stripe billing: connections, Checkout, the portal,
 // webhooks, stats and the operator's billing of platforms.
-func (s *Server) stripeRoutes(r *mux.Router) {
+func (s *Server) stripeRoutes() {
 	s.handle("GET", "/api/platform/stripe", s.secret(s.getStripe))
 	s.handle("DELETE", "/api/platform/stripe", s.secret(s.deleteStripe))
 	s.handle("POST", "/api/platform/stripe/connect", s.secret(s.connectStripe))
