@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/record"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/dream-api/dream-api/engine"
@@ -180,5 +181,59 @@ func TestWALZeroFileReused(t *testing.T) {
 	}
 	if !bytes.Equal(got[:len(data)], data) || !bytes.Equal(got[len(data):], old[len(data):]) {
 		t.Fatal("the reused file is not the writes followed by its old bytes")
+	}
+}
+
+// TestClosedWALReadsToACleanEnd: Pebble replays every WAL but the newest
+// strictly (an unclean end is corruption). A WAL that Pebble closed (it
+// writes an EOF trailer and syncs before it starts the next one) must
+// still end cleanly when zeroes follow the trailer.
+func TestClosedWALReadsToACleanEnd(t *testing.T) {
+	for _, syncOffsets := range []bool{false, true} {
+		t.Run(fmt.Sprintf("syncOffsets=%v", syncOffsets), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "000001.log")
+			f, err := walZeroFS{vfs.Default}.Create(path, vfs.WriteCategoryUnspecified)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := record.NewLogWriter(f, 1, record.LogWriterConfig{
+				QueueSemChan:        make(chan struct{}, 64),
+				WriteWALSyncOffsets: func() bool { return syncOffsets },
+			})
+			var want [][]byte
+			for i := range 300 {
+				rec := bytes.Repeat([]byte{byte(1 + i%250)}, 100+i*37)
+				if _, err := w.WriteRecord(rec); err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, rec)
+			}
+			if err := w.Close(); err != nil { // writes the EOF trailer, syncs, closes f
+				t.Fatal(err)
+			}
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(data[len(data)-4096:], make([]byte, 4096)) {
+				t.Fatalf("the closed WAL (%d bytes) does not end in zeroes: the test tests nothing", len(data))
+			}
+			r := record.NewReader(bytes.NewReader(data), 1)
+			for i := 0; ; i++ {
+				rr, err := r.Next()
+				if err == io.EOF {
+					if i != len(want) {
+						t.Fatalf("clean end after %d records, wrote %d", i, len(want))
+					}
+					return
+				} else if err != nil {
+					t.Fatalf("record %d: %v (Pebble would call the log corrupt)", i, err)
+				}
+				got, err := io.ReadAll(rr)
+				if err != nil || i >= len(want) || !bytes.Equal(got, want[i]) {
+					t.Fatalf("record %d differs (%v)", i, err)
+				}
+			}
+		})
 	}
 }
