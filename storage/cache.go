@@ -73,6 +73,23 @@ func (c *cache[V]) get(key []byte) (v V, ok bool, gen uint64) {
 	return v, ok, gen
 }
 
+// readThrough returns the cached value of key, or reads it from Pebble
+// with read and caches it. Errors are not cached. A nil cache only reads.
+func (c *cache[V]) readThrough(key []byte, read func(key []byte) (V, error)) (V, error) {
+	if c == nil {
+		return read(key)
+	}
+	v, ok, gen := c.get(key)
+	if ok {
+		return v, nil
+	}
+	v, err := read(key)
+	if err == nil {
+		c.fill(key, v, gen)
+	}
+	return v, err
+}
+
 // fill caches v, read from Pebble after get missed with gen, unless the
 // shard was written since. The caller must not change v afterwards.
 func (c *cache[V]) fill(key []byte, v V, gen uint64) {

@@ -363,27 +363,16 @@ func (s *Store) Customer(ctx context.Context, t engine.Tenant, id string) (*engi
 // CustomerShared returns a customer that the caller must not change (the
 // cache's own copy), or ENOTFOUND.
 func (s *Store) CustomerShared(ctx context.Context, t engine.Tenant, id string) (*engine.Customer, error) {
-	key := customerKey(t, id)
-	var gen uint64
-	if s.customers != nil {
-		c, ok, g := s.customers.get(key)
-		if ok {
-			return c, nil
+	return s.customers.readThrough(customerKey(t, id), func(key []byte) (c *engine.Customer, err error) {
+		found, err := s.get(key, func(val []byte) (err error) {
+			c, err = decodeCustomer(val)
+			return err
+		})
+		if err == nil && !found {
+			err = engine.Errorf(engine.ENOTFOUND, "No such customer: %s", id)
 		}
-		gen = g
-	}
-	var c *engine.Customer
-	found, err := s.get(key, func(val []byte) (err error) {
-		c, err = decodeCustomer(val)
-		return err
+		return c, err
 	})
-	if err == nil && !found {
-		err = engine.Errorf(engine.ENOTFOUND, "No such customer: %s", id)
-	}
-	if err == nil && s.customers != nil {
-		s.customers.fill(key, c, gen)
-	}
-	return c, err
 }
 
 // CustomerIDByEmail returns the id of the tenant's customer with email, in
@@ -413,24 +402,13 @@ func (s *Store) Customers(ctx context.Context, t engine.Tenant, p engine.Page) (
 
 // Counter returns a usage counter; the zero Counter when there is none.
 func (s *Store) Counter(ctx context.Context, k engine.CounterKey) (engine.Counter, error) {
-	key := counterKey(k)
-	var gen uint64
-	if s.counters != nil {
-		c, ok, g := s.counters.get(key)
-		if ok {
-			return c, nil
-		}
-		gen = g
-	}
-	var c engine.Counter
-	_, err := s.get(key, func(val []byte) (err error) {
-		c, err = decodeCounter(val)
-		return err
+	return s.counters.readThrough(counterKey(k), func(key []byte) (c engine.Counter, err error) {
+		_, err = s.get(key, func(val []byte) (err error) {
+			c, err = decodeCounter(val)
+			return err
+		})
+		return c, err
 	})
-	if err == nil && s.counters != nil {
-		s.counters.fill(key, c, gen)
-	}
-	return c, err
 }
 
 // Periods lists every counter of a customer, by feature then period start.
