@@ -295,7 +295,9 @@ func appendJSON(b []byte, v any) []byte {
 	case *engine.TrackResult:
 		return appendTrackResult(b, v)
 	case *errorBody:
-		return appendErrorBody(b, v)
+		if len(v.Fields) == 0 {
+			return appendErrorBody(b, v)
+		}
 	}
 	out, err := json.Marshal(v)
 	if err != nil {

@@ -32,17 +32,11 @@ func appendTrackResult(b []byte, r *engine.TrackResult) []byte {
 	return append(b, "}\n"...)
 }
 
-// appendErrorBody appends the JSON of an error body (the 429 of a denied
-// track among them) as json.Marshal writes it, and a newline.
+// appendErrorBody appends the JSON of an error body without fields (the
+// 429 of a denied track among them) as json.Marshal writes it, and a
+// newline. Validation errors, with fields, go through appendJSON's
+// json.Marshal: they are not on the hot path.
 func appendErrorBody(b []byte, e *errorBody) []byte {
-	if len(e.Fields) > 0 {
-		// Validation errors are not on the hot path.
-		out, err := json.Marshal(e)
-		if err != nil {
-			panic(err)
-		}
-		return append(append(b, out...), '\n')
-	}
 	b = append(b, `{"error":`...)
 	b = appendString(b, e.Error)
 	b = append(b, `,"code":`...)
@@ -259,11 +253,8 @@ func (p *trackParser) int() (int64, bool) {
 	if digits == 0 || digits > 18 || (digits > 1 && p.b[start] == '0') {
 		return 0, false
 	}
-	if p.i < len(p.b) {
-		if c := p.b[p.i]; c == '.' || c == 'e' || c == 'E' {
-			return 0, false
-		}
-	}
+	// A fraction or exponent that follows is refused by the caller, which
+	// wants ',' or '}' next.
 	if neg {
 		n = -n
 	}

@@ -74,7 +74,7 @@ func TestTrackResultJSONMatchesEncodingJSON(t *testing.T) {
 		if r.IntN(4) == 0 {
 			eb.Fields = []engine.FieldError{{Field: "quantity", Message: "must be an integer"}}
 		}
-		if got, want := string(appendErrorBody(nil, eb)), marshalled(t, eb); got != want {
+		if got, want := string(appendJSON(nil, eb)), marshalled(t, eb); got != want {
 			t.Fatalf("error body %d:\n got %s\nwant %s", i, got, want)
 		}
 	}
