@@ -6,8 +6,8 @@ import (
 	"errors"
 	"hash/maphash"
 	"log/slog"
-	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -40,6 +40,8 @@ type Config struct {
 // Engine holds the domain services. They share one store, one clock, the
 // lock stripes and the idempotency bookkeeping. Safe for concurrent use.
 type Engine struct {
+	c *core
+
 	Platforms *Platforms
 	Keys      *Keys
 	Tiers     *Tiers
@@ -55,13 +57,14 @@ type core struct {
 	policies Policies
 	now      Clock
 	log      *slog.Logger
-	locks    *stripes
 	sealer   *Sealer
 	inflight inflight
 	tiers    tierCache
 	identity Identity // nil without Clerk
 	outbox   *outbox
 	stripe   *Stripe
+	keys     *Keys
+	plugins  *Plugins
 }
 
 // New returns an Engine over cfg.Store.
@@ -80,7 +83,6 @@ func New(cfg Config) *Engine {
 		policies: cfg.Policies,
 		now:      cfg.Now,
 		log:      cfg.Logger,
-		locks:    newStripes(4096),
 		sealer:   cfg.Sealer,
 		identity: cfg.Identity,
 		outbox:   newOutbox(),
@@ -92,25 +94,32 @@ func New(cfg Config) *Engine {
 	}
 	c.inflight.m = make(map[string]chan struct{})
 	c.tiers.m = make(map[string]*TierConfig)
-	plugins := &Plugins{c: c, loader: cfg.PolicyLoader, active: make(map[string]*ActivePolicy), loading: newStripes(256)}
+	plugins := &Plugins{c: c, loader: cfg.PolicyLoader, active: make(map[string]*ActivePolicy), gen: make(map[string]uint64),
+		prepared: make(map[string]*ActivePolicy), stateful: make(map[string]*atomic.Bool), loading: newStripes(256)}
 	if c.policies == nil {
 		c.policies = plugins
 	}
 	c.stripe = newStripe(c, cfg.Stripe)
+	c.keys = &Keys{c: c, grace: cfg.KeyGrace, cache: make(map[[32]byte]*cachedKey)}
+	c.plugins = plugins
+	if c.store != nil {
+		c.store.Watch(c.changed)
+	}
 	return &Engine{
+		c:         c,
 		Stripe:    c.stripe,
 		Plugins:   plugins,
 		Platforms: &Platforms{c: c},
-		Keys:      &Keys{c: c, grace: cfg.KeyGrace, cache: make(map[[32]byte]*cachedKey)},
+		Keys:      c.keys,
 		Tiers:     &Tiers{c: c},
 		Customers: &Customers{c: c},
 		Meter:     &Meter{c: c, rate: newRateLimiter()},
 	}
 }
 
-// stripes is a fixed array of mutexes indexed by a hash of what they guard,
-// so that unrelated customers rarely wait for each other and no lock is
-// global.
+// stripes is a fixed array of mutexes indexed by a hash of what they guard.
+// The engine uses it only for work that is not a unit of work (compiling a
+// platform's plugin once); units of work lock through Store.Update.
 type stripes struct {
 	seed maphash.Seed
 	mu   []paddedMutex
@@ -140,25 +149,6 @@ func (s *stripes) lock(parts ...string) func() {
 	m := &s.mu[s.index(parts)].Mutex
 	m.Lock()
 	return m.Unlock
-}
-
-// lockAll locks the stripes of several objects, in stripe order so that no
-// two callers deadlock, and each stripe once when objects share one.
-func (s *stripes) lockAll(objs ...[]string) func() {
-	idx := make([]int, 0, len(objs))
-	for _, o := range objs {
-		idx = append(idx, s.index(o))
-	}
-	slices.Sort(idx)
-	idx = slices.Compact(idx)
-	for _, i := range idx {
-		s.mu[i].Lock()
-	}
-	return func() {
-		for j := len(idx) - 1; j >= 0; j-- {
-			s.mu[idx[j]].Unlock()
-		}
-	}
 }
 
 // inflight makes requests with the same Idempotency-Key wait for each other,
@@ -243,37 +233,39 @@ func (c *core) idempotent(ctx context.Context, t Tenant, idem *Idempotency) (don
 	return release, nil
 }
 
-// write runs one logical change: under the lock that lock takes, build adds
-// the change to a batch and returns the result; the batch (with the
-// idempotency record, when idem has a key) is applied before unlocking and
-// waited on for durability after. Nothing is written when build fails.
+// update runs one logical change as a unit of work (Store.Update) holding
+// locks: build reads through tx and writes into it, and returns the result;
+// the writes (with the idempotency record, when idem has a key) are applied
+// before the locks are released and are durable when update returns.
+// Nothing is written when build fails.
+//
+// Every read-modify-write of durable state goes through here: what build
+// reads under the locks is what its writes are based on. In-memory copies
+// of stored state follow the store's Watch listener (core.changed), never
+// a caller's own update after the fact.
 //
 // Operations that look at state before they build (a customer, a rate
-// limit, a key to rotate) call idempotent first themselves, then
-// writeClaimed, so that a replay never depends on what changed since.
-func (c *core) write(ctx context.Context, t Tenant, idem *Idempotency, lock func() func(), build func(b Batch) (any, error)) (any, error) {
+// limit, a module to compile) call idempotent first themselves, then
+// updateClaimed, so that a replay never depends on what changed since.
+func (c *core) update(ctx context.Context, t Tenant, idem *Idempotency, locks []Lock, build func(tx Tx) (any, error)) (any, error) {
 	done, err := c.idempotent(ctx, t, idem)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
-	return c.writeClaimed(ctx, t, idem, lock, build)
+	return c.updateClaimed(ctx, t, idem, locks, build)
 }
 
-// writeClaimed is write for a caller that already holds the key's claim.
-func (c *core) writeClaimed(ctx context.Context, t Tenant, idem *Idempotency, lock func() func(), build func(b Batch) (any, error)) (any, error) {
-	b := c.store.NewBatch()
-	defer b.Close()
-	unlock := func() {}
-	if lock != nil {
-		unlock = lock()
+// updateClaimed is update for a caller that already holds the key's claim.
+func (c *core) updateClaimed(ctx context.Context, t Tenant, idem *Idempotency, locks []Lock, build func(tx Tx) (any, error)) (any, error) {
+	if idem == nil || idem.Key == "" {
+		return c.store.Update(ctx, locks, build)
 	}
-	res, err := build(b)
-	if err != nil {
-		unlock()
-		return nil, err
-	}
-	if idem != nil && idem.Key != "" {
+	return c.store.Update(ctx, locks, func(tx Tx) (any, error) {
+		res, err := build(tx)
+		if err != nil {
+			return nil, err
+		}
 		status, body := idem.Render(res)
 		rec := &IdemRecord{
 			RequestHash: idem.RequestHash, RequestID: idem.RequestID, Status: status, Body: body,
@@ -283,22 +275,56 @@ func (c *core) writeClaimed(ctx context.Context, t Tenant, idem *Idempotency, lo
 			// The response holds a secret shown once: never store it in clear.
 			rec.Body, rec.Sealed = c.sealer.Seal(body, idemAAD(t, idem.Key)), true
 		}
-		b.PutIdempotency(t, idem.Key, rec)
-	}
-	if b.Empty() {
-		// Nothing to make durable: a denial, a check, a no-op.
-		unlock()
+		tx.PutIdempotency(t, idem.Key, rec)
 		return res, nil
+	})
+}
+
+// changed is the store's Watch listener: it keeps the engine's in-memory
+// copies of stored state in step with the batches that change it, while
+// the writing unit still holds its locks.
+func (c *core) changed(ch Change) {
+	switch {
+	case ch.Tiers != nil:
+		c.setTierConfig(ch.PlatformID, ch.Tiers)
+	case ch.Key != nil:
+		c.keys.replace(ch.Key)
+	case ch.PluginSettings != nil:
+		c.plugins.settingsChanged(ch.PlatformID, ch.PluginSettings)
+	case ch.Billing != nil:
+		c.stripe.setLiveAllowed(ch.PlatformID, ch.Billing.Active())
 	}
-	err = b.Apply()
-	unlock()
-	if err != nil {
-		return nil, err
-	}
-	if err := b.Wait(); err != nil {
-		return nil, err
-	}
-	return res, nil
+}
+
+// The locks of units of work, one constructor a kind.
+
+func counterLock(t Tenant, customerID, feature string) Lock {
+	return Lock{Kind: LockCounter, Mode: t.Mode, Platform: t.PlatformID, ID: customerID, Feature: feature}
+}
+
+func customerLock(t Tenant, id string) Lock {
+	return Lock{Kind: LockCustomer, Mode: t.Mode, Platform: t.PlatformID, ID: id}
+}
+
+func emailLock(t Tenant, email string) Lock {
+	return Lock{Kind: LockEmail, Mode: t.Mode, Platform: t.PlatformID, ID: email}
+}
+
+// tiersLock guards a platform's tier config and the assignment of plans
+// to its customers, so that a plan is never assigned while a tier change
+// removes it.
+func tiersLock(platformID string) Lock { return Lock{Kind: LockTiers, Platform: platformID} }
+
+func keysLock(platformID string) Lock { return Lock{Kind: LockKeys, Platform: platformID} }
+
+func pluginLock(platformID string) Lock { return Lock{Kind: LockPlugin, Platform: platformID} }
+
+func corsLock(platformID string) Lock { return Lock{Kind: LockCORS, Platform: platformID} }
+
+func stripeLock(t Tenant) Lock { return Lock{Kind: LockStripe, Mode: t.Mode, Platform: t.PlatformID} }
+
+func platformBillingLock(platformID string) Lock {
+	return Lock{Kind: LockPlatformBilling, Platform: platformID}
 }
 
 func idemAAD(t Tenant, key string) []byte {
@@ -344,7 +370,7 @@ func (c *core) setTierConfig(platformID string, tc *TierConfig) {
 // ExpireIdempotency deletes the idempotency records older than
 // IdempotencyTTL (they are no longer replayed) and returns how many.
 func (e *Engine) ExpireIdempotency(ctx context.Context) (int, error) {
-	c := e.Meter.c
+	c := e.c
 	return c.store.ExpireIdempotency(ctx, c.now().Add(-IdempotencyTTL))
 }
 
@@ -362,9 +388,9 @@ func (e *Engine) RunMaintenance(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 			if n, err := e.ExpireIdempotency(ctx); err != nil && ctx.Err() == nil {
-				e.Meter.c.log.Warn("expiring idempotency records failed", "err", err)
+				e.c.log.Warn("expiring idempotency records failed", "err", err)
 			} else if n > 0 {
-				e.Meter.c.log.Info("expired idempotency records", "count", n)
+				e.c.log.Info("expired idempotency records", "count", n)
 			}
 		}
 	}

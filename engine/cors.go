@@ -99,9 +99,8 @@ func (s *Platforms) SetCORS(ctx context.Context, t Tenant, in CORSConfig, idem *
 	if err := in.Validate(); err != nil {
 		return nil, err
 	}
-	lock := func() func() { return s.c.locks.lock("cors", t.PlatformID) }
-	res, err := s.c.write(ctx, t, idem, lock, func(b Batch) (any, error) {
-		prev, err := s.c.store.AllowedOrigins(ctx, t.PlatformID)
+	res, err := s.c.update(ctx, t, idem, []Lock{corsLock(t.PlatformID)}, func(b Tx) (any, error) {
+		prev, err := b.AllowedOrigins(ctx, t.PlatformID)
 		if err != nil {
 			return nil, err
 		}

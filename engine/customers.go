@@ -131,6 +131,13 @@ func (s *Customers) Create(ctx context.Context, t Tenant, pk string, in CreateCu
 	if err := in.Validate(); err != nil {
 		return nil, err
 	}
+	// A replay answers before any state is read: the tiers or Clerk may
+	// have changed since the first call.
+	done, err := s.c.idempotent(ctx, t, idem)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	tc, err := s.c.tierConfig(ctx, t.PlatformID)
 	if err != nil {
 		return nil, err
@@ -150,11 +157,11 @@ func (s *Customers) Create(ctx context.Context, t Tenant, pk string, in CreateCu
 		return nil, Errorf(ECLERKNOTCONFIGURED, "clerkUserId needs Clerk: the server has no CLERK_SECRET_KEY.")
 	}
 	now := s.c.now().UTC()
-	res, err := s.c.write(ctx, t, idem, s.planLock(t, []string{"email", t.PlatformID, t.Mode.String(), in.Email}), func(b Batch) (any, error) {
-		if err := s.c.planExists(ctx, t.PlatformID, in.Plan); err != nil {
+	res, err := s.c.updateClaimed(ctx, t, idem, []Lock{emailLock(t, in.Email), tiersLock(t.PlatformID)}, func(b Tx) (any, error) {
+		if err := planExists(ctx, b, t.PlatformID, in.Plan); err != nil {
 			return nil, err
 		}
-		if _, err := s.c.store.CustomerIDByEmail(ctx, t, in.Email); err == nil {
+		if _, err := b.CustomerIDByEmail(ctx, t, in.Email); err == nil {
 			return nil, Errorf(ECONFLICT, "A customer with email %s already exists.", in.Email)
 		} else if ErrorCode(err) != ENOTFOUND {
 			return nil, err
@@ -176,18 +183,10 @@ func (s *Customers) Create(ctx context.Context, t Tenant, pk string, in CreateCu
 	return res.(*Customer), nil
 }
 
-// planLock locks objs and the platform's tier config, so that a plan is
-// never assigned while a tier change removes it.
-func (s *Customers) planLock(t Tenant, objs ...[]string) func() func() {
-	return func() func() { return s.c.locks.lockAll(append(objs, tiersLockKey(t.PlatformID))...) }
-}
-
-func tiersLockKey(platformID string) []string { return []string{"tiers", platformID} }
-
-// planExists checks, under the tier lock, that plan is a tier of the
-// platform's stored config (the cache may be a moment behind a change).
-func (c *core) planExists(ctx context.Context, platformID, plan string) error {
-	tc, err := c.storedTiers(ctx, platformID)
+// planExists checks, in a unit of work holding the tier lock, that plan is
+// a tier of the platform's stored config.
+func planExists(ctx context.Context, tx Tx, platformID, plan string) error {
+	tc, err := storedTiers(ctx, tx, platformID)
 	if err != nil {
 		return err
 	}
@@ -199,10 +198,16 @@ func (c *core) planExists(ctx context.Context, platformID, plan string) error {
 
 // Get returns a customer of t, or ENOTFOUND.
 func (s *Customers) Get(ctx context.Context, t Tenant, id string) (*Customer, error) {
+	return customerIn(ctx, s.c.store, t, id)
+}
+
+// customerIn reads a customer of t through r (a unit of work, or the
+// store). Returns ENOTFOUND.
+func customerIn(ctx context.Context, r Reader, t Tenant, id string) (*Customer, error) {
 	if id == "" || len(id) > 100 {
 		return nil, Errorf(ENOTFOUND, "No customer %q.", id)
 	}
-	c, err := s.c.store.Customer(ctx, t, id)
+	c, err := r.Customer(ctx, t, id)
 	if ErrorCode(err) == ENOTFOUND {
 		return nil, Errorf(ENOTFOUND, "No customer %q.", id)
 	}
@@ -254,27 +259,26 @@ func (s *Customers) Update(ctx context.Context, t Tenant, id string, in UpdateCu
 			return nil, invalid("plan", "no tier named %q", *in.Plan)
 		}
 	}
-	objs := [][]string{{"customer", t.PlatformID, t.Mode.String(), id}}
+	locks := []Lock{customerLock(t, id)}
 	if in.Email != nil {
-		objs = append(objs, []string{"email", t.PlatformID, t.Mode.String(), *in.Email})
+		locks = append(locks, emailLock(t, *in.Email))
 	}
 	if in.Plan != nil {
-		objs = append(objs, tiersLockKey(t.PlatformID))
+		locks = append(locks, tiersLock(t.PlatformID))
 	}
-	lock := func() func() { return s.c.locks.lockAll(objs...) }
-	res, err := s.c.write(ctx, t, idem, lock, func(b Batch) (any, error) {
-		c, err := s.Get(ctx, t, id)
+	res, err := s.c.update(ctx, t, idem, locks, func(b Tx) (any, error) {
+		c, err := customerIn(ctx, b, t, id)
 		if err != nil {
 			return nil, err
 		}
 		if in.Plan != nil && *in.Plan != c.Plan {
-			if err := s.c.planExists(ctx, t.PlatformID, *in.Plan); err != nil {
+			if err := planExists(ctx, b, t.PlatformID, *in.Plan); err != nil {
 				return nil, err
 			}
 		}
 		prevEmail := c.Email
 		if in.Email != nil && *in.Email != c.Email {
-			if _, err := s.c.store.CustomerIDByEmail(ctx, t, *in.Email); err == nil {
+			if _, err := b.CustomerIDByEmail(ctx, t, *in.Email); err == nil {
 				return nil, Errorf(ECONFLICT, "A customer with email %s already exists.", *in.Email)
 			} else if ErrorCode(err) != ENOTFOUND {
 				return nil, err
@@ -319,7 +323,7 @@ func (s *Customers) Update(ctx context.Context, t Tenant, id string, in UpdateCu
 // planChanged is called, in the batch that changes it, whenever a
 // customer's plan changes (PATCH, Stripe webhooks), so that integrations
 // can add their own writes (e.g. an outbox record) to the same batch.
-func (c *core) planChanged(b Batch, t Tenant, cus *Customer, prevPlan string) {
+func (c *core) planChanged(b Writer, t Tenant, cus *Customer, prevPlan string) {
 	c.identityPlanChanged(b, t, cus)
 }
 
@@ -327,10 +331,9 @@ func (c *core) planChanged(b Batch, t Tenant, cus *Customer, prevPlan string) {
 // A Clerk user's deletion is queued in the same batch and tried at once;
 // when Clerk fails, the outbox retries it. Returns ENOTFOUND.
 func (s *Customers) Delete(ctx context.Context, t Tenant, id string, idem *Idempotency) error {
-	lock := func() func() { return s.c.locks.lock("customer", t.PlatformID, t.Mode.String(), id) }
 	var user *OutboxEntry
-	_, err := s.c.write(ctx, t, idem, lock, func(b Batch) (any, error) {
-		c, err := s.Get(ctx, t, id)
+	_, err := s.c.update(ctx, t, idem, []Lock{customerLock(t, id)}, func(b Tx) (any, error) {
+		c, err := customerIn(ctx, b, t, id)
 		if err != nil {
 			return nil, err
 		}

@@ -167,15 +167,9 @@ func (e *Engine) AuthenticateSession(ctx context.Context, token string) (*EndUse
 // keeps half a customer.
 func (s *Customers) createWithIdentity(ctx context.Context, t Tenant, pk string, in CreateCustomerInput, idem *Idempotency) (*Customer, error) {
 	c := s.c
-	// The Idempotency-Key is claimed over the whole operation, so that a
-	// retry racing the first call replays it instead of making a second
-	// user, and a replay never calls Clerk.
-	done, err := c.idempotent(ctx, t, idem)
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-
+	// Create holds the Idempotency-Key's claim over the whole operation, so
+	// that a retry racing the first call replays it instead of making a
+	// second user, and a replay never calls Clerk.
 	var linked *IdentityUser
 	if in.ClerkUserID != "" {
 		u, err := s.linkable(ctx, t, pk, in.ClerkUserID)
@@ -235,13 +229,12 @@ func (s *Customers) createWithIdentity(ctx context.Context, t Tenant, pk string,
 	}
 
 	now := c.now().UTC()
-	lock := s.planLock(t, []string{"customer", t.PlatformID, t.Mode.String(), id},
-		[]string{"email", t.PlatformID, t.Mode.String(), in.Email})
-	res, err := c.writeClaimed(ctx, t, idem, lock, func(b Batch) (any, error) {
-		if err := c.planExists(ctx, t.PlatformID, in.Plan); err != nil {
+	locks := []Lock{customerLock(t, id), emailLock(t, in.Email), tiersLock(t.PlatformID)}
+	res, err := c.updateClaimed(ctx, t, idem, locks, func(b Tx) (any, error) {
+		if err := planExists(ctx, b, t.PlatformID, in.Plan); err != nil {
 			return nil, err
 		}
-		if _, err := c.store.Customer(ctx, t, id); err == nil {
+		if _, err := b.Customer(ctx, t, id); err == nil {
 			return nil, Errorf(ECONFLICT, "Clerk user %s is already a customer.", id)
 		} else if ErrorCode(err) != ENOTFOUND {
 			return nil, err

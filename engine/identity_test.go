@@ -116,6 +116,21 @@ type flakyStore struct {
 
 func (s *flakyStore) NewBatch() engine.Batch { return &flakyBatch{Batch: s.Store.NewBatch(), s: s} }
 
+// Update fails the unit of work after it has built its writes, so that
+// none of them is applied.
+func (s *flakyStore) Update(ctx context.Context, locks []engine.Lock, fn func(engine.Tx) (any, error)) (any, error) {
+	return s.Store.Update(ctx, locks, func(tx engine.Tx) (any, error) {
+		res, err := fn(tx)
+		if err != nil {
+			return nil, err
+		}
+		if s.failApply.CompareAndSwap(true, false) {
+			return nil, errors.New("disk on fire")
+		}
+		return res, nil
+	})
+}
+
 type flakyBatch struct {
 	engine.Batch
 	s *flakyStore

@@ -25,11 +25,12 @@ type Keys struct {
 	c     *core
 	grace time.Duration
 
+	// cache holds key records by secret hash. It is filled on a miss only
+	// where it has no entry, and every stored change of a record replaces
+	// its entry while the writing unit holds the platform's key lock
+	// (core.changed): a revoke is in the cache before Revoke returns.
 	mu    sync.RWMutex // guards cache
 	cache map[[32]byte]*cachedKey
-	// wmu serializes key record writes, so a lastUsedAt write-back never
-	// undoes a revoke. Never taken on the authentication path.
-	wmu sync.Mutex
 }
 
 type cachedKey struct {
@@ -124,19 +125,20 @@ func (s *Keys) touch(h [32]byte, now time.Time) {
 	s.cache[h] = &cachedKey{key: k, persisted: now}
 	s.mu.Unlock()
 	go func() {
-		s.wmu.Lock()
-		defer s.wmu.Unlock()
-		// Write only onto what is stored: a revoke or rotation in between wins.
-		cur, err := s.c.store.KeyBySecretHash(context.Background(), h)
-		if err != nil || cur.RevokedAt != nil {
-			return
-		}
-		cur.LastUsedAt = &t
-		b := s.c.store.NewBatch()
-		defer b.Close()
-		b.PutKey(cur)
-		if err := b.Commit(); err != nil {
-			s.c.log.Warn("key lastUsedAt write failed", "key", cur.ID, "err", err)
+		// Write only onto what is stored, under the key lock: a revoke or
+		// rotation in between wins.
+		ctx := context.Background()
+		_, err := s.c.store.Update(ctx, []Lock{keysLock(k.PlatformID)}, func(tx Tx) (any, error) {
+			cur, err := tx.KeyBySecretHash(ctx, h)
+			if err != nil || cur.RevokedAt != nil {
+				return nil, nil
+			}
+			cur.LastUsedAt = &t
+			tx.PutKey(cur)
+			return nil, nil
+		})
+		if err != nil {
+			s.c.log.Warn("key lastUsedAt write failed", "key", k.ID, "err", err)
 		}
 	}()
 }
@@ -214,42 +216,32 @@ func (s *Keys) Create(ctx context.Context, t Tenant, in CreateKeyInput, idem *Id
 		}
 		grace = time.Duration(*in.GracePeriodHours) * time.Hour
 	}
-	done, err := s.c.idempotent(ctx, t, idem)
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-	var old *Key
-	if in.Rotate != "" {
-		k, err := s.c.store.Key(ctx, t.PlatformID, in.Rotate)
-		if err != nil || k.Mode != t.Mode {
-			return nil, Errorf(ENOTFOUND, "No key %s.", in.Rotate)
-		}
-		if k.RevokedAt != nil {
-			return nil, invalid("rotate", "key %s is revoked", in.Rotate)
-		}
-		old = k
-	}
 	now := s.c.now().UTC()
-	res, err := s.c.writeClaimed(ctx, t, idem, s.lock, func(b Batch) (any, error) {
+	res, err := s.c.update(ctx, t, idem, []Lock{keysLock(t.PlatformID)}, func(tx Tx) (any, error) {
 		pk := ""
-		if old != nil {
+		if in.Rotate != "" {
+			// Read under the key lock: a revoke that returned before is
+			// seen here, and one that comes after sees this write.
+			old, err := s.tenantKey(ctx, tx, t, in.Rotate)
+			if err != nil {
+				return nil, err
+			}
+			if old.RevokedAt != nil {
+				return nil, invalid("rotate", "key %s is revoked", in.Rotate)
+			}
 			pk = old.PublishableKey
 			exp := now.Add(grace)
 			if old.ExpiresAt == nil || exp.Before(*old.ExpiresAt) {
 				old.ExpiresAt = &exp
 			}
-			b.PutKey(old)
+			tx.PutKey(old)
 		}
 		kp := newKeyPair(t.PlatformID, t.Mode, pk, now)
-		b.PutKey(kp.Key)
+		tx.PutKey(kp.Key)
 		return &kp, nil
 	})
 	if err != nil {
 		return nil, err
-	}
-	if old != nil {
-		s.replace(old)
 	}
 	return res.(*KeyPair), nil
 }
@@ -257,38 +249,35 @@ func (s *Keys) Create(ctx context.Context, t Tenant, in CreateKeyInput, idem *Id
 // Revoke ends a key record at once: after Revoke returns, its secret no
 // longer authenticates. Returns ENOTFOUND when the key is not t's.
 func (s *Keys) Revoke(ctx context.Context, t Tenant, id string, idem *Idempotency) (*Key, error) {
-	done, err := s.c.idempotent(ctx, t, idem)
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-	k, err := s.c.store.Key(ctx, t.PlatformID, id)
-	if err != nil || k.Mode != t.Mode {
-		return nil, Errorf(ENOTFOUND, "No key %s.", id)
-	}
-	res, err := s.c.writeClaimed(ctx, t, idem, s.lock, func(b Batch) (any, error) {
+	res, err := s.c.update(ctx, t, idem, []Lock{keysLock(t.PlatformID)}, func(tx Tx) (any, error) {
+		k, err := s.tenantKey(ctx, tx, t, id)
+		if err != nil {
+			return nil, err
+		}
 		if k.RevokedAt == nil {
 			now := s.c.now().UTC()
 			k.RevokedAt = &now
+			tx.PutKey(k)
 		}
-		b.PutKey(k)
 		return k, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.replace(k)
 	return res.(*Key), nil
 }
 
-// lock serializes key writes with lastUsedAt write-backs.
-func (s *Keys) lock() func() {
-	s.wmu.Lock()
-	return s.wmu.Unlock
+// tenantKey reads key record id of t. Returns ENOTFOUND when it is not t's.
+func (s *Keys) tenantKey(ctx context.Context, tx Tx, t Tenant, id string) (*Key, error) {
+	k, err := tx.Key(ctx, t.PlatformID, id)
+	if ErrorCode(err) == ENOTFOUND || err == nil && k.Mode != t.Mode {
+		return nil, Errorf(ENOTFOUND, "No key %s.", id)
+	}
+	return k, err
 }
 
-// replace puts a changed record into the cache. Called after its batch is
-// durable, without s.mu held.
+// replace puts a changed record into the cache (core.changed), replacing
+// the cached copy: the stored record wins over any earlier one.
 func (s *Keys) replace(k *Key) {
 	s.mu.Lock()
 	s.cache[k.SecretHash] = &cachedKey{key: *k, persisted: s.c.now()}

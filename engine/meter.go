@@ -131,18 +131,19 @@ func (m *Meter) decide(ctx context.Context, t Tenant, in TrackInput, checkOnly b
 	if c.policies != nil {
 		active = c.policies.Active(t.PlatformID)
 	}
-	key := CounterKey{Tenant: t, CustomerID: cus.ID, Feature: in.Feature, PeriodStart: start}
-	lock := func() func() { return c.locks.lock(t.PlatformID, t.Mode.String(), cus.ID, in.Feature) }
-
-	res, err := c.writeClaimed(ctx, t, idem, lock, func(b Batch) (any, error) {
-		cnt, err := c.store.Counter(ctx, key)
+	// The unit of work captures what it needs, not in, which would then
+	// move to the heap.
+	feature, quantity, metadata := in.Feature, *in.Quantity, in.Metadata
+	key := CounterKey{Tenant: t, CustomerID: cus.ID, Feature: feature, PeriodStart: start}
+	res, err := c.updateClaimed(ctx, t, idem, []Lock{counterLock(t, cus.ID, feature)}, func(b Tx) (any, error) {
+		cnt, err := b.Counter(ctx, key)
 		if err != nil {
 			return nil, err
 		}
 		pin := PolicyInput{
-			Now: now, Used: cnt.Count, Limit: limit, Quantity: *in.Quantity,
+			Now: now, Used: cnt.Count, Limit: limit, Quantity: quantity,
 			PeriodStart: start, PeriodEnd: end, Mode: t.Mode, CheckOnly: checkOnly,
-			CustomerID: cus.ID, Plan: cus.Plan, Feature: in.Feature, Metadata: in.Metadata,
+			CustomerID: cus.ID, Plan: cus.Plan, Feature: feature, Metadata: metadata,
 		}
 		var d Decision
 		var info *PluginInfo
@@ -153,7 +154,7 @@ func (m *Meter) decide(ctx context.Context, t Tenant, in TrackInput, checkOnly b
 			// escapes, and the built-in path should not pay for that.
 			ppin, pd := pin, new(Decision)
 			if active.mayHaveState() {
-				if ppin.State, err = c.store.PolicyState(ctx, t, cus.ID, in.Feature); err != nil {
+				if ppin.State, err = b.PolicyState(ctx, t, cus.ID, feature); err != nil {
 					return nil, err
 				}
 			}
@@ -188,17 +189,17 @@ func (m *Meter) decide(ctx context.Context, t Tenant, in TrackInput, checkOnly b
 			// Before Apply, under the lock: the next call for this customer
 			// and feature reads what this one writes.
 			active.keptState()
-			b.PutPolicyState(t, cus.ID, in.Feature, d.State)
+			b.PutPolicyState(t, cus.ID, feature, d.State)
 		}
 		r := &TrackResult{
 			Success: true, Allowed: d.Allowed, Plugin: info, Message: d.Message,
 			Usage: Usage{
-				Feature: in.Feature, Count: count, Limit: reported, Remaining: remaining(count, reported),
+				Feature: feature, Count: count, Limit: reported, Remaining: remaining(count, reported),
 				Plan: cus.Plan, PeriodStart: start.UTC(), PeriodEnd: end.UTC(),
 			},
 		}
 		if !r.Allowed && r.Message == "" {
-			r.Message = "Please upgrade to unlock more " + in.Feature
+			r.Message = "Please upgrade to unlock more " + feature
 		}
 		return r, nil
 	})

@@ -138,7 +138,7 @@ func (o *outbox) release(ids ...string) {
 }
 
 // putOutbox adds an entry to b and returns it.
-func (c *core) putOutbox(b Batch, kind string, t Tenant, customerID string) *OutboxEntry {
+func (c *core) putOutbox(b Writer, kind string, t Tenant, customerID string) *OutboxEntry {
 	now := c.now().UTC()
 	e := &OutboxEntry{
 		ID: NewID("obx_", now), Kind: kind, PlatformID: t.PlatformID, Mode: t.Mode,
@@ -157,7 +157,7 @@ func (c *core) syncedWithIdentity(cus *Customer) bool {
 
 // identityPlanChanged queues the sync of cus's plan to its user, in the
 // batch that changes it. Called from planChanged.
-func (c *core) identityPlanChanged(b Batch, t Tenant, cus *Customer) {
+func (c *core) identityPlanChanged(b Writer, t Tenant, cus *Customer) {
 	if !c.syncedWithIdentity(cus) {
 		return
 	}
@@ -169,7 +169,7 @@ func (c *core) identityPlanChanged(b Batch, t Tenant, cus *Customer) {
 
 // identityCustomerDeleted queues the deletion of cus's user in the batch
 // that deletes cus, and returns the entry (nil when cus has no user).
-func (c *core) identityCustomerDeleted(b Batch, t Tenant, cus *Customer) *OutboxEntry {
+func (c *core) identityCustomerDeleted(b Writer, t Tenant, cus *Customer) *OutboxEntry {
 	if !c.syncedWithIdentity(cus) {
 		return nil
 	}

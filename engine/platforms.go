@@ -58,7 +58,7 @@ func (s *Platforms) Create(ctx context.Context, in CreatePlatformInput, idem *Id
 		return nil, err
 	}
 	now := s.c.now().UTC()
-	res, err := s.c.write(ctx, adminTenant, idem, nil, func(b Batch) (any, error) {
+	res, err := s.c.update(ctx, adminTenant, idem, nil, func(b Tx) (any, error) {
 		p := &Platform{ID: NewID("plt_", now), Name: in.Name, Email: strings.ToLower(in.Email), CreatedAt: now}
 		live := newKeyPair(p.ID, Live, "", now)
 		test := newKeyPair(p.ID, Test, "", now)

@@ -77,9 +77,17 @@ type Plugins struct {
 	c      *core
 	loader PolicyLoader
 
-	mu     sync.RWMutex
-	active map[string]*ActivePolicy // nil value: known to have none
-	// loading serializes loads and changes per platform.
+	// active follows each platform's stored settings: a change of them
+	// (settingsChanged, called while the writing unit holds the plugin
+	// lock) installs the module its writer compiled, or clears the entry
+	// for a lazy load; gen counts the changes, so that a lazy load that
+	// read older settings never installs its module over a newer one.
+	mu       sync.RWMutex
+	active   map[string]*ActivePolicy // nil value: known to have none
+	gen      map[string]uint64
+	prepared map[string]*ActivePolicy // by platform and version: compiled by Upload or Rollback
+	stateful map[string]*atomic.Bool  // by platform: whether any plugin state is stored
+	// loading serializes lazy loads per platform, so a module is compiled once.
 	loading *stripes
 }
 
@@ -132,14 +140,14 @@ func (p *Plugins) load(ctx context.Context, platformID string) (*ActivePolicy, e
 	defer unlock()
 	p.mu.RLock()
 	a, known := p.active[platformID]
+	gen := p.gen[platformID]
 	p.mu.RUnlock()
 	if known {
 		return a, nil
 	}
 	s, err := p.c.store.PluginSettings(ctx, platformID)
 	if ErrorCode(err) == ENOTFOUND || err == nil && s.Active == "" || p.loader == nil {
-		p.set(platformID, nil)
-		return nil, nil
+		return p.install(platformID, gen, nil), nil
 	} else if err != nil {
 		return nil, err
 	}
@@ -151,36 +159,107 @@ func (p *Plugins) load(ctx context.Context, platformID string) (*ActivePolicy, e
 	if err != nil {
 		return nil, err
 	}
-	a = p.activate(platformID, s.Active, s.OnError, m)
-	return a, nil
+	return p.install(platformID, gen, p.newActive(ctx, platformID, s, m)), nil
 }
 
-// statefulFlag tells whether a platform has any plugin state stored: a
-// fresh flag per activation, true when unsure.
-func (p *Plugins) statefulFlag(platformID string) *atomic.Bool {
-	f := new(atomic.Bool)
-	has, err := p.c.store.HasPolicyState(context.Background(), platformID)
-	f.Store(has || err != nil)
-	return f
+// install makes a the platform's active policy unless its settings changed
+// since gen was read, and returns the active policy.
+func (p *Plugins) install(platformID string, gen uint64, a *ActivePolicy) *ActivePolicy {
+	p.mu.Lock()
+	if p.gen[platformID] != gen {
+		// A unit of work changed the settings meanwhile: its policy wins.
+		cur := p.active[platformID]
+		p.mu.Unlock()
+		if a != nil {
+			a.Policy.(*breaker).Close(context.Background())
+		}
+		return cur
+	}
+	p.active[platformID] = a
+	p.mu.Unlock()
+	return a
 }
 
-func (p *Plugins) activate(platformID, version, onError string, m PolicyModule) *ActivePolicy {
+// newActive wraps a compiled module as the active policy of settings s.
+func (p *Plugins) newActive(ctx context.Context, platformID string, s *PluginSettings, m PolicyModule) *ActivePolicy {
 	b := &breaker{PolicyModule: m, now: p.c.now}
+	version := s.Active
 	b.onOpen = func() {
 		p.c.log.Warn("plugin circuit breaker open: built-in limits or onError decide for a cool-down",
 			"platform", platformID, "version", version, "coolDown", breakerCoolDown.String())
 	}
-	a := &ActivePolicy{Policy: b, Version: version, OnError: onError, stateful: p.statefulFlag(platformID)}
-	p.set(platformID, a)
-	return a
+	return &ActivePolicy{Policy: b, Version: version, OnError: s.OnError, stateful: p.statefulFlag(ctx, platformID)}
 }
 
-// set swaps a platform's active policy; the old module is closed once calls
-// that already hold it are done.
-func (p *Plugins) set(platformID string, a *ActivePolicy) {
+// statefulFlag tells whether a platform has any plugin state stored: one
+// flag per platform, shared by its policies, that only ever turns true;
+// true when unsure.
+func (p *Plugins) statefulFlag(ctx context.Context, platformID string) *atomic.Bool {
+	p.mu.RLock()
+	f := p.stateful[platformID]
+	p.mu.RUnlock()
+	if f != nil {
+		return f
+	}
+	has, err := p.c.store.HasPolicyState(ctx, platformID)
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	if f = p.stateful[platformID]; f == nil {
+		f = new(atomic.Bool)
+		p.stateful[platformID] = f
+	}
+	if has || err != nil {
+		f.Store(true)
+	}
+	return f
+}
+
+// prepare compiles version's module for a unit of work that makes it
+// active: settingsChanged installs it when the unit's batch is applied.
+// The caller MUST call the returned discard after the unit, which closes
+// the module if it was not installed.
+func (p *Plugins) prepare(ctx context.Context, platformID string, s *PluginSettings, wasm []byte) (discard func(), err error) {
+	m, err := p.loader.Load(ctx, wasm)
+	if err != nil {
+		return nil, err
+	}
+	a := p.newActive(ctx, platformID, s, m)
+	key := platformID + "\x00" + s.Active
+	p.mu.Lock()
+	p.prepared[key] = a
+	p.mu.Unlock()
+	return func() {
+		p.mu.Lock()
+		left := p.prepared[key] == a
+		if left {
+			delete(p.prepared, key)
+		}
+		p.mu.Unlock()
+		if left {
+			m.Close(context.WithoutCancel(ctx))
+		}
+	}, nil
+}
+
+// settingsChanged follows a stored change of a platform's plugin settings
+// (core.changed, while the writing unit holds the plugin lock): the module
+// its writer prepared becomes active, built-in limits when none is active,
+// and otherwise the next call loads the active version.
+func (p *Plugins) settingsChanged(platformID string, s *PluginSettings) {
+	p.mu.Lock()
+	p.gen[platformID]++
 	old := p.active[platformID]
-	p.active[platformID] = a
+	var a *ActivePolicy
+	if s.Active != "" {
+		key := platformID + "\x00" + s.Active
+		a = p.prepared[key]
+		delete(p.prepared, key)
+	}
+	if a != nil || s.Active == "" {
+		p.active[platformID] = a
+	} else {
+		delete(p.active, platformID)
+	}
 	p.mu.Unlock()
 	if old != nil && old != a {
 		// A caller may have taken the old policy just before the swap:
@@ -226,24 +305,23 @@ func (p *Plugins) Upload(ctx context.Context, t Tenant, wasm []byte, onError str
 	if len(wasm) == 0 {
 		return nil, invalid("module", "the body must be a WebAssembly module (Content-Type: application/wasm)")
 	}
-	m, err := p.loader.Load(ctx, wasm)
-	if err != nil {
-		return nil, err
-	}
 	now := p.c.now().UTC()
 	sum := sha256.Sum256(wasm)
 	v := &PluginVersion{Version: NewID("plg_", now), SHA256: hex.EncodeToString(sum[:]), Size: len(wasm), UploadedAt: now}
-	lock := func() func() { return p.loading.lock(t.PlatformID) }
-	res, err := p.c.writeClaimed(ctx, t, idem, lock, func(b Batch) (any, error) {
+	settings := &PluginSettings{Active: v.Version, OnError: onError}
+	discard, err := p.prepare(ctx, t.PlatformID, settings, wasm)
+	if err != nil {
+		return nil, err
+	}
+	defer discard()
+	res, err := p.c.updateClaimed(ctx, t, idem, []Lock{pluginLock(t.PlatformID)}, func(b Tx) (any, error) {
 		b.PutPluginVersion(t.PlatformID, v, wasm)
-		b.PutPluginSettings(t.PlatformID, &PluginSettings{Active: v.Version, OnError: onError})
+		b.PutPluginSettings(t.PlatformID, settings)
 		return &PluginStatus{PluginVersion: *v, Active: true, OnError: onError}, nil
 	})
 	if err != nil {
-		m.Close(ctx)
 		return nil, err
 	}
-	p.activate(t.PlatformID, v.Version, onError, m)
 	return res.(*PluginStatus), nil
 }
 
@@ -289,39 +367,37 @@ func (p *Plugins) Rollback(ctx context.Context, t Tenant, version string, idem *
 	if s, err := p.c.store.PluginSettings(ctx, t.PlatformID); err == nil {
 		onError = s.OnError
 	}
-	m, err := p.loader.Load(ctx, wasm)
+	// The module is compiled with the onError read now; the unit of work
+	// re-reads it under the lock and stores what it read.
+	discard, err := p.prepare(ctx, t.PlatformID, &PluginSettings{Active: v.Version, OnError: onError}, wasm)
 	if err != nil {
 		return nil, err
 	}
-	lock := func() func() { return p.loading.lock(t.PlatformID) }
-	res, err := p.c.writeClaimed(ctx, t, idem, lock, func(b Batch) (any, error) {
+	defer discard()
+	res, err := p.c.updateClaimed(ctx, t, idem, []Lock{pluginLock(t.PlatformID)}, func(b Tx) (any, error) {
+		if s, err := b.PluginSettings(ctx, t.PlatformID); err == nil && s.OnError != onError {
+			return nil, Errorf(ECONFLICT, "The plugin settings changed meanwhile; retry.")
+		}
 		b.PutPluginSettings(t.PlatformID, &PluginSettings{Active: v.Version, OnError: onError})
 		return &PluginStatus{PluginVersion: *v, Active: true, OnError: onError}, nil
 	})
 	if err != nil {
-		m.Close(ctx)
 		return nil, err
 	}
-	p.activate(t.PlatformID, v.Version, onError, m)
 	return res.(*PluginStatus), nil
 }
 
 // Disable returns a platform to built-in limits; its versions are kept.
 func (p *Plugins) Disable(ctx context.Context, t Tenant) error {
-	onError := OnErrorBuiltin
-	if s, err := p.c.store.PluginSettings(ctx, t.PlatformID); err == nil {
-		onError = s.OnError
-	}
-	lock := func() func() { return p.loading.lock(t.PlatformID) }
-	_, err := p.c.write(ctx, t, nil, lock, func(b Batch) (any, error) {
+	_, err := p.c.update(ctx, t, nil, []Lock{pluginLock(t.PlatformID)}, func(b Tx) (any, error) {
+		onError := OnErrorBuiltin
+		if s, err := b.PluginSettings(ctx, t.PlatformID); err == nil {
+			onError = s.OnError
+		}
 		b.PutPluginSettings(t.PlatformID, &PluginSettings{OnError: onError})
 		return nil, nil
 	})
-	if err != nil {
-		return err
-	}
-	p.set(t.PlatformID, nil)
-	return nil
+	return err
 }
 
 func (p *Plugins) version(ctx context.Context, platformID, version string) (*PluginVersion, []byte, error) {

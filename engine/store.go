@@ -9,9 +9,57 @@ import (
 // applied, durable or not yet; a caller acknowledges nothing to a client
 // before the batch that holds it is durable.
 //
+// Every read-modify-write of durable state is one unit of work (Update):
+// the reads it bases its writes on are made while it holds its locks, and
+// its writes become visible together. In-memory copies of stored state
+// (tier configs, key records, plugin settings, platform billing) are kept by
+// the store's Watch listener, called with each applied change while the
+// unit's locks are still held, so that a cache can never end up behind the
+// store.
+//
 // Read methods return an *Error with code ENOTFOUND when the object does not
 // exist, unless they say otherwise. Implementations are safe for concurrent use.
 type Store interface {
+	Reader
+
+	// Update runs fn as one unit of work: while fn runs and until its writes
+	// are applied, no other unit of work holding any of locks runs. fn reads
+	// through tx (its reads see every unit applied before it) and writes into
+	// tx; nothing is written when fn returns an error, which Update returns.
+	// Otherwise the writes are applied (visible, and Watch listeners called)
+	// before the locks are released, and Update returns fn's result once
+	// they are durable. A unit that wrote nothing applies nothing.
+	Update(ctx context.Context, locks []Lock, fn func(tx Tx) (any, error)) (any, error)
+
+	// Watch registers fn to be called with every change to stored state
+	// that caches keep (see Change), once per applied batch that makes it,
+	// in the order of the batches for any one object. fn is called while
+	// the writing unit's locks are held: it must be quick and must not
+	// call the store. Watch is called before the store serves; fn may be
+	// called concurrently for unrelated objects.
+	Watch(fn func(Change))
+
+	// NewBatch starts a batch of writes outside a unit of work, for writes
+	// that read nothing first (an outbox record, the admin token). The
+	// caller MUST Close it.
+	NewBatch() Batch
+
+	// Checkpoint writes a consistent copy of the store into dir, which must
+	// not exist. Safe while serving.
+	Checkpoint(dir string) error
+	// Healthy returns an error when the store cannot serve.
+	Healthy() error
+	Close() error
+}
+
+// Tx is what a unit of work (Store.Update) reads and writes through.
+type Tx interface {
+	Reader
+	Writer
+}
+
+// Reader is the read side of the store.
+type Reader interface {
 	// AdminTokenHash returns the stored SHA-256 of the operator admin token.
 	AdminTokenHash(ctx context.Context) ([32]byte, error)
 
@@ -73,17 +121,6 @@ type Store interface {
 
 	// StripeStore reads Stripe connections, catalogs and event records.
 	StripeStore
-
-	// NewBatch starts a batch of writes; nothing is visible until it is
-	// committed or applied. The caller MUST Close it.
-	NewBatch() Batch
-
-	// Checkpoint writes a consistent copy of the store into dir, which must
-	// not exist. Safe while serving.
-	Checkpoint(dir string) error
-	// Healthy returns an error when the store cannot serve.
-	Healthy() error
-	Close() error
 }
 
 // Batch is one logical change. All its writes become visible and durable
@@ -91,8 +128,26 @@ type Store interface {
 // problem (a value that does not encode) is returned by Commit or Apply,
 // which then write nothing.
 type Batch interface {
+	Writer
 	// Empty reports whether nothing has been written to the batch.
 	Empty() bool
+
+	// Commit writes the batch and returns once it is durable.
+	Commit() error
+	// Apply makes the batch visible to readers in the order Apply is called,
+	// without waiting for durability; Wait then blocks until it is durable.
+	// Apply is cheap enough to call under a lock; Wait is not.
+	Apply() error
+	Wait() error
+	// Close releases the batch. Safe after Commit or Wait, and on a batch
+	// that was never committed.
+	Close()
+}
+
+// Writer is the write side of a batch or a unit of work. Writes cannot
+// fail one by one: the first problem (a value that does not encode) fails
+// the whole batch when it is applied.
+type Writer interface {
 	PutAdminTokenHash(h [32]byte)
 	PutPlatform(p *Platform)
 	// PutKey writes a key record and its secret-hash and publishable indexes.
@@ -116,15 +171,55 @@ type Batch interface {
 	PutPluginSettings(platformID string, s *PluginSettings)
 	// StripeBatch writes Stripe connections, catalogs and event records.
 	StripeBatch
+}
 
-	// Commit writes the batch and returns once it is durable.
-	Commit() error
-	// Apply makes the batch visible to readers in the order Apply is called,
-	// without waiting for durability; Wait then blocks until it is durable.
-	// Apply is cheap enough to call under a lock; Wait is not.
-	Apply() error
-	Wait() error
-	// Close releases the batch. Safe after Commit or Wait, and on a batch
-	// that was never committed.
-	Close()
+// Lock names what a unit of work holds alone while it reads and writes.
+// Its zero fields are part of its identity: a lock of a platform's tier
+// config is Lock{Kind: LockTiers, Platform: id}.
+type Lock struct {
+	Kind     LockKind
+	Mode     Mode
+	Platform string
+	// ID is the object within the platform: a customer id, an email.
+	ID string
+	// Feature is a usage counter's feature (LockCounter).
+	Feature string
+}
+
+// LockKind says what a Lock guards.
+type LockKind uint8
+
+// The kinds of lock.
+const (
+	// LockCounter: one customer's counter and policy state of one feature.
+	LockCounter LockKind = iota + 1
+	// LockCustomer: one customer record.
+	LockCustomer
+	// LockEmail: an email within a platform and mode (uniqueness).
+	LockEmail
+	// LockTiers: a platform's tier config and the plans customers are on.
+	LockTiers
+	// LockKeys: a platform's key records.
+	LockKeys
+	// LockPlugin: a platform's plugin versions and settings.
+	LockPlugin
+	// LockCORS: a platform's CORS origins.
+	LockCORS
+	// LockStripe: a platform's Stripe connection in one mode.
+	LockStripe
+	// LockPlatformBilling: a platform's subscription to the operator.
+	LockPlatformBilling
+	// LockPlatform: a platform record.
+	LockPlatform
+)
+
+// Change is one change to stored state that the engine keeps a copy of in
+// memory, as a Store's Watch listener is told it. Exactly one of the
+// pointer fields is set; the listener MUST NOT change what they point at.
+type Change struct {
+	PlatformID     string
+	Tiers          *TierConfig
+	Key            *Key
+	PluginSettings *PluginSettings
+	Billing        *PlatformBilling
 }

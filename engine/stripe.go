@@ -378,7 +378,7 @@ func (s *Stripe) connectOnboarding(ctx context.Context, t Tenant, cur *StripeCon
 		return nil, s.upstream(err)
 	}
 	now := s.c.now().UTC()
-	res, err := s.c.writeClaimed(ctx, t, idem, s.connectionLock(t), func(b Batch) (any, error) {
+	res, err := s.c.updateClaimed(ctx, t, idem, s.connectionLock(t), func(b Tx) (any, error) {
 		stored, err := s.storedConnection(ctx, t)
 		if err != nil {
 			return nil, err
@@ -413,7 +413,7 @@ func (s *Stripe) connectByKey(ctx context.Context, t Tenant, cur *StripeConnecti
 		return nil, s.upstream(err)
 	}
 	now := s.c.now().UTC()
-	res, err := s.c.writeClaimed(ctx, t, idem, s.connectionLock(t), func(b Batch) (any, error) {
+	res, err := s.c.updateClaimed(ctx, t, idem, s.connectionLock(t), func(b Tx) (any, error) {
 		stored, err := s.storedConnection(ctx, t)
 		if err != nil {
 			return nil, err
@@ -473,7 +473,7 @@ func (s *Stripe) status(t Tenant, conn *StripeConnection) *StripeStatus {
 // account finds them again) and tiers their config. Disconnecting what is
 // not connected does nothing.
 func (s *Stripe) Disconnect(ctx context.Context, t Tenant) (*StripeStatus, error) {
-	res, err := s.c.write(ctx, t, nil, s.connectionLock(t), func(b Batch) (any, error) {
+	res, err := s.c.update(ctx, t, nil, s.connectionLock(t), func(b Tx) (any, error) {
 		cur, err := s.storedConnection(ctx, t)
 		if err != nil || cur == nil {
 			return s.status(t, nil), err
@@ -626,9 +626,7 @@ func sealAAD(t Tenant, field string) []byte {
 	return []byte("stripe\x00" + t.PlatformID + "\x00" + t.Mode.String() + "\x00" + field)
 }
 
-func (s *Stripe) connectionLock(t Tenant) func() func() {
-	return func() func() { return s.c.locks.lock("stripe", t.PlatformID, t.Mode.String()) }
-}
+func (s *Stripe) connectionLock(t Tenant) []Lock { return []Lock{stripeLock(t)} }
 
 func (s *Stripe) publicURL() string { return strings.TrimRight(s.cfg.PublicURL(), "/") }
 

@@ -72,7 +72,7 @@ func (s *Stripe) syncTiers(ctx context.Context, t Tenant, tc *TierConfig, idem *
 }
 
 func (s *Stripe) sync(ctx context.Context, t Tenant, conn *StripeConnection, call BillingCall, tc *TierConfig, idem *Idempotency) (*tierSync, error) {
-	cur, err := s.c.storedTiers(ctx, t.PlatformID)
+	cur, err := storedTiers(ctx, s.c.store, t.PlatformID)
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +153,7 @@ func (s *Stripe) sync(ctx context.Context, t Tenant, conn *StripeConnection, cal
 }
 
 // put adds the catalog to the batch of the tier config.
-func (ts *tierSync) put(b Batch) {
+func (ts *tierSync) put(b Writer) {
 	if ts != nil && ts.changed {
 		b.PutStripeCatalog(ts.t, ts.cat)
 	}
@@ -224,7 +224,7 @@ func (c *core) checkTierRemovals(ctx context.Context, platformID string, cur, tc
 		if tc.Tier(old.Name) != nil {
 			continue
 		}
-		if n, err := c.customersOnPlan(ctx, platformID, old.Name); err != nil {
+		if n, err := customersOnPlan(ctx, c.store, platformID, old.Name); err != nil {
 			return err
 		} else if n > 0 {
 			return invalid("tiers", "tier %q still has %d customer(s); move them to another plan first", old.Name, n)
@@ -282,7 +282,7 @@ func (s *Stripe) priceFor(ctx context.Context, t Tenant, tier *Tier) (string, er
 	if ts == nil {
 		return "", Errorf(ESTRIPENOTCONNECTED, "This platform has not connected Stripe in %s mode.", t.Mode)
 	}
-	_, err = s.c.write(ctx, t, nil, func() func() { return s.c.locks.lock(tiersLockKey(t.PlatformID)...) }, func(b Batch) (any, error) {
+	_, err = s.c.update(ctx, t, nil, []Lock{tiersLock(t.PlatformID)}, func(b Tx) (any, error) {
 		ts.put(b)
 		return nil, nil
 	})

@@ -105,10 +105,9 @@ func (s *Stripe) Checkout(ctx context.Context, t Tenant, in CheckoutInput, idem 
 		return nil, s.upstream(err)
 	}
 
-	lock := func() func() { return s.c.locks.lock(customerLockKey(t, cus.ID)...) }
-	res, err := s.c.writeClaimed(ctx, t, idem, lock, func(b Batch) (any, error) {
+	res, err := s.c.updateClaimed(ctx, t, idem, []Lock{customerLock(t, cus.ID)}, func(b Tx) (any, error) {
 		if made {
-			cur, err := s.c.store.Customer(ctx, t, cus.ID)
+			cur, err := b.Customer(ctx, t, cus.ID)
 			if err != nil && ErrorCode(err) != ENOTFOUND {
 				return nil, err
 			}
@@ -124,12 +123,6 @@ func (s *Stripe) Checkout(ctx context.Context, t Tenant, in CheckoutInput, idem 
 		return nil, err
 	}
 	return res.(*CheckoutResult), nil
-}
-
-// customerLockKey is the lock of a customer record (as Customers.Update
-// takes it).
-func customerLockKey(t Tenant, id string) []string {
-	return []string{"customer", t.PlatformID, t.Mode.String(), id}
 }
 
 // PortalInput is the body of POST /api/customer-portal.
@@ -169,7 +162,7 @@ func (s *Stripe) Portal(ctx context.Context, t Tenant, in PortalInput, idem *Ide
 	if err != nil {
 		return nil, s.upstream(err)
 	}
-	res, err := s.c.writeClaimed(ctx, t, idem, nil, func(b Batch) (any, error) {
+	res, err := s.c.updateClaimed(ctx, t, idem, nil, func(b Tx) (any, error) {
 		return &PortalResult{URL: url}, nil
 	})
 	if err != nil {
@@ -233,7 +226,7 @@ func (s *Stripe) PlatformCheckout(ctx context.Context, t Tenant, in PlatformChec
 	if err != nil {
 		return nil, s.upstream(err)
 	}
-	res, err := s.c.writeClaimed(ctx, t, idem, nil, func(b Batch) (any, error) {
+	res, err := s.c.updateClaimed(ctx, t, idem, nil, func(b Tx) (any, error) {
 		return &CheckoutResult{URL: sess.URL, SessionID: sess.ID}, nil
 	})
 	if err != nil {

@@ -154,20 +154,17 @@ func (s *Stripe) apply(ctx context.Context, t Tenant, conn *StripeConnection, ev
 // the effect. effect changes cus and returns the outcome; the customer is
 // written (through putBillingCustomer) unless the outcome is stale.
 func (s *Stripe) applyToCustomer(ctx context.Context, t Tenant, ev *BillingEvent, customerID string,
-	effect func(b Batch, cus *Customer) (string, error)) (*WebhookResult, error) {
+	effect func(b Tx, cus *Customer) (string, error)) (*WebhookResult, error) {
 	if customerID == "" || len(customerID) > 100 {
 		return result(ev, EventIgnored), nil
 	}
-	lock := func() func() {
-		return s.c.locks.lockAll(customerLockKey(t, customerID), tiersLockKey(t.PlatformID))
-	}
-	res, err := s.c.write(ctx, t, nil, lock, func(b Batch) (any, error) {
-		if seen, err := s.c.store.StripeEventApplied(ctx, t, ev.ID); err != nil {
+	res, err := s.c.update(ctx, t, nil, []Lock{customerLock(t, customerID), tiersLock(t.PlatformID)}, func(b Tx) (any, error) {
+		if seen, err := b.StripeEventApplied(ctx, t, ev.ID); err != nil {
 			return nil, err
 		} else if seen {
 			return EventDuplicate, nil
 		}
-		cus, err := s.c.store.Customer(ctx, t, customerID)
+		cus, err := b.Customer(ctx, t, customerID)
 		if ErrorCode(err) == ENOTFOUND {
 			return EventIgnored, nil
 		} else if err != nil {
@@ -193,7 +190,7 @@ func (s *Stripe) applyToCustomer(ctx context.Context, t Tenant, ev *BillingEvent
 // putBillingCustomer writes a customer that Stripe changed. Every plan
 // change that comes from Stripe goes through here, so that planChanged
 // sees it in the same batch.
-func (c *core) putBillingCustomer(b Batch, t Tenant, cus *Customer, prevPlan string) {
+func (c *core) putBillingCustomer(b Writer, t Tenant, cus *Customer, prevPlan string) {
 	b.PutCustomer(t, cus, cus.Email)
 	if cus.Plan != prevPlan {
 		c.planChanged(b, t, cus, prevPlan)
@@ -204,7 +201,7 @@ func (c *core) putBillingCustomer(b Batch, t Tenant, cus *Customer, prevPlan str
 // tier of its price, else the tier its metadata names; "" when neither is a
 // tier of the stored config.
 func (s *Stripe) billingPlan(ctx context.Context, t Tenant, price string, metadata map[string]string) (string, error) {
-	tc, err := s.c.storedTiers(ctx, t.PlatformID)
+	tc, err := storedTiers(ctx, s.c.store, t.PlatformID)
 	if err != nil {
 		return "", err
 	}
@@ -228,7 +225,7 @@ func (s *Stripe) billingPlan(ctx context.Context, t Tenant, price string, metada
 // defaultPlan is where a customer goes when its subscription ends: the free
 // tier, or the cheapest (the first of the cheapest).
 func (s *Stripe) defaultPlan(ctx context.Context, platformID string) (string, error) {
-	tc, err := s.c.storedTiers(ctx, platformID)
+	tc, err := storedTiers(ctx, s.c.store, platformID)
 	if err != nil {
 		return "", err
 	}
@@ -246,7 +243,7 @@ func (s *Stripe) defaultPlan(ctx context.Context, platformID string) (string, er
 
 // linkStripeCustomer records the Stripe customer of cus (index included)
 // when it has none on the account yet.
-func linkStripeCustomer(b Batch, t Tenant, conn *StripeConnection, cus *Customer, stripeID string) {
+func linkStripeCustomer(b Writer, t Tenant, conn *StripeConnection, cus *Customer, stripeID string) {
 	if stripeID == "" {
 		return
 	}
@@ -310,7 +307,7 @@ func (s *Stripe) applySession(ctx context.Context, t Tenant, conn *StripeConnect
 	if cusID == "" {
 		cusID = sess.Metadata["dreamCustomerId"]
 	}
-	return s.applyToCustomer(ctx, t, ev, cusID, func(b Batch, cus *Customer) (string, error) {
+	return s.applyToCustomer(ctx, t, ev, cusID, func(b Tx, cus *Customer) (string, error) {
 		linkStripeCustomer(b, t, conn, cus, sess.Customer)
 		paid := sess.PaymentStatus == "paid" || sess.PaymentStatus == "no_payment_required"
 		if sess.Subscription == "" || !paid {
@@ -358,7 +355,7 @@ func (s *Stripe) applySubscription(ctx context.Context, t Tenant, conn *StripeCo
 		return nil, err
 	}
 	deleted := ev.Type == "customer.subscription.deleted"
-	return s.applyToCustomer(ctx, t, ev, cusID, func(b Batch, cus *Customer) (string, error) {
+	return s.applyToCustomer(ctx, t, ev, cusID, func(b Tx, cus *Customer) (string, error) {
 		rec, err := s.subscriptionOf(ctx, t, sub.ID)
 		if err != nil {
 			return "", err
@@ -436,7 +433,7 @@ func (s *Stripe) applyInvoice(ctx context.Context, t Tenant, conn *StripeConnect
 		return nil, err
 	}
 	paid := ev.Type == "invoice.paid"
-	return s.applyToCustomer(ctx, t, ev, cusID, func(b Batch, cus *Customer) (string, error) {
+	return s.applyToCustomer(ctx, t, ev, cusID, func(b Tx, cus *Customer) (string, error) {
 		rec, err := s.subscriptionOf(ctx, t, inv.Subscription)
 		if err != nil {
 			return "", err
@@ -482,8 +479,8 @@ func (s *Stripe) applyInvoice(ctx context.Context, t Tenant, conn *StripeConnect
 // account.updated: the onboarding state of a Connect account.
 func (s *Stripe) applyAccount(ctx context.Context, t Tenant, ev *BillingEvent) (*WebhookResult, error) {
 	au := ev.AccountUpdate
-	res, err := s.c.write(ctx, t, nil, s.connectionLock(t), func(b Batch) (any, error) {
-		if seen, err := s.c.store.StripeEventApplied(ctx, t, ev.ID); err != nil {
+	res, err := s.c.update(ctx, t, nil, s.connectionLock(t), func(b Tx) (any, error) {
+		if seen, err := b.StripeEventApplied(ctx, t, ev.ID); err != nil {
 			return nil, err
 		} else if seen {
 			return EventDuplicate, nil
@@ -531,15 +528,15 @@ func (s *Stripe) applyOperatorEvent(ctx context.Context, ev *BillingEvent) (*Web
 		return nil, err
 	}
 	op := Tenant{PlatformID: operatorTenant, Mode: ev.Mode()}
-	var active bool
-	lock := func() func() { return s.c.locks.lock("platform-billing", pid) }
-	res, err := s.c.write(ctx, op, nil, lock, func(b Batch) (any, error) {
-		if seen, err := s.c.store.StripeEventApplied(ctx, op, ev.ID); err != nil {
+	// Whether live keys are allowed follows the stored billing record
+	// (core.changed), in the unit of work that writes it.
+	res, err := s.c.update(ctx, op, nil, []Lock{platformBillingLock(pid)}, func(b Tx) (any, error) {
+		if seen, err := b.StripeEventApplied(ctx, op, ev.ID); err != nil {
 			return nil, err
 		} else if seen {
 			return EventDuplicate, nil
 		}
-		pb, err := s.c.store.PlatformBilling(ctx, pid)
+		pb, err := b.PlatformBilling(ctx, pid)
 		if ErrorCode(err) == ENOTFOUND {
 			pb = &PlatformBilling{PlatformID: pid}
 		} else if err != nil {
@@ -551,14 +548,10 @@ func (s *Stripe) applyOperatorEvent(ctx context.Context, ev *BillingEvent) (*Web
 			b.PutPlatformBilling(pb)
 		}
 		b.PutStripeEvent(op, ev.ID, s.c.now().UTC())
-		active = pb.Active()
 		return outcome, nil
 	})
 	if err != nil {
 		return nil, err
-	}
-	if res.(string) == EventApplied {
-		s.setLiveAllowed(pid, active)
 	}
 	return result(ev, res.(string)), nil
 }

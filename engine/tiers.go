@@ -152,9 +152,8 @@ func (s *Tiers) Put(ctx context.Context, t Tenant, in TierConfigInput, idem *Ide
 		return nil, err
 	}
 	defer stripe.release()
-	lock := func() func() { return s.c.locks.lock(tiersLockKey(t.PlatformID)...) }
-	res, err := s.c.writeClaimed(ctx, t, idem, lock, func(b Batch) (any, error) {
-		cur, err := s.c.storedTiers(ctx, t.PlatformID)
+	res, err := s.c.updateClaimed(ctx, t, idem, []Lock{tiersLock(t.PlatformID)}, func(b Tx) (any, error) {
+		cur, err := storedTiers(ctx, b, t.PlatformID)
 		if err != nil {
 			return nil, err
 		}
@@ -162,7 +161,7 @@ func (s *Tiers) Put(ctx context.Context, t Tenant, in TierConfigInput, idem *Ide
 			if tc.Tier(old.Name) != nil {
 				continue
 			}
-			if n, err := s.c.customersOnPlan(ctx, t.PlatformID, old.Name); err != nil {
+			if n, err := customersOnPlan(ctx, b, t.PlatformID, old.Name); err != nil {
 				return nil, err
 			} else if n > 0 {
 				return nil, invalid("tiers", "tier %q still has %d customer(s); move them to another plan first", old.Name, n)
@@ -181,15 +180,14 @@ func (s *Tiers) Put(ctx context.Context, t Tenant, in TierConfigInput, idem *Ide
 	if err != nil {
 		return nil, err
 	}
-	s.c.setTierConfig(t.PlatformID, tc)
 	stripe.archive(ctx)
 	return res.(*TierConfig), nil
 }
 
-// storedTiers reads a platform's tier config from the store, not the cache:
-// under the tier lock it is the latest.
-func (c *core) storedTiers(ctx context.Context, platformID string) (*TierConfig, error) {
-	tc, err := c.store.Tiers(ctx, platformID)
+// storedTiers reads a platform's tier config in a unit of work, not from
+// the cache: under the tier lock it is the latest.
+func storedTiers(ctx context.Context, tx Reader, platformID string) (*TierConfig, error) {
+	tc, err := tx.Tiers(ctx, platformID)
 	if ErrorCode(err) == ENOTFOUND {
 		return DefaultTiers(), nil
 	}
@@ -197,12 +195,12 @@ func (c *core) storedTiers(ctx context.Context, platformID string) (*TierConfig,
 }
 
 // customersOnPlan counts a platform's customers (both modes) on plan.
-func (c *core) customersOnPlan(ctx context.Context, platformID, plan string) (int, error) {
+func customersOnPlan(ctx context.Context, tx Reader, platformID, plan string) (int, error) {
 	n := 0
 	for _, m := range []Mode{Live, Test} {
 		p := Page{Limit: 100}
 		for {
-			cs, more, err := c.store.Customers(ctx, Tenant{PlatformID: platformID, Mode: m}, p)
+			cs, more, err := tx.Customers(ctx, Tenant{PlatformID: platformID, Mode: m}, p)
 			if err != nil {
 				return 0, err
 			}

@@ -42,6 +42,11 @@ type batch struct {
 	// counters are the counters written, to store in the cache with their
 	// sequence numbers once the batch is applied.
 	counters []counterWrite
+	// changes are what the batch changes of state the engine caches, for
+	// the store's Watch listener once the batch is applied.
+	changes []engine.Change
+	// tx is the batch as a unit of work sees it (Store.Update).
+	tx tx
 }
 
 // counterWrite is a counter written to a batch, as its op-th operation.
@@ -121,6 +126,7 @@ func (b *batch) PutKey(k *engine.Key) {
 	}
 	val, err := encodeKey(k)
 	b.setEncoded(keyKey(k.PlatformID, k.ID), val, err)
+	b.changed(engine.Change{PlatformID: k.PlatformID, Key: k})
 	ref := encodeKeyRef(keyRef{platformID: k.PlatformID, id: k.ID})
 	b.set(secretIndexKey(k.SecretHash), ref)
 	if k.PublishableKey != "" && b.check(k.PublishableKey) {
@@ -133,6 +139,7 @@ func (b *batch) PutTiers(platformID string, c *engine.TierConfig) {
 	if b.check(platformID) {
 		val, err := encodeJSON(c)
 		b.setEncoded(tiersKey(platformID), val, err)
+		b.changed(engine.Change{PlatformID: platformID, Tiers: c})
 	}
 }
 
@@ -168,6 +175,13 @@ func (b *batch) DeleteCustomer(t engine.Tenant, c *engine.Customer) {
 	b.customers = append(b.customers, key)
 	if c.Email != "" {
 		b.delete(emailIndexKey(t, c.Email))
+	}
+}
+
+// changed records a change for the Watch listener.
+func (b *batch) changed(c engine.Change) {
+	if b.s.watch != nil {
+		b.changes = append(b.changes, c)
 	}
 }
 
@@ -226,6 +240,11 @@ func (b *batch) apply(next batchState, write func(db *pebble.DB) error) error {
 	if b.s.customers != nil {
 		for _, k := range b.customers {
 			b.s.customers.invalidate(k)
+		}
+	}
+	if b.s.watch != nil {
+		for _, c := range b.changes {
+			b.s.watch(c)
 		}
 	}
 	if b.s.counters != nil && len(b.counters) > 0 {

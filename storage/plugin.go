@@ -64,6 +64,7 @@ func (b *batch) PutPluginSettings(platformID string, ps *engine.PluginSettings) 
 	if b.check(platformID) {
 		val, err := encodeJSON(ps)
 		b.setEncoded(pluginSettingsKey(platformID), val, err)
+		b.changed(engine.Change{PlatformID: platformID, PluginSettings: ps})
 	}
 }
 

@@ -3,9 +3,11 @@
 //
 // Keys are built in keys.go only; values carry a leading format byte
 // (codec.go). Open writes the schema version on a new store and runs the
-// migrations of an older one (schema.go). Writes go through batches that the
-// engine applies under its per-customer locks and waits for outside them, so
-// that Pebble syncs many batches with one fsync.
+// migrations of an older one (schema.go). Every read-modify-write is a unit
+// of work (Update, update.go): it holds lock stripes while it reads and
+// until its batch is applied, and waits for the fsync after releasing them,
+// so that Pebble syncs many units' batches with one fsync. The engine's
+// caches follow applied batches through Watch.
 package storage
 
 import (
@@ -106,6 +108,12 @@ type Store struct {
 	// them, counters stored by them.
 	customers *cache[*engine.Customer]
 	counters  *cache[engine.Counter]
+
+	// locks are the stripes units of work hold (update.go).
+	locks *stripes
+	// watch is told of the changes every applied batch makes to state the
+	// engine keeps in memory; nil when nobody watches.
+	watch func(engine.Change)
 }
 
 // Open opens the store in dir, creating it when it does not exist, and
@@ -145,6 +153,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 		db:        db,
 		customers: newCache[*engine.Customer](o.CustomerCacheSize),
 		counters:  newCache[engine.Counter](o.CounterCacheSize),
+		locks:     newStripes(lockStripes),
 	}, nil
 }
 
@@ -199,13 +208,19 @@ func (s *Store) Checkpoint(dir string) error {
 
 // NewBatch starts a batch. The caller MUST Close it. A batch is not safe for
 // concurrent use; many batches may be used concurrently.
-func (s *Store) NewBatch() engine.Batch {
+func (s *Store) NewBatch() engine.Batch { return s.newBatch() }
+
+func (s *Store) newBatch() *batch {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	b := &batch{s: s}
+	b.tx = tx{Store: s, batch: b}
 	if s.db == nil {
-		return &batch{s: s, err: ErrClosed}
+		b.err = ErrClosed
+	} else {
+		b.pb = s.db.NewBatch()
 	}
-	return &batch{s: s, pb: s.db.NewBatch()}
+	return b
 }
 
 // AdminTokenHash returns the stored hash of the admin token, or ENOTFOUND.

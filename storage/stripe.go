@@ -170,6 +170,7 @@ func (b *batch) PutPlatformBilling(pb *engine.PlatformBilling) {
 	if b.check(pb.PlatformID) {
 		val, err := encodeJSON(pb)
 		b.setEncoded(platformBillingKey(pb.PlatformID), val, err)
+		b.changed(engine.Change{PlatformID: pb.PlatformID, Billing: pb})
 	}
 }
 
