@@ -81,6 +81,11 @@ func (s *Server) dryRunPlugin(w http.ResponseWriter, r *http.Request, k *engine.
 	if err != nil {
 		return err
 	}
+	// A dry run changes nothing: an Idempotency-Key is checked like
+	// anywhere else, and no record is kept.
+	if _, err := idempotencyKey(r); err != nil {
+		return err
+	}
 	body, err := readBody(r)
 	if err != nil {
 		return err

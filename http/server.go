@@ -322,21 +322,9 @@ type respond func(result any) (int, any)
 // A header that is given but empty is EVALIDATION, like one that is too
 // long.
 func idempotency(w http.ResponseWriter, r *http.Request, body []byte, rsp respond) (*engine.Idempotency, error) {
-	vals, given := r.Header["Idempotency-Key"]
-	if !given {
-		return nil, nil
-	}
-	key := ""
-	if len(vals) > 0 {
-		key = vals[0]
-	}
-	if key == "" {
-		return nil, &engine.Error{Code: engine.EVALIDATION, Message: "Idempotency-Key must not be empty: send 1 to 255 characters, or no header.",
-			Fields: []engine.FieldError{{Field: "Idempotency-Key", Message: "must not be empty"}}}
-	}
-	if len(key) > MaxIdempotencyKey {
-		return nil, &engine.Error{Code: engine.EVALIDATION, Message: "Idempotency-Key must be at most 255 characters.",
-			Fields: []engine.FieldError{{Field: "Idempotency-Key", Message: "must be at most 255 characters"}}}
+	key, err := idempotencyKey(r)
+	if key == "" || err != nil {
+		return nil, err
 	}
 	h := sha256.New()
 	io.WriteString(h, r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery+"\n")
@@ -348,6 +336,29 @@ func idempotency(w http.ResponseWriter, r *http.Request, body []byte, rsp respon
 	}}
 	h.Sum(idem.RequestHash[:0])
 	return idem, nil
+}
+
+// idempotencyKey returns the request's Idempotency-Key, "" when there is
+// none. One that is given but empty, or longer than MaxIdempotencyKey, is
+// EVALIDATION naming it.
+func idempotencyKey(r *http.Request) (string, error) {
+	vals, given := r.Header["Idempotency-Key"]
+	if !given {
+		return "", nil
+	}
+	key := ""
+	if len(vals) > 0 {
+		key = vals[0]
+	}
+	if key == "" {
+		return "", &engine.Error{Code: engine.EVALIDATION, Message: "Idempotency-Key must not be empty: send 1 to 255 characters, or no header.",
+			Fields: []engine.FieldError{{Field: "Idempotency-Key", Message: "must not be empty"}}}
+	}
+	if len(key) > MaxIdempotencyKey {
+		return "", &engine.Error{Code: engine.EVALIDATION, Message: "Idempotency-Key must be at most 255 characters.",
+			Fields: []engine.FieldError{{Field: "Idempotency-Key", Message: "must be at most 255 characters"}}}
+	}
+	return key, nil
 }
 
 // ok200 and created201 render a result as is.

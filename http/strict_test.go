@@ -256,6 +256,7 @@ func TestGivenButEmpty(t *testing.T) {
 		{"GET", "/api/customers?email=", "", "email", nil},
 		{"GET", "/api/usage?customerId=", "", "customerId", []string{"X-User-Id", cus.ID}},
 		{"POST", "/api/platform/plugin/dry-run?version=", "", "version", nil},
+		{"POST", "/api/platform/plugin/dry-run", "", "Idempotency-Key", []string{"Idempotency-Key", ""}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.method+" "+tc.path+" "+tc.field, func(t *testing.T) {
