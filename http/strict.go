@@ -92,7 +92,8 @@ type bodyProblem struct {
 type bodyChecker struct {
 	d        *json.Decoder
 	problems []bodyProblem
-	more     int // problems past maxBodyProblems
+	more     int             // problems past maxBodyProblems
+	skipped  json.RawMessage // the buffer of skip
 }
 
 func (c *bodyChecker) add(path, msg string, typeErr bool) {
@@ -318,13 +319,10 @@ func (c *bodyChecker) valueFrom(tok json.Token, t reflect.Type, path, want strin
 	return nil
 }
 
-// skip reads one value, whatever it is.
+// skip reads one value, whatever it is (in one piece: faster than its
+// tokens).
 func (c *bodyChecker) skip() error {
-	tok, err := c.d.Token()
-	if err != nil {
-		return err
-	}
-	return c.skipRest(tok)
+	return c.d.Decode(&c.skipped)
 }
 
 // skipRest reads the rest of a value whose first token was tok.
