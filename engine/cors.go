@@ -19,7 +19,9 @@ const AnyOrigin = "*"
 type CORSConfig struct {
 	// AllowedOrigins are origins as browsers send them
 	// (`https://app.example.com`, `http://localhost:5173`), or "*".
-	AllowedOrigins []string `json:"allowedOrigins"`
+	// Required in a request body (the http package refuses it absent or
+	// null); an empty list clears the origins.
+	AllowedOrigins []string `json:"allowedOrigins" required:"true"`
 }
 
 // Validate normalizes every origin (lowercase scheme and host, no default

@@ -12,6 +12,7 @@ const (
 	EINVALIDAPIKEY       = "invalid_api_key"
 	EFORBIDDEN           = "forbidden"
 	ENOTFOUND            = "not_found"
+	EMETHODNOTALLOWED    = "method_not_allowed"
 	ECONFLICT            = "conflict"
 	EIDEMPOTENCYCONFLICT = "idempotency_conflict"
 	EBODYTOOLARGE        = "body_too_large"

@@ -203,7 +203,7 @@ type CreateKeyInput struct {
 	// keeps working for GracePeriodHours.
 	Rotate string `json:"rotate"`
 	// GracePeriodHours defaults to the engine's KeyGrace (24 h); 0..720.
-	GracePeriodHours *int `json:"gracePeriodHours"`
+	GracePeriodHours *int `json:"gracePeriodHours" want:"an integer from 0 to 720"`
 }
 
 // Create makes a new key pair in t, or rotates in.Rotate. Returns ENOTFOUND

@@ -25,7 +25,7 @@ type Meter struct {
 type TrackInput struct {
 	CustomerID string          `json:"customerId"`
 	Feature    string          `json:"feature"`
-	Quantity   *int64          `json:"quantity"`
+	Quantity   *int64          `json:"quantity" want:"an integer from 1 to 1000000000000"`
 	Metadata   json.RawMessage `json:"metadata"`
 }
 

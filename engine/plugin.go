@@ -418,7 +418,7 @@ func (p *Plugins) version(ctx context.Context, platformID, version string) (*Plu
 type DryRunInput struct {
 	Plan       string  `json:"plan"`
 	Feature    string  `json:"feature"`
-	Quantity   *int64  `json:"quantity"`
+	Quantity   *int64  `json:"quantity" want:"an integer from 1 to 1000000000000"`
 	Usage      int64   `json:"usage"`
 	Limit      *int64  `json:"limit"`
 	CustomerID string  `json:"customerId"`

@@ -25,20 +25,20 @@ type Tiers struct {
 type TierInput struct {
 	Name               string           `json:"name"`
 	DisplayName        string           `json:"displayName"`
-	Price              int64            `json:"price"`
+	Price              int64            `json:"price" want:"an integer (cents)"`
 	Currency           string           `json:"currency"`
 	Interval           string           `json:"interval"`
-	Limit              *int64           `json:"limit"`
-	Limits             map[string]int64 `json:"limits"`
+	Limit              *int64           `json:"limit" want:"an integer (-1: unlimited)"`
+	Limits             map[string]int64 `json:"limits" want:"an integer (-1: unlimited)"`
 	Features           map[string]bool  `json:"features"`
-	RateLimitPerMinute int64            `json:"rateLimitPerMinute"`
+	RateLimitPerMinute int64            `json:"rateLimitPerMinute" want:"an integer (0: no per-minute limit)"`
 	PriceID            json.RawMessage  `json:"priceId"`
 	ProductID          json.RawMessage  `json:"productId"`
 }
 
 // TierConfigInput is the body of PUT /api/platform/tiers.
 type TierConfigInput struct {
-	Tiers []TierInput `json:"tiers"`
+	Tiers []TierInput `json:"tiers" required:"true"`
 }
 
 // Validate checks in and returns the config it describes, with defaults

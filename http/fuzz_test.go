@@ -146,8 +146,17 @@ func FuzzTrackBody(f *testing.F) {
 	f.Add([]byte(`{"customerId":"CUSTOMER","feature":"exports","quantity":2,"metadata":{"k":"v"}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		body = bytes.ReplaceAll(body, []byte(customerPlaceholder), []byte(s.customerID))
+		unknown := unknownTrackKeys(body)
 		for _, path := range []string{"/api/track", "/api/check"} {
 			w := s.post(t, path, body)
+			// Strict bodies: a key the endpoint does not know is never
+			// ignored; a 422 for it names it.
+			if len(unknown) > 0 && w.Code != http.StatusUnprocessableEntity && w.Code != http.StatusBadRequest {
+				t.Fatalf("%s %q with unknown fields %q → %d %s", path, body, unknown, w.Code, w.Body.Bytes())
+			}
+			if len(unknown) > 0 && w.Code == http.StatusUnprocessableEntity && !bytes.Contains(w.Body.Bytes(), []byte(`"message":"unknown field"`)) {
+				t.Fatalf("%s %q with unknown fields %q → 422 naming none: %s", path, body, unknown, w.Body.Bytes())
+			}
 			if w.Code == http.StatusOK || w.Code == http.StatusTooManyRequests {
 				var got struct {
 					Code  string `json:"code"`
@@ -173,6 +182,26 @@ func FuzzTrackBody(f *testing.F) {
 			}
 		}
 		// The seed's form: the same body as the optional body of /api/data.
-		s.post(t, "/api/data", body, "X-User-Id", s.customerID)
+		if w := s.post(t, "/api/data", body, "X-User-Id", s.customerID); len(unknown) > 0 && w.Code < 400 {
+			t.Fatalf("/api/data %q with unknown fields %q → %d %s", body, unknown, w.Code, w.Body.Bytes())
+		}
 	})
+}
+
+// unknownTrackKeys returns the top-level keys of a JSON object body that a
+// track body does not have.
+func unknownTrackKeys(body []byte) []string {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(body, &m) != nil {
+		return nil
+	}
+	var out []string
+	for k := range m {
+		switch k {
+		case "customerId", "feature", "quantity", "metadata":
+		default:
+			out = append(out, k)
+		}
+	}
+	return out
 }

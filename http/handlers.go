@@ -19,11 +19,34 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// query returns the query parameter name, "" when absent. A parameter that
+// is given but empty (`?limit=`) is EVALIDATION naming it: it is not taken
+// as absent.
+func query(r *http.Request, name string) (string, error) {
+	vals, given := r.URL.Query()[name]
+	if !given {
+		return "", nil
+	}
+	if len(vals) == 0 || vals[0] == "" {
+		return "", &engine.Error{Code: engine.EVALIDATION, Message: name + " must not be empty: give a value, or leave the parameter out.",
+			Fields: []engine.FieldError{{Field: name, Message: "must not be empty"}}}
+	}
+	return vals[0], nil
+}
+
 // page reads ?limit= and ?startingAfter=.
 func page(r *http.Request) (engine.Page, error) {
-	q := r.URL.Query()
-	p := engine.Page{StartingAfter: q.Get("startingAfter")}
-	if l := q.Get("limit"); l != "" {
+	var p engine.Page
+	after, err := query(r, "startingAfter")
+	if err != nil {
+		return p, err
+	}
+	p.StartingAfter = after
+	l, err := query(r, "limit")
+	if err != nil {
+		return p, err
+	}
+	if l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > 100 {
 			return p, &engine.Error{Code: engine.EVALIDATION, Message: "limit must be an integer from 1 to 100.",
@@ -82,7 +105,11 @@ func (s *Server) listCustomers(w http.ResponseWriter, r *http.Request, k *engine
 	if err != nil {
 		return err
 	}
-	cs, more, err := s.eng.Customers.List(r.Context(), k.Tenant(), p, r.URL.Query().Get("email"))
+	email, err := query(r, "email")
+	if err != nil {
+		return err
+	}
+	cs, more, err := s.eng.Customers.List(r.Context(), k.Tenant(), p, email)
 	if err != nil {
 		return err
 	}
@@ -208,7 +235,10 @@ func (s *Server) meter(w http.ResponseWriter, r *http.Request, k *engine.Key, ch
 }
 
 func (s *Server) usage(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
-	id := r.URL.Query().Get("customerId")
+	id, err := query(r, "customerId")
+	if err != nil {
+		return err
+	}
 	if id == "" {
 		id = r.Header.Get("X-User-Id")
 	}
@@ -280,7 +310,7 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var in struct {
-		Dir string `json:"dir"`
+		Dir string `json:"dir" required:"true"`
 	}
 	if err := decode(body, &in, false); err != nil {
 		return err

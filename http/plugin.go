@@ -38,12 +38,16 @@ func (s *Server) putPlugin(w http.ResponseWriter, r *http.Request, k *engine.Key
 	if err != nil {
 		return err
 	}
+	onError, err := query(r, "onError")
+	if err != nil {
+		return err
+	}
 	rsp := func(res any) (int, any) { return http.StatusCreated, res }
 	idem, err := idempotency(w, r, body, rsp)
 	if err != nil {
 		return err
 	}
-	st, err := s.eng.Plugins.Upload(r.Context(), k.Tenant(), body, r.URL.Query().Get("onError"), idem)
+	st, err := s.eng.Plugins.Upload(r.Context(), k.Tenant(), body, onError, idem)
 	if err != nil {
 		return err
 	}
@@ -53,7 +57,7 @@ func (s *Server) putPlugin(w http.ResponseWriter, r *http.Request, k *engine.Key
 
 func (s *Server) rollbackPlugin(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
 	type rollback struct {
-		Version string `json:"version"`
+		Version string `json:"version" required:"true"`
 	}
 	return command(w, r, false, ok200, func(in rollback, idem *engine.Idempotency) (*engine.PluginStatus, error) {
 		if in.Version == "" {
@@ -73,6 +77,15 @@ func (s *Server) deletePlugin(w http.ResponseWriter, r *http.Request, k *engine.
 }
 
 func (s *Server) dryRunPlugin(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
+	version, err := query(r, "version")
+	if err != nil {
+		return err
+	}
+	// A dry run changes nothing: an Idempotency-Key is checked like
+	// anywhere else, and no record is kept.
+	if _, err := idempotencyKey(r); err != nil {
+		return err
+	}
 	body, err := readBody(r)
 	if err != nil {
 		return err
@@ -81,7 +94,7 @@ func (s *Server) dryRunPlugin(w http.ResponseWriter, r *http.Request, k *engine.
 	if err := decode(body, &in, true); err != nil {
 		return err
 	}
-	res, err := s.eng.Plugins.DryRun(r.Context(), k.Tenant(), r.URL.Query().Get("version"), in)
+	res, err := s.eng.Plugins.DryRun(r.Context(), k.Tenant(), version, in)
 	if err != nil {
 		return err
 	}

@@ -74,7 +74,7 @@ func sortedKeys(m map[string]bool) []string {
 func TestErrorTable(t *testing.T) {
 	want := map[string]int{
 		engine.EINVALIDJSON: 400, engine.EINVALIDAPIKEY: 401, engine.EFORBIDDEN: 403,
-		engine.ENOTFOUND: 404, engine.ECONFLICT: 409, engine.EIDEMPOTENCYCONFLICT: 409,
+		engine.ENOTFOUND: 404, engine.EMETHODNOTALLOWED: 405, engine.ECONFLICT: 409, engine.EIDEMPOTENCYCONFLICT: 409,
 		engine.EBODYTOOLARGE: 413, engine.EVALIDATION: 422, engine.ESTRIPENOTCONNECTED: 424,
 		engine.ECLERKNOTCONFIGURED: 424, engine.ETIERLIMIT: 429, engine.ERATELIMITED: 429,
 		engine.EPLUGINERROR: 503, engine.EUPSTREAM: 502, engine.EINTERNAL: 500,
@@ -134,8 +134,10 @@ func TestStaticRoutesAnswerLikeTheRouter(t *testing.T) {
 				viaServer.Code, viaServer.Header().Get("Content-Type"), viaRouter.Code, viaRouter.Header().Get("Content-Type"))
 		}
 	}
-	if w := serve(s, "GET", "/api/track"); w.Code != http.StatusNotFound || !strings.Contains(w.Body.String(), `"code":"not_found"`) {
-		t.Errorf("GET /api/track: %d %s", w.Code, w.Body)
+	// A method a static path does not serve: the router's 405, with Allow.
+	if w := serve(s, "GET", "/api/track"); w.Code != http.StatusMethodNotAllowed || !strings.Contains(w.Body.String(), `"code":"method_not_allowed"`) ||
+		w.Header().Get("Allow") != "POST" {
+		t.Errorf("GET /api/track: %d Allow %q %s", w.Code, w.Header().Get("Allow"), w.Body)
 	}
 	if w := serve(s, "POST", "/api//track"); w.Code != http.StatusMovedPermanently {
 		t.Errorf("POST /api//track: %d, want the router's redirect to the clean path", w.Code)
@@ -164,7 +166,7 @@ func TestStaticRoutesAnswerLikeTheRouter(t *testing.T) {
 	if got := found["POST /api/track 401"]; got != 3 {
 		t.Errorf(`requests{POST /api/track 401} = %v, want 3 (all: %v)`, got, found)
 	}
-	if got := found["GET unmatched 404"]; got != 1 {
-		t.Errorf(`requests{GET unmatched 404} = %v, want 1`, got)
+	if got := found["GET unmatched 405"]; got != 1 {
+		t.Errorf(`requests{GET unmatched 405} = %v, want 1`, got)
 	}
 }

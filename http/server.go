@@ -4,7 +4,6 @@
 package http
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -12,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -53,6 +53,10 @@ type Server struct {
 	access  bool
 	router  *mux.Router
 	static  map[routeKey]http.Handler // the routes without variables (route)
+	// paths has one route per path template, named by it, and methods
+	// the methods of each: what a 405 lists in Allow.
+	paths   *mux.Router
+	methods map[string][]string
 	metrics *metrics
 }
 
@@ -67,6 +71,7 @@ func NewServer(cfg Config) *Server {
 	s := &Server{
 		eng: cfg.Engine, store: cfg.Store, version: cfg.Version, log: cfg.Logger, access: cfg.AccessLog,
 		router: mux.NewRouter(), metrics: newMetrics(cfg.Registry), static: make(map[routeKey]http.Handler),
+		paths: mux.NewRouter(), methods: make(map[string][]string),
 	}
 	s.routes(cfg.Registry)
 	return s
@@ -77,10 +82,10 @@ func (s *Server) Router() *mux.Router { return s.router }
 
 func (s *Server) routes(reg *prometheus.Registry) {
 	r := s.router
-	unmatched := s.instrument("", "unmatched", s.wrap(func(w http.ResponseWriter, r *http.Request) error {
+	r.NotFoundHandler = s.instrument("", "unmatched", s.wrap(func(w http.ResponseWriter, r *http.Request) error {
 		return engine.Errorf(engine.ENOTFOUND, "No route %s %s.", r.Method, r.URL.Path)
 	}))
-	r.NotFoundHandler, r.MethodNotAllowedHandler = unmatched, unmatched
+	r.MethodNotAllowedHandler = s.instrument("", "unmatched", s.wrap(s.methodNotAllowed))
 
 	s.route("GET", "/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	s.handle("GET", "/health", s.health)
@@ -135,6 +140,25 @@ func (s *Server) route(method, path string, h http.Handler) {
 	if !strings.Contains(path, "{") {
 		s.static[routeKey{method, path}] = h
 	}
+	if s.methods[path] == nil {
+		s.paths.NewRoute().Path(path).Name(path)
+	}
+	s.methods[path] = append(s.methods[path], method)
+	slices.Sort(s.methods[path])
+}
+
+// methodNotAllowed answers a path that is served, with a method it is not
+// served with: 405 method_not_allowed, and Allow listing the methods. The
+// router calls it (ServeHTTP's static lookup falls through to the router
+// for any method it does not have).
+func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) error {
+	var m mux.RouteMatch
+	if !s.paths.Match(r, &m) || m.Route == nil {
+		return engine.Errorf(engine.ENOTFOUND, "No route %s %s.", r.Method, r.URL.Path)
+	}
+	allow := strings.Join(s.methods[m.Route.GetName()], ", ")
+	w.Header().Set("Allow", allow)
+	return engine.Errorf(engine.EMETHODNOTALLOWED, "%s is not served on %s; it takes %s.", r.Method, r.URL.Path, allow)
 }
 
 type routeKey struct{ method, path string }
@@ -247,42 +271,6 @@ func readBody(r *http.Request) ([]byte, error) {
 	return b, nil
 }
 
-// decode parses a JSON body into v. An empty body is allowed when
-// optional; anything else that is not JSON of the right types is
-// EINVALIDJSON.
-func decode(body []byte, v any, optional bool) error {
-	if len(bytes.TrimSpace(body)) == 0 {
-		if optional {
-			return nil
-		}
-		return engine.Errorf(engine.EINVALIDJSON, "A JSON body is required.")
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
-			return engine.Errorf(engine.EINVALIDJSON, "Field %s must be of type %s.", te.Field, jsonType(te.Type.String()))
-		}
-		return engine.Errorf(engine.EINVALIDJSON, "The body is not valid JSON of the expected shape.")
-	}
-	return nil
-}
-
-func jsonType(goType string) string {
-	switch {
-	case strings.Contains(goType, "int"), strings.Contains(goType, "float"):
-		return "number"
-	case strings.Contains(goType, "string"):
-		return "string"
-	case strings.Contains(goType, "bool"):
-		return "boolean"
-	case strings.Contains(goType, "map"), strings.Contains(goType, "struct"):
-		return "object"
-	case strings.Contains(goType, "[]"):
-		return "array"
-	}
-	return goType
-}
-
 // encode is the one JSON encoding of every response body.
 func encode(v any) []byte {
 	return appendJSON(make([]byte, 0, 512), v)
@@ -331,14 +319,12 @@ type respond func(result any) (int, any)
 // idempotency returns the engine's view of the request's Idempotency-Key,
 // or nil when there is none. The request hash covers method, path, query
 // and body.
+// A header that is given but empty is EVALIDATION, like one that is too
+// long.
 func idempotency(w http.ResponseWriter, r *http.Request, body []byte, rsp respond) (*engine.Idempotency, error) {
-	key := r.Header.Get("Idempotency-Key")
-	if key == "" {
-		return nil, nil
-	}
-	if len(key) > MaxIdempotencyKey {
-		return nil, &engine.Error{Code: engine.EVALIDATION, Message: "Idempotency-Key must be at most 255 characters.",
-			Fields: []engine.FieldError{{Field: "Idempotency-Key", Message: "must be at most 255 characters"}}}
+	key, err := idempotencyKey(r)
+	if key == "" || err != nil {
+		return nil, err
 	}
 	h := sha256.New()
 	io.WriteString(h, r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery+"\n")
@@ -350,6 +336,29 @@ func idempotency(w http.ResponseWriter, r *http.Request, body []byte, rsp respon
 	}}
 	h.Sum(idem.RequestHash[:0])
 	return idem, nil
+}
+
+// idempotencyKey returns the request's Idempotency-Key, "" when there is
+// none. One that is given but empty, or longer than MaxIdempotencyKey, is
+// EVALIDATION naming it.
+func idempotencyKey(r *http.Request) (string, error) {
+	vals, given := r.Header["Idempotency-Key"]
+	if !given {
+		return "", nil
+	}
+	key := ""
+	if len(vals) > 0 {
+		key = vals[0]
+	}
+	if key == "" {
+		return "", &engine.Error{Code: engine.EVALIDATION, Message: "Idempotency-Key must not be empty: send 1 to 255 characters, or no header.",
+			Fields: []engine.FieldError{{Field: "Idempotency-Key", Message: "must not be empty"}}}
+	}
+	if len(key) > MaxIdempotencyKey {
+		return "", &engine.Error{Code: engine.EVALIDATION, Message: "Idempotency-Key must be at most 255 characters.",
+			Fields: []engine.FieldError{{Field: "Idempotency-Key", Message: "must be at most 255 characters"}}}
+	}
+	return key, nil
 }
 
 // ok200 and created201 render a result as is.

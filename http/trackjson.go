@@ -8,7 +8,8 @@ package http
 // (trackjson_test.go): the encoder writes exactly what json.Marshal writes,
 // and the decoder accepts only a plain subset of JSON — anything else
 // (escapes, non-ASCII, unknown or repeated keys, null, metadata, exotic
-// numbers) is handed to encoding/json, whose answer and errors stand.
+// numbers) is handed to the strict decoder (strict.go), whose answer and
+// errors stand: an unknown key is refused there, never dropped here.
 
 import (
 	"encoding/json"
@@ -127,7 +128,8 @@ func appendTime(b []byte, t time.Time) []byte {
 // decodeTrackInput fills in from a body of the plain shape
 // {"customerId":"…","feature":"…","quantity":N} (any of the three, any
 // order, JSON whitespace between tokens) and reports true; for anything
-// else it reports false and leaves in as it was, for encoding/json.
+// else (an unknown key among them) it reports false and leaves in as it
+// was, for the strict decoder.
 func decodeTrackInput(body []byte, in *engine.TrackInput) bool {
 	p := trackParser{b: body}
 	var out engine.TrackInput

@@ -7,6 +7,7 @@ package http
 //	go test -run='^$' -fuzz=FuzzAppendTrackResult -fuzztime=60s ./http/
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -109,6 +110,8 @@ var trackBodies = []string{
 	`{"customerId":"a","customerId":"b"}`, `{"other":1}`, `{"metadata":{"a":1}}`, `{"customerId":"a","metadata":null}`,
 	`{"customerId":"a",}`, `{"customerId":"a"`, `{"customerId":"a"}}`, `{"customerId":"a"} x`, `[]`, `null`, `""`,
 	`{"customerId" "a"}`, `{customerId:"a"}`, "\ufeff{}", `{"feature":"a","quantity":1,"customerId":"b","quantity":2}`,
+	`{"customerId":"a","quantiy":5}`, `{"feture":"x","customerId":"a"}`, `{"customerId":"a","metadata":{"quantiy":1}}`,
+	`{"quantity":1e23}`, `{"quantity":1.5}`, `{"customerId":"a","metadata":[1]}`, `{"customerId":"a","x":{"y":[1,{"z":null}]}}`,
 }
 
 func TestDecodeTrackInputMatchesEncodingJSON(t *testing.T) {
@@ -123,10 +126,12 @@ func TestDecodeTrackInputMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
-// checkTrackDecode holds decodeTrackInput to encoding/json on body and
+// checkTrackDecode holds decodeTrackInput to the strict decoder and to
+// encoding/json on body, and the strict decoder to encoding/json, and
 // reports whether the plain path took it.
 func checkTrackDecode(t *testing.T, body []byte) bool {
 	t.Helper()
+	checkStrictTrack(t, body)
 	var fast engine.TrackInput
 	if !decodeTrackInput(body, &fast) {
 		if !reflect.DeepEqual(fast, engine.TrackInput{}) {
@@ -141,7 +146,93 @@ func checkTrackDecode(t *testing.T, body []byte) bool {
 	if !reflect.DeepEqual(fast, slow) {
 		t.Fatalf("%q: decoded %s, encoding/json %s", body, show(fast), show(slow))
 	}
+	var strict engine.TrackInput
+	if err := decode(body, &strict, false); err != nil {
+		t.Fatalf("%q: decoded as %s, but the strict decoder says %v", body, show(fast), err)
+	}
+	if !reflect.DeepEqual(fast, strict) {
+		t.Fatalf("%q: decoded %s, strict decoder %s", body, show(fast), show(strict))
+	}
 	return true
+}
+
+// trackKeys are the members of a track body.
+var trackKeys = map[string]bool{"customerId": true, "feature": true, "quantity": true, "metadata": true}
+
+// checkStrictTrack holds the strict decoder to encoding/json on a track
+// body: it accepts exactly what encoding/json accepts of a JSON object whose
+// keys are trackKeys, each at most once, and decodes it the same; a body it
+// refuses for unknown fields has them, and its fields name them.
+func checkStrictTrack(t *testing.T, body []byte) {
+	t.Helper()
+	var strict, slow engine.TrackInput
+	err := decode(body, &strict, false)
+	slowErr := json.Unmarshal(body, &slow)
+	keys, object := topLevelKeys(body)
+	plain := object && slowErr == nil
+	var unknown []string
+	seen := map[string]bool{}
+	for _, k := range keys {
+		if !trackKeys[k] {
+			unknown = append(unknown, k)
+		} else if seen[k] {
+			plain = false
+		}
+		seen[k] = true
+	}
+	plain = plain && len(unknown) == 0
+	switch {
+	case err == nil && !plain:
+		t.Fatalf("%q: the strict decoder accepts it (%s); encoding/json: %v, keys %q", body, show(strict), slowErr, keys)
+	case err == nil && !reflect.DeepEqual(strict, slow):
+		t.Fatalf("%q: strict decoder %s, encoding/json %s", body, show(strict), show(slow))
+	case err != nil && plain:
+		t.Fatalf("%q: the strict decoder refuses it (%v); encoding/json decodes %s", body, err, show(slow))
+	case err != nil && object && len(unknown) > 0:
+		e, ok := err.(*engine.Error)
+		if !ok || (e.Code != engine.EVALIDATION && e.Code != engine.EINVALIDJSON) {
+			t.Fatalf("%q: unknown fields %q answered %v", body, unknown, err)
+		}
+		named := map[string]bool{}
+		for _, f := range e.Fields {
+			if f.Message == "unknown field" {
+				if trackKeys[f.Field] {
+					t.Fatalf("%q: known field %q called unknown", body, f.Field)
+				}
+				named[f.Field] = true
+			}
+		}
+		for _, k := range unknown {
+			if !named[k] && len(e.Fields) < maxBodyProblems {
+				t.Fatalf("%q: unknown field %q not named in %+v", body, k, e.Fields)
+			}
+		}
+	}
+}
+
+// topLevelKeys returns the keys of body's top-level object in order, and
+// whether body is one JSON object.
+func topLevelKeys(body []byte) ([]string, bool) {
+	if !json.Valid(body) {
+		return nil, false
+	}
+	d := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := d.Token(); err != nil || tok != json.Delim('{') {
+		return nil, false
+	}
+	var keys []string
+	for d.More() {
+		tok, err := d.Token()
+		if err != nil {
+			return nil, false
+		}
+		var v json.RawMessage
+		if err := d.Decode(&v); err != nil {
+			return nil, false
+		}
+		keys = append(keys, tok.(string))
+	}
+	return keys, true
 }
 
 func show(in engine.TrackInput) string {

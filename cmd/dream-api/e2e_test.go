@@ -61,8 +61,9 @@ type specValidator struct {
 }
 
 // validate returns why res (the answer to method and u) does not match the
-// spec, or nil. A request to a path or method the spec does not have must be
-// answered 404 with an Error body.
+// spec, or nil. A request to a path the spec does not have must be answered
+// 404, and one with a method the spec does not have for the path 405 with
+// an Allow header, with an Error body.
 func (v *specValidator) validate(method string, u *url.URL, res *response) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -72,15 +73,22 @@ func (v *specValidator) validate(method string, u *url.URL, res *response) error
 	}
 	route, params, err := v.router.FindRoute(probe)
 	if errors.Is(err, routers.ErrPathNotFound) || errors.Is(err, routers.ErrMethodNotAllowed) {
-		if res.Status != http.StatusNotFound {
-			return fmt.Errorf("%s %s is not in the spec, yet answered %d (want 404)", method, u.Path, res.Status)
+		want := http.StatusNotFound
+		if errors.Is(err, routers.ErrMethodNotAllowed) {
+			want = http.StatusMethodNotAllowed
+			if res.Header.Get("Allow") == "" {
+				return fmt.Errorf("%s %s answered %d without Allow", method, u.Path, res.Status)
+			}
+		}
+		if res.Status != want {
+			return fmt.Errorf("%s %s is not in the spec, yet answered %d (want %d)", method, u.Path, res.Status, want)
 		}
 		var body any
 		if err := json.Unmarshal(res.Raw, &body); err != nil {
-			return fmt.Errorf("404 body is not JSON: %v", err)
+			return fmt.Errorf("%d body is not JSON: %v", want, err)
 		}
 		if err := v.errSchema.VisitJSON(body, openapi3.VisitAsResponse()); err != nil {
-			return fmt.Errorf("404 body does not match components.schemas.Error: %v", err)
+			return fmt.Errorf("%d body does not match components.schemas.Error: %v", want, err)
 		}
 		return nil
 	} else if err != nil {
@@ -628,7 +636,7 @@ func TestErrorCodes(t *testing.T) {
 		{"track unknown customer", req{Method: "POST", Path: "/api/track", Key: p.SK, Body: track("cus_nope")}, 404, "not_found", ""},
 		{"usage of unknown customer", req{Method: "GET", Path: "/api/usage?customerId=cus_nope", Key: p.SK}, 404, "not_found", ""},
 		{"unknown route", req{Method: "GET", Path: "/api/nope", Key: p.SK}, 404, "not_found", ""},
-		{"unknown method", req{Method: "PUT", Path: "/api/track", Key: p.SK, Body: track(id)}, 404, "not_found", ""},
+		{"unknown method", req{Method: "PUT", Path: "/api/track", Key: p.SK, Body: track(id)}, 405, "method_not_allowed", ""},
 		{"unknown key to revoke", req{Method: "DELETE", Path: "/api/platform/keys/key_nope", Key: p.SK}, 404, "not_found", ""},
 
 		{"duplicate email", req{Method: "POST", Path: "/api/customers", Key: p.SK, Body: map[string]any{"email": "taken@example.com"}}, 409, "conflict", ""},
