@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -151,6 +152,51 @@ func TestBackupCLI(t *testing.T) {
 	}
 	if _, err := st.KeyBySecretHash(ctx, engine.HashSecret(p.SecretKey)); err != nil {
 		t.Errorf("the backup lacks the key: %v", err)
+	}
+}
+
+// TestReadmeWalkthroughsLeaveNoFiles: the README's walkthroughs write the
+// answers that hold secret keys into a temporary directory, not into the
+// directory they are run from.
+func TestReadmeWalkthroughsLeaveNoFiles(t *testing.T) {
+	dir := t.TempDir()
+	walkthrough(t, "README.md", "walkthrough", dir, nil)
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("the walkthrough left %v in its working directory", entries)
+	}
+}
+
+// TestDocLinksResolve: every relative link of the README and docs/ names
+// a file of the repository (the plugin ABI and the license included).
+func TestDocLinksResolve(t *testing.T) {
+	root := filepath.Join("..", "..")
+	docs, _ := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	docs = append(docs, filepath.Join(root, "README.md"))
+	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	n := 0
+	for _, doc := range docs {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range link.FindAllStringSubmatch(string(b), -1) {
+			target, _, _ := strings.Cut(m[1], "#")
+			if target == "" || strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			n++
+			if _, err := os.Stat(filepath.Join(filepath.Dir(doc), target)); err != nil {
+				t.Errorf("%s links to %s, which is not in the repository", doc, m[1])
+			}
+		}
+	}
+	if n < 10 {
+		t.Fatalf("only %d links checked", n)
+	}
+	for _, f := range []string{"LICENSE", "docs/plugin-abi.md", "docs/deployment.md"} {
+		if _, err := os.Stat(filepath.Join(root, f)); err != nil {
+			t.Errorf("%s is missing", f)
+		}
 	}
 }
 
