@@ -86,7 +86,7 @@ func printHelp(w io.Writer, fs *flag.FlagSet, usage, about string, env []envVar)
 		name, text := flag.UnquoteUsage(f)
 		fmt.Fprintf(w, "  --%s %s\n        %s", f.Name, name, text)
 		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
-			fmt.Fprintf(w, " (default %q)", f.DefValue)
+			fmt.Fprintf(w, " (default %s)", f.DefValue)
 		}
 		fmt.Fprintln(w)
 	})

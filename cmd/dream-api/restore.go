@@ -141,8 +141,8 @@ func restore(ctx context.Context, args []string, stdout io.Writer) error {
 	data := flags.String("data", envOr("DREAM_DATA_DIR", "./data"), "the new data dir: absent or empty")
 	pos, err := parseArgs(flags, args, stdout, "dream-api restore BACKUP --data DIR",
 		"Makes a data dir of a backup (dream-api backup, POST /admin/backup): copies its store and its\n"+
-			"master key, files 0600 and directories 0700. DIR must be absent or empty. Stop nothing: the\n"+
-			"restored data dir is served with `dream-api serve --data DIR`.",
+			"master key, files 0600 and directories 0700, and checks that the store opens. DIR must be\n"+
+			"absent or empty. Then serve it with `dream-api serve --data DIR`.",
 		[]envVar{{"DREAM_DATA_DIR", "default of --data"}})
 	if err != nil {
 		return err

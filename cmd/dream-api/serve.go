@@ -143,8 +143,9 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.log = slog.New(slog.NewJSONHandler(m.Stderr, &slog.HandlerOptions{Level: level}))
 
-	// Nothing is created, generated or printed before the data dir is
-	// ours and the address is bound: a start that fails changes nothing.
+	// No key, store or admin token is made, and nothing is printed,
+	// before the data dir is ours and the addresses are bound: a start
+	// that fails to bind leaves at most an empty data dir.
 	if err := prepareDataDir(m.Config.DataDir); err != nil {
 		return err
 	}
