@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"net/url"
 	"strings"
 	"sync"
@@ -608,9 +607,17 @@ func (s *Stripe) callFor(t Tenant, conn *StripeConnection) (BillingCall, error) 
 	}
 	key, err := s.cfg.Sealer.Open(conn.SecretKey, sealAAD(t, "secretKey"))
 	if err != nil {
-		return BillingCall{}, fmt.Errorf("engine: open the Stripe key of %s (%s): %w", t.PlatformID, t.Mode, err)
+		return BillingCall{}, errSealedElsewhere(t)
 	}
 	return BillingCall{Key: string(key)}, nil
+}
+
+// errSealedElsewhere is the error of a platform's sealed Stripe secret that
+// the master key does not open: the data was restored without its key, or
+// the server runs with another DREAM_MASTER_KEY. It is the operator's to
+// fix (or the developer's, by connecting again), never an internal error.
+func errSealedElsewhere(t Tenant) error {
+	return Errorf(ESTRIPENOTCONNECTED, "The Stripe credentials of this platform (%s mode) were sealed with another master key; the operator must set DREAM_MASTER_KEY to the original key, or reconnect Stripe with POST /api/platform/stripe/connect.", t.Mode)
 }
 
 // otherMode is live for test and test for live.

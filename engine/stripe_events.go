@@ -98,7 +98,7 @@ func (s *Stripe) PlatformWebhook(ctx context.Context, platformID string, payload
 		}
 		secret, err := s.cfg.Sealer.Open(conn.WebhookSecret, sealAAD(t, "webhookSecret"))
 		if err != nil {
-			return nil, err
+			return nil, errSealedElsewhere(t)
 		}
 		tried = true
 		ev, err := s.cfg.Billing.ParseEvent(payload, header, string(secret))

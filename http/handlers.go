@@ -315,9 +315,19 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(body, &in, false); err != nil {
 		return err
 	}
-	if err := s.eng.Platforms.Backup(r.Context(), in.Dir); err != nil {
+	if s.backups == nil {
+		var v engine.Validation
+		v.Add("dir", "this server writes no backups (it has no backup directory)")
+		return v.Err()
+	}
+	path, keyIncluded, err := s.backups(r.Context(), in.Dir)
+	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"dir": in.Dir, "createdAt": nowUTC()})
+	masterKey := "not_included"
+	if keyIncluded {
+		masterKey = "included"
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"dir": path, "createdAt": nowUTC(), "masterKey": masterKey})
 	return nil
 }

@@ -4,6 +4,7 @@
 package http
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -42,7 +43,16 @@ type Config struct {
 	Registry *prometheus.Registry
 	// AccessLog logs every request at Info level; off, only failures are.
 	AccessLog bool
+	// Backup writes POST /admin/backup's backups (cmd/dream-api confines
+	// them to the operator's backup directory). Without it that endpoint
+	// refuses every request.
+	Backup BackupFunc
 }
+
+// BackupFunc writes a backup named dir, as the request gave it, and returns
+// the absolute path it wrote and whether the master key is in it. It
+// returns EVALIDATION naming dir for a dir it refuses.
+type BackupFunc func(ctx context.Context, dir string) (path string, keyIncluded bool, err error)
 
 // Server is the HTTP face of an engine. It is an http.Handler.
 type Server struct {
@@ -58,6 +68,7 @@ type Server struct {
 	paths   *mux.Router
 	methods map[string][]string
 	metrics *metrics
+	backups BackupFunc
 }
 
 // NewServer returns a Server with every route of the contract.
@@ -72,6 +83,7 @@ func NewServer(cfg Config) *Server {
 		eng: cfg.Engine, store: cfg.Store, version: cfg.Version, log: cfg.Logger, access: cfg.AccessLog,
 		router: mux.NewRouter(), metrics: newMetrics(cfg.Registry), static: make(map[routeKey]http.Handler),
 		paths: mux.NewRouter(), methods: make(map[string][]string),
+		backups: cfg.Backup,
 	}
 	s.routes(cfg.Registry)
 	return s

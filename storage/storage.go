@@ -14,7 +14,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	iofs "io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -62,8 +66,13 @@ type Options struct {
 	// DefaultCounterCacheSize; -1 disables the cache.
 	CounterCacheSize int
 	// FS is the filesystem the store lives on. Defaults to the disk;
-	// vfs.NewMem() keeps a store in memory.
+	// vfs.NewMem() keeps a store in memory. On the disk the store's
+	// directories are 0700 and its files 0600, whatever the umask: they
+	// hold customers' emails.
 	FS vfs.FS
+	// MustExist makes Open fail when dir holds no store, instead of
+	// creating one. Defaults to false.
+	MustExist bool
 }
 
 // EnsureDefaults fills in the zero fields of o.
@@ -116,8 +125,10 @@ type Store struct {
 	watch func(engine.Change)
 }
 
-// Open opens the store in dir, creating it when it does not exist, and
-// brings its schema to the current version.
+// Open opens the store in dir, creating it when it does not exist (unless
+// Options.MustExist), and brings its schema to the current version. On the
+// disk, an existing store's directories and files are first made readable
+// by their owner only (0700/0600), and every file written later is too.
 func Open(dir string, opts *Options) (*Store, error) {
 	var o Options
 	if opts != nil {
@@ -127,8 +138,16 @@ func Open(dir string, opts *Options) (*Store, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
+	fs := o.FS
+	if fs == vfs.Default {
+		if err := tighten(dir); err != nil {
+			return nil, fmt.Errorf("storage: open %s: %w", dir, err)
+		}
+		fs = privateFS{fs}
+	}
 	po := &pebble.Options{
-		FS:                 walZeroFS{o.FS}, // walfill.go
+		FS:                 walZeroFS{fs}, // walfill.go
+		ErrorIfNotExists:   o.MustExist,
 		CacheSize:          o.CacheSize,
 		Logger:             pebbleLogger{o.Logger},
 		FormatMajorVersion: pebble.FormatNewest,
@@ -193,7 +212,9 @@ func (s *Store) Healthy() error {
 
 // Checkpoint writes a consistent copy of the store into dir, which must not
 // exist, after syncing the log so that every applied batch is in it. The
-// copy is a store that Open reads. Safe while serving.
+// copy is a store that Open reads. On the disk its directories are 0700
+// and its files 0600 (files hard-linked from the store already are). Safe
+// while serving.
 func (s *Store) Checkpoint(dir string) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -204,6 +225,79 @@ func (s *Store) Checkpoint(dir string) error {
 		return fmt.Errorf("storage: checkpoint %s: %w", dir, err)
 	}
 	return nil
+}
+
+// privateFS is the disk, with every directory it makes 0700 and every file
+// it creates or reopens for writing 0600, whatever the process's umask.
+type privateFS struct{ vfs.FS }
+
+func (fs privateFS) private(name string, f vfs.File, err error) (vfs.File, error) {
+	if err != nil {
+		return f, err
+	}
+	if err := os.Chmod(name, 0o600); err != nil {
+		return nil, errors.Join(err, f.Close())
+	}
+	return f, nil
+}
+
+func (fs privateFS) Create(name string, category vfs.DiskWriteCategory) (vfs.File, error) {
+	f, err := fs.FS.Create(name, category)
+	return fs.private(name, f, err)
+}
+
+func (fs privateFS) OpenReadWrite(name string, category vfs.DiskWriteCategory, opts ...vfs.OpenOption) (vfs.File, error) {
+	f, err := fs.FS.OpenReadWrite(name, category, opts...)
+	return fs.private(name, f, err)
+}
+
+func (fs privateFS) ReuseForWrite(oldname, newname string, category vfs.DiskWriteCategory) (vfs.File, error) {
+	f, err := fs.FS.ReuseForWrite(oldname, newname, category)
+	return fs.private(newname, f, err)
+}
+
+func (fs privateFS) Lock(name string) (io.Closer, error) {
+	l, err := fs.FS.Lock(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(name, 0o600); err != nil {
+		return nil, errors.Join(err, l.Close())
+	}
+	return l, nil
+}
+
+func (fs privateFS) MkdirAll(dir string, _ os.FileMode) error {
+	return fs.FS.MkdirAll(dir, 0o700)
+}
+
+// tighten makes an existing tree readable by its owner only: directories
+// 0700, regular files 0600. Stores written before Open did so, or copied
+// under a umask of 022, were world-readable. A missing dir is left alone.
+func tighten(dir string) error {
+	err := filepath.WalkDir(dir, func(path string, d iofs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		want := iofs.FileMode(0o600)
+		if d.IsDir() {
+			want = 0o700
+		} else if !d.Type().IsRegular() {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if info.Mode().Perm() != want {
+			return os.Chmod(path, want)
+		}
+		return nil
+	})
+	if errors.Is(err, iofs.ErrNotExist) {
+		return nil
+	}
+	return err
 }
 
 // NewBatch starts a batch. The caller MUST Close it. A batch is not safe for

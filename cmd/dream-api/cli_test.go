@@ -5,11 +5,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -122,15 +127,22 @@ func TestBackupCLI(t *testing.T) {
 	var p createdPlatform
 	json.Unmarshal(out.Bytes(), &p)
 
-	dir := filepath.Join(t.TempDir(), "backup")
-	if err := backup(ctx, []string{"--server", "http://" + m.Addr(), dir}, io.Discard); err != nil {
+	// As the README writes it: the flags after the argument. The server
+	// writes into its backup dir, by default "backups" beside the data dir.
+	out.Reset()
+	if err := backup(ctx, []string{"first", "--server", "http://" + m.Addr()}, &out); err != nil {
 		t.Fatal(err)
 	}
-	// The same directory again is refused, not overwritten.
-	if err := backup(ctx, []string{"--server", "http://" + m.Addr(), dir}, io.Discard); err == nil {
-		t.Error("a second backup into the same directory succeeded")
+	root, _ := filepath.EvalSymlinks(filepath.Dir(data))
+	dir := filepath.Join(root, "backups", "first")
+	if !strings.Contains(out.String(), "backup written to "+dir+"\n") {
+		t.Errorf("backup printed %q, want the path %s", out.String(), dir)
 	}
-	st, err := storage.Open(dir, nil)
+	// The same directory again is refused, not overwritten.
+	if err := backup(ctx, []string{"--server", "http://" + m.Addr(), "first"}, io.Discard); err == nil || !strings.Contains(err.Error(), "422") {
+		t.Errorf("a second backup into the same directory: %v", err)
+	}
+	st, err := storage.Open(filepath.Join(dir, "store"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,6 +152,262 @@ func TestBackupCLI(t *testing.T) {
 	}
 	if _, err := st.KeyBySecretHash(ctx, engine.HashSecret(p.SecretKey)); err != nil {
 		t.Errorf("the backup lacks the key: %v", err)
+	}
+}
+
+// TestReadmeWalkthroughsLeaveNoFiles: the README's walkthroughs write the
+// answers that hold secret keys into a temporary directory, not into the
+// directory they are run from.
+func TestReadmeWalkthroughsLeaveNoFiles(t *testing.T) {
+	dir := t.TempDir()
+	walkthrough(t, "README.md", "walkthrough", dir, nil)
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("the walkthrough left %v in its working directory", entries)
+	}
+}
+
+// TestDocLinksResolve: every relative link of the README and docs/ names
+// a file of the repository (the plugin ABI and the license included).
+func TestDocLinksResolve(t *testing.T) {
+	root := filepath.Join("..", "..")
+	docs, _ := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	docs = append(docs, filepath.Join(root, "README.md"))
+	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	n := 0
+	for _, doc := range docs {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range link.FindAllStringSubmatch(string(b), -1) {
+			target, _, _ := strings.Cut(m[1], "#")
+			if target == "" || strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			n++
+			if _, err := os.Stat(filepath.Join(filepath.Dir(doc), target)); err != nil {
+				t.Errorf("%s links to %s, which is not in the repository", doc, m[1])
+			}
+		}
+	}
+	if n < 10 {
+		t.Fatalf("only %d links checked", n)
+	}
+	for _, f := range []string{"LICENSE", "docs/plugin-abi.md", "docs/deployment.md"} {
+		if _, err := os.Stat(filepath.Join(root, f)); err != nil {
+			t.Errorf("%s is missing", f)
+		}
+	}
+}
+
+// TestInterspersedFlags: every subcommand takes its flags before, between
+// and after its arguments; "--" ends them.
+func TestInterspersedFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		want    []string
+		wantErr bool
+	}{
+		{[]string{"DIR", "--server", "URL"}, []string{"DIR"}, false},
+		{[]string{"--server", "URL", "DIR"}, []string{"DIR"}, false},
+		{[]string{"A", "--server=URL", "B"}, []string{"A", "B"}, false},
+		{[]string{"A", "--", "--server", "B"}, []string{"A", "--server", "B"}, false},
+		{[]string{"DIR", "--nonsense"}, nil, true},
+	} {
+		fs := flag.NewFlagSet("x", flag.ContinueOnError)
+		server := fs.String("server", "", "")
+		got, err := parseArgs(fs, tc.args, io.Discard, "x", "", nil)
+		if (err != nil) != tc.wantErr || strings.Join(got, "|") != strings.Join(tc.want, "|") {
+			t.Errorf("%q: %q, %v; want %q", tc.args, got, err, tc.want)
+		}
+		if !tc.wantErr && tc.args[1] != "--" && *server != "URL" {
+			t.Errorf("%q: --server = %q", tc.args, *server)
+		}
+	}
+	// Through the real subcommands.
+	data := t.TempDir()
+	var out bytes.Buffer
+	if err := platformCreate(context.Background(), []string{"--server", "http://127.0.0.1:1", "--data", data, "--name", "Late Flag"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "bk")
+	if err := backup(context.Background(), []string{dir, "--server", "http://127.0.0.1:1", "--data", data}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if err := restore(context.Background(), []string{dir, "--data", filepath.Join(t.TempDir(), "r")}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSubcommandHelp: --help and -h exit 0 (run returns nil) and list the
+// subcommand's flags and the environment variables it reads.
+func TestSubcommandHelp(t *testing.T) {
+	ctx := context.Background()
+	cmds := map[string]struct {
+		f    func(args []string, w io.Writer) error
+		want []string
+	}{
+		"serve": {func(args []string, w io.Writer) error {
+			m := NewMain()
+			m.Stdout, m.Stderr = w, io.Discard
+			return m.ParseFlags(ctx, args)
+		}, []string{"--addr", "--data", "--backup-dir", "--plugin-deadline", "--debug-addr", "DREAM_DATA_DIR", "DREAM_BACKUP_DIR",
+			"DREAM_MASTER_KEY", "DREAM_LOG_LEVEL", "STRIPE_SECRET_KEY", "CLERK_SECRET_KEY"}},
+		"platform create": {func(args []string, w io.Writer) error { return platformCreate(ctx, args, w) },
+			[]string{"--name", "--email", "--server", "--data", "DREAM_ADMIN_TOKEN", "DREAM_ADDR", "DREAM_DATA_DIR"}},
+		"backup": {func(args []string, w io.Writer) error { return backup(ctx, args, w) },
+			[]string{"--server", "--data", "DREAM_ADMIN_TOKEN", "DREAM_DATA_DIR", "DREAM_MASTER_KEY", "restore"}},
+		"restore": {func(args []string, w io.Writer) error { return restore(ctx, args, w) },
+			[]string{"--data", "DREAM_DATA_DIR"}},
+	}
+	for name, c := range cmds {
+		for _, h := range []string{"--help", "-h"} {
+			var out bytes.Buffer
+			err := c.f([]string{"x", h}, &out)
+			if !errors.Is(err, flag.ErrHelp) {
+				t.Errorf("%s %s: %v, want flag.ErrHelp", name, h, err)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("%s %s does not list %s:\n%s", name, h, w, out.String())
+				}
+			}
+			if err := run(ctx, append(strings.Fields(name), h)); err != nil {
+				t.Errorf("run %s %s: %v, want exit 0", name, h, err)
+			}
+		}
+	}
+}
+
+// TestAdminCommandsNeedDataDir: without a server, backup and platform
+// create refuse a data dir that does not exist instead of making an empty
+// one, and refuse a backup given as the data dir.
+func TestAdminCommandsNeedDataDir(t *testing.T) {
+	ctx := context.Background()
+	missing := filepath.Join(t.TempDir(), "typo")
+	for name, f := range map[string]func() error{
+		"platform create": func() error {
+			return platformCreate(ctx, []string{"--name", "X", "--server", "http://127.0.0.1:1", "--data", missing}, io.Discard)
+		},
+		"backup": func() error {
+			return backup(ctx, []string{filepath.Join(t.TempDir(), "bk"), "--server", "http://127.0.0.1:1", "--data", missing}, io.Discard)
+		},
+	} {
+		if err := f(); err == nil || !strings.Contains(err.Error(), "does not exist") {
+			t.Errorf("%s: %v, want the data dir does not exist", name, err)
+		}
+		if _, err := os.Stat(missing); err == nil {
+			t.Fatalf("%s made the data dir", name)
+		}
+	}
+	// An existing dir without a store is no data dir to back up.
+	if err := backup(ctx, []string{filepath.Join(t.TempDir(), "bk"), "--server", "http://127.0.0.1:1", "--data", t.TempDir()}, io.Discard); err == nil || !strings.Contains(err.Error(), "no store") {
+		t.Errorf("backup of an empty dir: %v", err)
+	}
+	bk := localBackup(t)
+	if err := platformCreate(ctx, []string{"--name", "X", "--server", "http://127.0.0.1:1", "--data", bk}, io.Discard); err == nil || !strings.Contains(err.Error(), "dream-api restore") {
+		t.Errorf("platform create on a backup: %v", err)
+	}
+}
+
+// localBackup makes a data dir with a store and backs it up without a
+// server; it returns the backup.
+func localBackup(t *testing.T) string {
+	t.Helper()
+	data := t.TempDir()
+	if err := platformCreate(context.Background(), []string{"--name", "B", "--server", "http://127.0.0.1:1", "--data", data}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	bk := filepath.Join(t.TempDir(), "bk")
+	if err := backup(context.Background(), []string{bk, "--server", "http://127.0.0.1:1", "--data", data}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	return bk
+}
+
+// startMain runs Run on a fresh Main and returns its error and what it
+// printed; a Main that started is closed at the end of the test.
+func startMain(t *testing.T, env map[string]string, args ...string) (string, error) {
+	t.Helper()
+	m := NewMain()
+	m.Getenv = func(k string) string { return env[k] }
+	var out bytes.Buffer
+	m.Stdout, m.Stderr = &out, io.Discard
+	if err := m.ParseFlags(context.Background(), args); err != nil {
+		t.Fatal(err)
+	}
+	err := m.Run(context.Background())
+	if err != nil {
+		m.Close()
+	} else {
+		t.Cleanup(func() { m.Close() })
+	}
+	return out.String(), err
+}
+
+// TestServeRefusesBackup: serve --data BACKUP refuses, pointing at restore,
+// instead of starting an empty instance; so does a bare store checkpoint.
+func TestServeRefusesBackup(t *testing.T) {
+	bk := localBackup(t)
+	for _, dir := range []string{bk, filepath.Join(bk, "store")} {
+		_, err := startMain(t, nil, "--addr", "127.0.0.1:0", "--data", dir)
+		if err == nil || !strings.Contains(err.Error(), "dream-api restore") {
+			t.Errorf("serve --data %s: %v, want a pointer at restore", dir, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(bk, "store", "store")); err == nil {
+		t.Error("serve made a store inside the backup")
+	}
+}
+
+// TestAdminTokenAfterBind: a start that cannot bind its address (or its
+// debug address) prints no admin token and keeps the first showing for
+// the start that succeeds.
+func TestAdminTokenAfterBind(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	data := t.TempDir()
+	for _, args := range [][]string{
+		{"--addr", busy.Addr().String(), "--data", data},
+		{"--addr", "127.0.0.1:0", "--debug-addr", busy.Addr().String(), "--data", data},
+	} {
+		out, err := startMain(t, nil, args...)
+		if err == nil {
+			t.Fatalf("%v: started on a busy address", args)
+		}
+		if strings.Contains(out, "Admin token") {
+			t.Errorf("%v: a failed start printed the admin token:\n%s", args, out)
+		}
+	}
+	out, err := startMain(t, nil, "--addr", "127.0.0.1:0", "--data", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "Admin token (shown once") {
+		t.Errorf("the first successful start did not show the admin token:\n%s", out)
+	}
+}
+
+// TestDataDirInUse: a second server (or a local admin command) on a data
+// dir in use says so, with the holder's pid; once the first stops, the
+// data dir can be used again.
+func TestDataDirInUse(t *testing.T) {
+	data := t.TempDir()
+	first := runMain(t, data, "in-use-token")
+	want := fmt.Sprintf("the data dir %s is in use by another dream-api (pid %d)", data, os.Getpid())
+	if _, err := startMain(t, nil, "--addr", "127.0.0.1:0", "--data", data); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("second server: %v, want %q", err, want)
+	}
+	err := platformCreate(context.Background(), []string{"--name", "X", "--server", "http://127.0.0.1:1", "--data", data}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("platform create on a data dir in use: %v, want %q", err, want)
+	}
+	first.Close()
+	if _, err := startMain(t, nil, "--addr", "127.0.0.1:0", "--data", data); err != nil {
+		t.Errorf("start after the first stopped: %v", err)
 	}
 }
 

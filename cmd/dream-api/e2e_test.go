@@ -1365,25 +1365,28 @@ func TestAdmin(t *testing.T) {
 // TestBackupRestore takes a backup through the admin API while serving and
 // starts a new server on a copy of it.
 func TestBackupRestore(t *testing.T) {
-	env := map[string]string{"DREAM_ADMIN_TOKEN": "dat_e2e_backup"}
+	backups := t.TempDir()
+	env := map[string]string{"DREAM_ADMIN_TOKEN": "dat_e2e_backup", "DREAM_BACKUP_DIR": backups}
 	ts := startServer(t, env)
 	p := ts.createPlatform(t, "Backup")
 	id := str(ts.createCustomer(t, p.SK, map[string]any{"email": "b@example.com", "firstName": "Bea"}), "id")
 	for i := 0; i < 4; i++ {
 		ts.expect(t, req{Method: "POST", Path: "/api/track", Key: p.SK, Body: track(id)}, 200, "")
 	}
-	bk := filepath.Join(t.TempDir(), "backup")
-	res := ts.expect(t, req{Method: "POST", Path: "/admin/backup", Key: ts.AdminToken, Body: map[string]any{"dir": bk}}, 200, "")
+	bk := filepath.Join(backups, "backup")
+	res := ts.expect(t, req{Method: "POST", Path: "/admin/backup", Key: ts.AdminToken, Body: map[string]any{"dir": "backup"}}, 200, "")
 	if str(res.Body, "dir") != bk {
 		t.Errorf("backup answered %s", res.Raw)
 	}
-	ts.expect(t, req{Method: "POST", Path: "/admin/backup", Key: ts.AdminToken, Body: map[string]any{"dir": bk}}, 422, "validation_failed")
+	ts.expect(t, req{Method: "POST", Path: "/admin/backup", Key: ts.AdminToken, Body: map[string]any{"dir": "backup"}}, 422, "validation_failed")
 	ts.expect(t, req{Method: "POST", Path: "/admin/backup", Key: ts.AdminToken, Body: map[string]any{"dir": "relative/dir"}}, 422, "validation_failed")
 	// Written after the backup: not in it.
 	late := str(ts.createCustomer(t, p.SK, map[string]any{"email": "late@example.com"}), "id")
 
-	data := t.TempDir()
-	copyDir(t, bk, filepath.Join(data, "store"))
+	data := filepath.Join(t.TempDir(), "restored")
+	if err := restore(context.Background(), []string{bk, "--data", data}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
 	restored := startServerAt(t, data, env)
 	got := restored.expect(t, req{Method: "GET", Path: "/api/customers/" + id, Key: p.SK}, 200, "")
 	if str(got.Body, "customer", "firstName") != "Bea" {

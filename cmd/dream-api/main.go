@@ -3,14 +3,21 @@
 //
 // Usage:
 //
-//	dream-api serve [--addr 127.0.0.1:8787] [--data ./data]
-//	dream-api platform create --name N [--email E] [--server URL]
-//	dream-api backup DIR [--server URL]
+//	dream-api serve [--addr 127.0.0.1:8787] [--data ./data] [--backup-dir DIR] …
+//	dream-api platform create --name N [--email E] [--server URL] [--data DIR]
+//	dream-api backup DIR [--server URL] [--data DIR]
+//	dream-api restore BACKUP --data DIR
 //	dream-api version
+//
+// Flags may come before or after the positional arguments; every
+// subcommand's --help lists its flags and the environment variables it
+// reads.
 package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -29,7 +36,25 @@ func main() {
 	}
 }
 
+// usage is the program's help.
+const usage = `usage:
+  dream-api serve [flags]                                   serve the API
+  dream-api platform create --name N [--email E] [--server URL] [--data DIR]
+  dream-api backup DIR [--server URL] [--data DIR]          write a backup
+  dream-api restore BACKUP --data DIR                       make a data dir of a backup
+  dream-api version
+
+dream-api COMMAND --help lists a command's flags and environment variables.`
+
 func run(ctx context.Context, args []string) error {
+	err := dispatch(ctx, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // --help was asked for and written
+	}
+	return err
+}
+
+func dispatch(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		args = []string{"serve"}
 	}
@@ -46,18 +71,24 @@ func run(ctx context.Context, args []string) error {
 		<-ctx.Done()
 		return m.Close()
 	case "platform":
+		if len(args) >= 2 && (args[1] == "--help" || args[1] == "-h" || args[1] == "help") {
+			fmt.Println("usage: dream-api platform create --name N [--email E] [--server URL] [--data DIR]\n\ndream-api platform create --help lists its flags and environment variables.")
+			return nil
+		}
 		if len(args) < 2 || args[1] != "create" {
-			return fmt.Errorf("usage: dream-api platform create --name N [--email E] [--server URL]")
+			return fmt.Errorf("usage: dream-api platform create --name N [--email E] [--server URL] [--data DIR]")
 		}
 		return platformCreate(ctx, args[2:], os.Stdout)
 	case "backup":
 		return backup(ctx, args[1:], os.Stdout)
+	case "restore":
+		return restore(ctx, args[1:], os.Stdout)
 	case "version", "--version", "-v":
 		fmt.Println(Version)
 		return nil
 	case "help", "--help", "-h":
-		fmt.Println("usage: dream-api serve | platform create | backup DIR | version")
+		fmt.Println(usage)
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (serve, platform create, backup, version)", args[0])
+	return fmt.Errorf("unknown command %q (serve, platform create, backup, restore, version; see dream-api --help)", args[0])
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -25,8 +24,12 @@ import (
 
 // Config is everything serve reads from flags and the environment.
 type Config struct {
-	Addr       string // DREAM_ADDR, --addr
-	DataDir    string // DREAM_DATA_DIR, --data
+	Addr    string // DREAM_ADDR, --addr
+	DataDir string // DREAM_DATA_DIR, --data
+	// BackupDir is where POST /admin/backup (and `dream-api backup` with
+	// a server) writes: DREAM_BACKUP_DIR, --backup-dir. Defaults to
+	// "backups" beside the data dir (<data>/../backups).
+	BackupDir  string
 	AdminToken string // DREAM_ADMIN_TOKEN
 	MasterKey  string // DREAM_MASTER_KEY (64 hex characters)
 	PublicURL  string // DREAM_PUBLIC_URL
@@ -49,16 +52,20 @@ type Main struct {
 	Stderr io.Writer
 
 	log       *slog.Logger
+	lock      *dataDirLock
 	store     *storage.Store
 	wasm      *plugins.Runtime
 	masterKey []byte
-	ln        net.Listener
-	srv       *http.Server
-	served    chan error
-	debug     *http.Server
-	debugLn   net.Listener
-	stopBg    context.CancelFunc
-	bgDone    chan struct{}
+	// keyFromEnv: the master key came from DREAM_MASTER_KEY, so backups
+	// do not carry it.
+	keyFromEnv bool
+	ln         net.Listener
+	srv        *http.Server
+	served     chan error
+	debug      *http.Server
+	debugLn    net.Listener
+	stopBg     context.CancelFunc
+	bgDone     chan struct{}
 }
 
 // NewMain returns a Main that reads the real environment.
@@ -66,7 +73,31 @@ func NewMain() *Main {
 	return &Main{Getenv: os.Getenv, Stdout: os.Stdout, Stderr: os.Stderr}
 }
 
-// ParseFlags reads the environment, then args; flags win.
+// serveEnv are the environment variables serve reads, for its --help.
+var serveEnv = []envVar{
+	{"DREAM_ADDR", "--addr"},
+	{"DREAM_DATA_DIR", "--data"},
+	{"DREAM_BACKUP_DIR", "--backup-dir"},
+	{"DREAM_ACCESS_LOG", "--access-log (1 or true)"},
+	{"DREAM_LOG_LEVEL", "--log-level"},
+	{"DREAM_DEBUG_ADDR", "--debug-addr"},
+	{"DREAM_PLUGIN_DEADLINE", "--plugin-deadline"},
+	{"DREAM_PLUGIN_MEMORY_PAGES", "--plugin-memory-pages"},
+	{"DREAM_ADMIN_TOKEN", "the operator's admin token; generated on first start and printed once when unset"},
+	{"DREAM_MASTER_KEY", "64 hex characters: seals Stripe credentials; generated into DATA/master.key when unset"},
+	{"DREAM_PUBLIC_URL", "base of return and webhook URLs (default http://<addr>)"},
+	{"STRIPE_SECRET_KEY", "the operator's Stripe key: Connect onboarding, operator billing"},
+	{"STRIPE_TEST_SECRET_KEY", "a test-mode operator key as well"},
+	{"STRIPE_WEBHOOK_SECRET", "signing secret(s) of /webhook/stripe, comma-separated"},
+	{"STRIPE_API_BASE", "Stripe's API (default https://api.stripe.com)"},
+	{"DREAM_PLATFORM_PRICE_ID", "operator billing: the platforms' subscription price"},
+	{"CLERK_SECRET_KEY", "the shared end-user Clerk app's secret key"},
+	{"CLERK_API_URL", "Clerk's Backend API (default https://api.clerk.com/v1)"},
+	{"CLERK_ISSUER", "pins the issuer of Clerk session tokens"},
+}
+
+// ParseFlags reads the environment, then args; flags win. --help writes
+// the flags and environment variables to Stdout and returns flag.ErrHelp.
 func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 	env := func(k, def string) string {
 		if v := m.Getenv(k); v != "" {
@@ -79,17 +110,23 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 	fs.SetOutput(m.Stderr)
 	fs.StringVar(&c.Addr, "addr", env("DREAM_ADDR", "127.0.0.1:8787"), "address to listen on")
 	fs.StringVar(&c.DataDir, "data", env("DREAM_DATA_DIR", "./data"), "data directory (Pebble store, created if absent)")
+	fs.StringVar(&c.BackupDir, "backup-dir", env("DREAM_BACKUP_DIR", ""), "directory POST /admin/backup writes into (default: backups beside the data dir)")
 	fs.BoolVar(&c.AccessLog, "access-log", env("DREAM_ACCESS_LOG", "") == "1" || env("DREAM_ACCESS_LOG", "") == "true", "log every request")
 	fs.StringVar(&c.LogLevel, "log-level", env("DREAM_LOG_LEVEL", "info"), "debug, info, warn or error")
 	fs.StringVar(&c.DebugAddr, "debug-addr", env("DREAM_DEBUG_ADDR", ""), "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off when empty")
 	if err := c.Plugins.register(fs, env); err != nil {
 		return err
 	}
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseArgs(fs, args, m.Stdout, "dream-api serve [flags]",
+		"Serves the API from the data dir (created if absent).", serveEnv)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	if len(pos) > 0 {
+		return fmt.Errorf("unexpected arguments: %s (see dream-api serve --help)", strings.Join(pos, " "))
+	}
+	if c.BackupDir == "" {
+		c.BackupDir = filepath.Join(c.DataDir, "..", "backups")
 	}
 	c.AdminToken = m.Getenv("DREAM_ADMIN_TOKEN")
 	c.MasterKey = m.Getenv("DREAM_MASTER_KEY")
@@ -106,13 +143,33 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.log = slog.New(slog.NewJSONHandler(m.Stderr, &slog.HandlerOptions{Level: level}))
 
-	if err := os.MkdirAll(m.Config.DataDir, 0o700); err != nil {
+	// No key, store or admin token is made, and nothing is printed,
+	// before the data dir is ours and the addresses are bound: a start
+	// that fails to bind leaves at most an empty data dir.
+	if err := prepareDataDir(m.Config.DataDir); err != nil {
 		return err
 	}
-	if err := m.loadMasterKey(); err != nil {
+	lock, err := lockDataDir(m.Config.DataDir)
+	if err != nil {
 		return err
 	}
-	st, err := storage.Open(filepath.Join(m.Config.DataDir, "store"), &storage.Options{Logger: m.log.With("component", "pebble")})
+	m.lock = lock
+	ln, err := net.Listen("tcp", m.Config.Addr)
+	if err != nil {
+		return err
+	}
+	m.ln = ln
+	if m.Config.PublicURL == "" {
+		m.Config.PublicURL = "http://" + ln.Addr().String()
+	}
+	if err := m.startDebug(); err != nil {
+		return err
+	}
+
+	if m.masterKey, m.keyFromEnv, err = dataDirMasterKey(m.Config.DataDir, m.Config.MasterKey, true, m.log); err != nil {
+		return err
+	}
+	st, err := storage.Open(filepath.Join(m.Config.DataDir, storeDirName), &storage.Options{Logger: m.log.With("component", "pebble")})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
@@ -130,25 +187,9 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	eng := engine.New(engine.Config{Store: st, Logger: m.log, PolicyLoader: m.wasm.Loader(), Sealer: sealer, Stripe: stripeCfg})
 
-	token, err := eng.Platforms.EnsureAdminToken(ctx, m.Config.AdminToken)
-	if err != nil {
-		return fmt.Errorf("admin token: %w", err)
-	}
-	if token != "" {
-		// Printed once, to the terminal, never to the log.
-		fmt.Fprintf(m.Stdout, "\nAdmin token (shown once; keep it, e.g. export DREAM_ADMIN_TOKEN=%s):\n  %s\n\n", token, token)
-	}
-
-	ln, err := net.Listen("tcp", m.Config.Addr)
-	if err != nil {
-		return err
-	}
-	m.ln = ln
-	if m.Config.PublicURL == "" {
-		m.Config.PublicURL = "http://" + ln.Addr().String()
-	}
 	handler := dhttp.NewServer(dhttp.Config{
 		Engine: eng, Store: st, Version: Version, Logger: m.log, AccessLog: m.Config.AccessLog,
+		Backup: m.backup,
 	})
 	m.srv = &http.Server{
 		Handler:           handler,
@@ -163,8 +204,14 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
-	if err := m.startDebug(); err != nil {
-		return err
+	// Last, so that a start that fails never consumes the one showing.
+	token, err := eng.Platforms.EnsureAdminToken(ctx, m.Config.AdminToken)
+	if err != nil {
+		return fmt.Errorf("admin token: %w", err)
+	}
+	if token != "" {
+		// Printed once, to the terminal, never to the log.
+		fmt.Fprintf(m.Stdout, "\nAdmin token (shown once; keep it, e.g. export DREAM_ADMIN_TOKEN=%s):\n  %s\n\n", token, token)
 	}
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.srv.Serve(ln) }()
@@ -187,6 +234,13 @@ func (m *Main) DebugAddr() string {
 // then closes the store.
 func (m *Main) Close() error {
 	var errs []error
+	if m.srv == nil || m.served == nil {
+		// Run failed before serving: only the listener is open.
+		if m.ln != nil {
+			m.ln.Close()
+		}
+		m.srv = nil
+	}
 	if m.srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -220,6 +274,10 @@ func (m *Main) Close() error {
 		m.store = nil
 		m.log.Info("stopped")
 	}
+	if err := m.lock.Release(); err != nil {
+		errs = append(errs, err)
+	}
+	m.lock = nil
 	return errors.Join(errs...)
 }
 
@@ -244,34 +302,75 @@ func (m *Main) startDebug() error {
 	return nil
 }
 
-// loadMasterKey reads DREAM_MASTER_KEY, or the key file in the data dir,
-// or makes one there. It encrypts platforms' Stripe credentials at rest.
-func (m *Main) loadMasterKey() error {
-	if s := m.Config.MasterKey; s != "" {
-		k, err := hex.DecodeString(s)
-		if err != nil || len(k) != 32 {
-			return errors.New("DREAM_MASTER_KEY must be 64 hex characters (32 bytes)")
-		}
-		m.masterKey = k
-		return nil
+// dataDirMasterKey finds the master key of a data dir: envKey
+// (DREAM_MASTER_KEY) when set, else DATA/master.key. With create, a data
+// dir that has neither gets a new key file (logged loudly to log); without,
+// it returns a nil key. The key is then checked against DATA/master.check,
+// the value sealed with it on first start (written now when absent and
+// create): a key that does not open it is refused with what to do, since
+// every sealed Stripe credential would fail to open too.
+func dataDirMasterKey(dataDir, envKey string, create bool, log *slog.Logger) (key []byte, fromEnv bool, err error) {
+	keyPath := filepath.Join(dataDir, masterKeyName)
+	checkPath := filepath.Join(dataDir, masterCheckName)
+	check, err := os.ReadFile(checkPath)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, false, err
 	}
-	path := filepath.Join(m.Config.DataDir, "master.key")
-	if b, err := os.ReadFile(path); err == nil {
-		k, err := hex.DecodeString(strings.TrimSpace(string(b)))
-		if err != nil || len(k) != 32 {
-			return fmt.Errorf("%s is not 64 hex characters", path)
+	source := "DREAM_MASTER_KEY"
+	if envKey != "" {
+		var ok bool
+		if key, ok = parseMasterKey(envKey); !ok {
+			return nil, false, errors.New("DREAM_MASTER_KEY must be 64 hex characters (32 bytes)")
 		}
-		m.masterKey = k
-		return nil
+		fromEnv = true
+	} else if b, err := os.ReadFile(keyPath); err == nil {
+		var ok bool
+		if key, ok = parseMasterKey(string(b)); !ok {
+			return nil, false, fmt.Errorf("%s is not 64 hex characters", keyPath)
+		}
+		source = keyPath
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return err
+		return nil, false, err
+	} else if check != nil {
+		return nil, false, fmt.Errorf("the data dir %s was sealed with a master key that is not here (no DREAM_MASTER_KEY, no %s): set DREAM_MASTER_KEY to the original key, or put the original master.key (it is in backups that carry it) into the data dir", dataDir, masterKeyName)
+	} else if !create {
+		return nil, false, nil
+	} else {
+		key = newMasterKey()
+		if err := writePrivateFile(keyPath, []byte(hex.EncodeToString(key)+"\n")); err != nil {
+			return nil, false, err
+		}
+		log.Warn("DREAM_MASTER_KEY is not set: generated a master key into the data dir; it is in every backup, or set DREAM_MASTER_KEY in production", "path", keyPath)
+		if isPebbleDir(filepath.Join(dataDir, storeDirName)) {
+			log.Warn("the data dir has a store but had no master key: Stripe credentials sealed with the old key cannot be opened; set DREAM_MASTER_KEY to the old key, or platforms must reconnect Stripe", "path", keyPath)
+		}
 	}
-	k := make([]byte, 32)
-	rand.Read(k)
-	if err := os.WriteFile(path, []byte(hex.EncodeToString(k)+"\n"), 0o600); err != nil {
-		return err
+	switch {
+	case check != nil && !masterCheckOpens(check, key):
+		return nil, false, fmt.Errorf("the master key from %s is not the key this data dir's secrets were sealed with (it does not open %s): set DREAM_MASTER_KEY to the original key, or put the original master.key into the data dir", source, checkPath)
+	case check == nil && create:
+		c, err := sealMasterCheck(key)
+		if err != nil {
+			return nil, false, err
+		}
+		if err := writePrivateFile(checkPath, c); err != nil {
+			return nil, false, err
+		}
 	}
-	m.masterKey = k
-	m.log.Warn("DREAM_MASTER_KEY is not set: generated a master key into the data dir; back it up, or set DREAM_MASTER_KEY in production", "path", path)
-	return nil
+	return key, fromEnv, nil
+}
+
+// backup writes POST /admin/backup's backups: only into the backup
+// directory (backupTarget), with the master key unless it came from
+// DREAM_MASTER_KEY.
+func (m *Main) backup(ctx context.Context, dir string) (string, bool, error) {
+	path, err := backupTarget(m.Config.BackupDir, dir)
+	if err != nil {
+		return "", false, err
+	}
+	if err := writeBackup(m.store, path, m.masterKey, !m.keyFromEnv); err != nil {
+		return "", false, err
+	}
+	m.log.Info("backup written", "dir", path, "masterKeyIncluded", !m.keyFromEnv)
+	return path, !m.keyFromEnv, nil
 }

@@ -8,7 +8,7 @@ import (
 	"unsafe"
 )
 
-// The limitpolicy v1 layout. See PLUGIN_ABI.md.
+// The limitpolicy v1 layout. See docs/plugin-abi.md in the repository.
 const (
 	ABIVersion       = 1
 	HeaderSize       = 104 // input header, v1

@@ -26,7 +26,7 @@
 // and upload policy.wasm (PUT /api/platform/plugin). The PDK owns the exports
 // of the limitpolicy v1 ABI (`alloc`, `decide_v1`; `memory` and
 // `_initialize` come from the Go toolchain) and the byte layout described in
-// PLUGIN_ABI.md. Registration must happen in an init function: a reactor's
+// docs/plugin-abi.md. Registration must happen in an init function: a reactor's
 // main function is never run.
 //
 // The host calls the handler once per track or check call, one call at a
