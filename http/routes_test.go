@@ -76,7 +76,7 @@ func TestErrorTable(t *testing.T) {
 		engine.EINVALIDJSON: 400, engine.EINVALIDAPIKEY: 401, engine.EFORBIDDEN: 403,
 		engine.ENOTFOUND: 404, engine.ECONFLICT: 409, engine.EIDEMPOTENCYCONFLICT: 409,
 		engine.EBODYTOOLARGE: 413, engine.EVALIDATION: 422, engine.ESTRIPENOTCONNECTED: 424,
-		engine.ECLERKNOTCONFIGURED: 424, engine.ETIERLIMIT: 429, engine.ERATELIMITED: 429,
+		engine.ECLERKNOTCONFIGURED: 424, engine.ETIERLIMIT: 429, engine.ERATELIMITED: 429, engine.EQUOTAEXCEEDED: 429,
 		engine.EPLUGINERROR: 503, engine.EUPSTREAM: 502, engine.EINTERNAL: 500,
 	}
 	for code, status := range want {

@@ -422,14 +422,14 @@ func selfTestInput() *engine.PolicyInput {
 	}
 }
 
-// Loader returns r as an engine.PolicyLoader, whose Load returns the
-// *Module as an engine.PolicyModule.
+// Loader returns r as an engine.PolicyLoader, whose Load is LoadFor the
+// platform and returns the *Module as an engine.PolicyModule.
 func (r *Runtime) Loader() engine.PolicyLoader { return loader{r} }
 
 type loader struct{ r *Runtime }
 
-func (l loader) Load(ctx context.Context, wasm []byte) (engine.PolicyModule, error) {
-	m, err := l.r.Load(ctx, wasm)
+func (l loader) Load(ctx context.Context, platformID string, wasm []byte) (engine.PolicyModule, error) {
+	m, err := l.r.LoadFor(ctx, platformID, wasm)
 	if err != nil {
 		return nil, err // never a typed nil
 	}

@@ -129,6 +129,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	eng := engine.New(engine.Config{Store: st, Logger: m.log, PolicyLoader: m.wasm.Loader(), Sealer: sealer, Stripe: stripeCfg})
+	eng.Plugins.SetLimits(m.Config.Plugins.engineLimits())
 
 	token, err := eng.Platforms.EnsureAdminToken(ctx, m.Config.AdminToken)
 	if err != nil {
