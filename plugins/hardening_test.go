@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -123,8 +124,12 @@ func TestCompileDeadline(t *testing.T) {
 	r := newRuntime(t, &Options{CompileDeadline: 20 * time.Millisecond, MaxLoads: 1, LoadWait: time.Millisecond})
 	unblock, ended := make(chan struct{}), make(chan struct{})
 	real := r.compileModule
+	var calls atomic.Int32
 	r.compileModule = func(ctx context.Context, b []byte) (wazero.CompiledModule, error) {
-		<-unblock
+		if calls.Add(1) > 1 {
+			return real(ctx, b)
+		}
+		<-unblock // the first compile overruns
 		defer close(ended)
 		return real(ctx, b)
 	}
@@ -147,7 +152,6 @@ func TestCompileDeadline(t *testing.T) {
 	if !errors.As(err, &ee) || ee.Code != engine.ERATELIMITED || ee.RetryAfter < 1 {
 		t.Errorf("as engine error: %+v", ee)
 	}
-	r.compileModule = real
 	close(unblock)
 	<-ended
 	// The slot comes back once the abandoned compile has been closed.
