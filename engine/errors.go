@@ -21,6 +21,7 @@ const (
 	ECLERKNOTCONFIGURED  = "clerk_not_configured"
 	ETIERLIMIT           = "tier_limit_reached"
 	ERATELIMITED         = "rate_limited"
+	EQUOTAEXCEEDED       = "quota_exceeded"
 	EPLUGINERROR         = "plugin_error"
 	EUPSTREAM            = "upstream_error"
 	EINTERNAL            = "internal"

@@ -160,7 +160,7 @@ func (m *Meter) decide(ctx context.Context, t Tenant, in TrackInput, checkOnly b
 			}
 			info = &PluginInfo{Version: active.Version}
 			if perr := active.Decide(ctx, &ppin, pd); perr != nil {
-				c.log.Warn("plugin error", "platform", t.PlatformID, "version", active.Version, "err", perr)
+				logPluginError(c.log, active, t.PlatformID, perr)
 				if active.OnError == "deny" {
 					return nil, Errorf(EPLUGINERROR, "The platform's limit policy failed.")
 				}

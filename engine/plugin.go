@@ -21,9 +21,11 @@ type PolicyModule interface {
 }
 
 // PolicyLoader validates and compiles uploaded modules. Load returns an
-// error whose code is EVALIDATION, with the reason, for a module it refuses.
+// error whose code is EVALIDATION, with the reason, for a module it refuses,
+// and ERATELIMITED (with RetryAfter) when it is busy: loads of one
+// platformID run one at a time ("" is no platform's).
 type PolicyLoader interface {
-	Load(ctx context.Context, wasm []byte) (PolicyModule, error)
+	Load(ctx context.Context, platformID string, wasm []byte) (PolicyModule, error)
 }
 
 // PluginVersion is one uploaded module of a platform.
@@ -89,25 +91,41 @@ type Plugins struct {
 	stateful map[string]*atomic.Bool  // by platform: whether any plugin state is stored
 	// loading serializes lazy loads per platform, so a module is compiled once.
 	loading *stripes
+
+	limitsMu sync.Mutex
+	limits   *PluginLimits // nil: the defaults (plugin_limits.go)
+	buckets  tokenBuckets  // management calls per platform
 }
 
 // breaker wraps a module: after repeated errors it stops calling it for a
-// cool-down, and says so.
+// cool-down. It logs when it opens and when a call succeeds again after a
+// cool-down (closed), not the calls it skips; the Meter logs a sample of
+// the plugin errors through errs (logPluginError).
 type breaker struct {
 	PolicyModule
 	now      Clock
 	errors   atomic.Int32
-	openTill atomic.Int64 // unix nanoseconds
+	openTill atomic.Int64 // unix nanoseconds; 0 while closed
+	skipped  atomic.Int64 // calls skipped while open, since it last opened
 	onOpen   func()
+	onClose  func(skipped int64)
+
+	errs     errorSampler
+	logEvery time.Duration
 }
 
 func (b *breaker) Decide(ctx context.Context, in *PolicyInput, out *Decision) error {
-	if until := b.openTill.Load(); until != 0 && b.now().UnixNano() < until {
+	until := b.openTill.Load()
+	if until != 0 && b.now().UnixNano() < until {
+		b.skipped.Add(1)
 		return ErrBreakerOpen
 	}
 	err := b.PolicyModule.Decide(ctx, in, out)
 	if err == nil {
 		b.errors.Store(0)
+		if until != 0 && b.openTill.CompareAndSwap(until, 0) {
+			b.onClose(b.skipped.Swap(0))
+		}
 		return nil
 	}
 	if b.errors.Add(1) >= breakerErrors {
@@ -155,7 +173,7 @@ func (p *Plugins) load(ctx context.Context, platformID string) (*ActivePolicy, e
 	if err != nil {
 		return nil, err
 	}
-	m, err := p.loader.Load(ctx, wasm)
+	m, err := p.loader.Load(ctx, "", wasm)
 	if err != nil {
 		return nil, err
 	}
@@ -182,11 +200,15 @@ func (p *Plugins) install(platformID string, gen uint64, a *ActivePolicy) *Activ
 
 // newActive wraps a compiled module as the active policy of settings s.
 func (p *Plugins) newActive(ctx context.Context, platformID string, s *PluginSettings, m PolicyModule) *ActivePolicy {
-	b := &breaker{PolicyModule: m, now: p.c.now}
+	b := &breaker{PolicyModule: m, now: p.c.now, logEvery: p.Limits().ErrorLogInterval}
 	version := s.Active
 	b.onOpen = func() {
 		p.c.log.Warn("plugin circuit breaker open: built-in limits or onError decide for a cool-down",
 			"platform", platformID, "version", version, "coolDown", breakerCoolDown.String())
+	}
+	b.onClose = func(skipped int64) {
+		p.c.log.Info("plugin circuit breaker closed: the plugin decides again",
+			"platform", platformID, "version", version, "skipped", skipped)
 	}
 	return &ActivePolicy{Policy: b, Version: version, OnError: s.OnError, stateful: p.statefulFlag(ctx, platformID)}
 }
@@ -219,7 +241,7 @@ func (p *Plugins) statefulFlag(ctx context.Context, platformID string) *atomic.B
 // The caller MUST call the returned discard after the unit, which closes
 // the module if it was not installed.
 func (p *Plugins) prepare(ctx context.Context, platformID string, s *PluginSettings, wasm []byte) (discard func(), err error) {
-	m, err := p.loader.Load(ctx, wasm)
+	m, err := p.loader.Load(ctx, platformID, wasm)
 	if err != nil {
 		return nil, err
 	}
@@ -305,6 +327,12 @@ func (p *Plugins) Upload(ctx context.Context, t Tenant, wasm []byte, onError str
 	if len(wasm) == 0 {
 		return nil, invalid("module", "the body must be a WebAssembly module (Content-Type: application/wasm)")
 	}
+	if err := p.allow(t.PlatformID, pluginCallUpload); err != nil {
+		return nil, err
+	}
+	if err := p.checkStorage(len(wasm)); err != nil {
+		return nil, err
+	}
 	now := p.c.now().UTC()
 	sum := sha256.Sum256(wasm)
 	v := &PluginVersion{Version: NewID("plg_", now), SHA256: hex.EncodeToString(sum[:]), Size: len(wasm), UploadedAt: now}
@@ -315,6 +343,9 @@ func (p *Plugins) Upload(ctx context.Context, t Tenant, wasm []byte, onError str
 	}
 	defer discard()
 	res, err := p.c.updateClaimed(ctx, t, idem, []Lock{pluginLock(t.PlatformID)}, func(b Tx) (any, error) {
+		if err := p.prune(ctx, b, t.PlatformID, v); err != nil {
+			return nil, err
+		}
 		b.PutPluginVersion(t.PlatformID, v, wasm)
 		b.PutPluginSettings(t.PlatformID, settings)
 		return &PluginStatus{PluginVersion: *v, Active: true, OnError: onError}, nil
@@ -359,6 +390,9 @@ func (p *Plugins) Rollback(ctx context.Context, t Tenant, version string, idem *
 		return nil, err
 	}
 	defer done()
+	if err := p.allow(t.PlatformID, pluginCallUpload); err != nil {
+		return nil, err
+	}
 	v, wasm, err := p.version(ctx, t.PlatformID, version)
 	if err != nil {
 		return nil, err
@@ -439,8 +473,15 @@ type DryRunResult struct {
 
 // DryRun runs the active module, or version when given, on in. Nothing is
 // counted or stored. A plugin failure is EPLUGINERROR with its reason.
+//
+// The active version runs on the active module's instances (no compile, no
+// start-up); another version is loaded for the call. Dry-runs are limited
+// per platform (PluginLimits.DryRunsPerMinute).
 func (p *Plugins) DryRun(ctx context.Context, t Tenant, version string, in DryRunInput) (*DryRunResult, error) {
 	if err := p.requireLoader(); err != nil {
+		return nil, err
+	}
+	if err := p.allow(t.PlatformID, pluginCallDryRun); err != nil {
 		return nil, err
 	}
 	var v Validation
@@ -483,15 +524,19 @@ func (p *Plugins) DryRun(ctx context.Context, t Tenant, version string, in DryRu
 		}
 		version = s.Active
 	}
-	_, wasm, err := p.version(ctx, t.PlatformID, version)
-	if err != nil {
-		return nil, err
+	var m PolicyModule
+	if a := p.Active(t.PlatformID); a != nil && a.Version == version {
+		m = a.Policy.(*breaker).PolicyModule // not through the breaker: a dry-run is no call
+	} else {
+		_, wasm, err := p.version(ctx, t.PlatformID, version)
+		if err != nil {
+			return nil, err
+		}
+		if m, err = p.loader.Load(ctx, t.PlatformID, wasm); err != nil {
+			return nil, err
+		}
+		defer m.Close(ctx)
 	}
-	m, err := p.loader.Load(ctx, wasm)
-	if err != nil {
-		return nil, err
-	}
-	defer m.Close(ctx)
 	now := p.c.now()
 	start, end := CalendarPeriod(IntervalMonth, now)
 	pin := PolicyInput{

@@ -168,6 +168,8 @@ type Writer interface {
 	// stored ones, whose index entries go.
 	PutAllowedOrigins(platformID string, origins, prev []string)
 	PutPluginVersion(platformID string, v *PluginVersion, wasm []byte)
+	// DeletePluginVersion removes a version's record and its module bytes.
+	DeletePluginVersion(platformID, version string)
 	PutPluginSettings(platformID string, s *PluginSettings)
 	// StripeBatch writes Stripe connections, catalogs and event records.
 	StripeBatch

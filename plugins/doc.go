@@ -59,6 +59,18 @@
 //   - PoolSize: 2 × GOMAXPROCS instances per module.
 //   - LogLinesPerSecond: 20 plugin log lines per module per second reach the
 //     Logger; the rest are counted and dropped.
+//   - What a module declares, checked before it is compiled: MaxFunctions
+//     10000, MaxFunctionSize 512 KiB per body, MaxCodeSize 6 MiB of code,
+//     MaxTypes 2000, MaxImports 200, MaxExports 1000, MaxGlobals 1000,
+//     MaxDataSegments 200000, MaxElementSegments 1000. Compiling costs per
+//     function and per byte of code: a valid 8 MiB module of two million
+//     empty functions would take a GiB and tens of seconds.
+//   - CompileDeadline: 20 s to compile. wazero does not stop a compile when
+//     its context is done, so Load returns at the deadline and the compile
+//     runs on, its result discarded, holding its load slot until it ends.
+//   - MaxLoads: GOMAXPROCS/2 (at least 1) Loads at once, each waiting up to
+//     LoadWait (5 s) for a slot; and one at a time per owner (LoadFor). A
+//     Load refused so is a *BusyError (429 rate_limited with Retry-After).
 //
 // Before wazero decodes a module, Load walks its structure and refuses one
 // whose declared vector lengths do not fit in its bytes or whose functions

@@ -3,6 +3,7 @@ package plugins
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/dream-api/dream-api/engine"
 )
@@ -65,6 +66,29 @@ func (e *PluginError) As(target any) bool {
 	t, ok := target.(**engine.Error)
 	if ok {
 		*t = &engine.Error{Code: engine.EPLUGINERROR, Message: "The limit plugin failed: " + e.Reason + "."}
+	}
+	return ok
+}
+
+// BusyError is a Load refused because the Runtime is loading as many
+// modules as it may (Options.MaxLoads, waited for Options.LoadWait), or
+// because the same owner's previous Load (or its compile, run on past the
+// deadline) has not finished. Nothing was loaded; try again after
+// RetryAfter.
+type BusyError struct {
+	Reason     string
+	RetryAfter time.Duration
+}
+
+func (e *BusyError) Error() string { return "plugins: busy: " + e.Reason }
+
+// As converts e to an ERATELIMITED *engine.Error with RetryAfter in whole
+// seconds (at least 1), so the HTTP layer answers 429 with Retry-After.
+func (e *BusyError) As(target any) bool {
+	t, ok := target.(**engine.Error)
+	if ok {
+		secs := int((e.RetryAfter + time.Second - 1) / time.Second)
+		*t = &engine.Error{Code: engine.ERATELIMITED, Message: e.Reason, RetryAfter: max(secs, 1)}
 	}
 	return ok
 }

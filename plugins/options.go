@@ -28,6 +28,36 @@ type Options struct {
 	// so that table.grow fails beyond it. Defaults to 131072 (1 MiB of
 	// references per table and instance).
 	MaxTableElements uint32
+	// MaxFunctions caps the functions a module defines. Defaults to 10000.
+	// Compiling costs per function: without it a valid 8 MiB module of two
+	// million empty functions takes a GiB of memory and tens of seconds.
+	MaxFunctions int
+	// MaxFunctionSize caps the bytes of one function body. Defaults to
+	// 512 KiB.
+	MaxFunctionSize int
+	// MaxCodeSize caps the code section (every function body). Defaults to
+	// 6 MiB.
+	MaxCodeSize int
+	// MaxTypes, MaxImports, MaxExports, MaxGlobals, MaxDataSegments and
+	// MaxElementSegments cap the module's other declarations. They default
+	// to 2000 types, 200 imports, 1000 exports, 1000 globals, 200000 data
+	// segments and 1000 element segments. (A Go module built for wasip1
+	// declares about 1800 functions in 1.6 MB of code, 14 types, 17
+	// imports and 30000 data segments per 2.5 MB of module.)
+	MaxTypes, MaxImports, MaxExports, MaxGlobals, MaxDataSegments, MaxElementSegments int
+	// CompileDeadline bounds compiling a module in Load. wazero does not
+	// stop a compile when its context is done, so Load returns at the
+	// deadline (refusing the module) and the compile runs on, its result
+	// discarded, still holding its load slot. Defaults to 20 s (a 3 MB Go
+	// module compiles in about 1.5 s on one core).
+	CompileDeadline time.Duration
+	// MaxLoads is how many Loads (compile, instantiate, self-test) run at
+	// once in the Runtime; one owner (LoadFor) has at most one at a time.
+	// Each compiles on one core. Defaults to GOMAXPROCS/2, at least 1.
+	MaxLoads int
+	// LoadWait is how long a Load waits for one of the MaxLoads slots
+	// before it fails with a *BusyError. Defaults to 5 s.
+	LoadWait time.Duration
 	// MaxState caps the state a plugin returns. Defaults to 1024, the ABI's
 	// cap, which is also the largest value allowed.
 	MaxState int
@@ -63,6 +93,18 @@ const (
 	DefaultMaxMessage        = 512
 	DefaultMaxInput          = 2 << 20
 	DefaultLogLinesPerSecond = 20
+
+	DefaultMaxFunctions       = 10000
+	DefaultMaxFunctionSize    = 512 << 10
+	DefaultMaxCodeSize        = 6 << 20
+	DefaultMaxTypes           = 2000
+	DefaultMaxImports         = 200
+	DefaultMaxExports         = 1000
+	DefaultMaxGlobals         = 1000
+	DefaultMaxDataSegments    = 200000
+	DefaultMaxElementSegments = 1000
+	DefaultCompileDeadline    = 20 * time.Second
+	DefaultLoadWait           = 5 * time.Second
 )
 
 // EnsureDefaults fills every zero field with its default and returns o; a nil
@@ -103,6 +145,31 @@ func (o *Options) EnsureDefaults() *Options {
 	}
 	if o.LogLinesPerSecond == 0 {
 		o.LogLinesPerSecond = DefaultLogLinesPerSecond
+	}
+	for _, f := range []struct {
+		p   *int
+		def int
+	}{
+		{&o.MaxFunctions, DefaultMaxFunctions},
+		{&o.MaxFunctionSize, DefaultMaxFunctionSize},
+		{&o.MaxCodeSize, DefaultMaxCodeSize},
+		{&o.MaxTypes, DefaultMaxTypes},
+		{&o.MaxImports, DefaultMaxImports},
+		{&o.MaxExports, DefaultMaxExports},
+		{&o.MaxGlobals, DefaultMaxGlobals},
+		{&o.MaxDataSegments, DefaultMaxDataSegments},
+		{&o.MaxElementSegments, DefaultMaxElementSegments},
+		{&o.MaxLoads, max(1, runtime.GOMAXPROCS(0)/2)},
+	} {
+		if *f.p == 0 {
+			*f.p = f.def
+		}
+	}
+	if o.CompileDeadline == 0 {
+		o.CompileDeadline = DefaultCompileDeadline
+	}
+	if o.LoadWait == 0 {
+		o.LoadWait = DefaultLoadWait
 	}
 	return o
 }
@@ -147,5 +214,41 @@ func (o *Options) Validate() error {
 	if o.LogLinesPerSecond < 0 {
 		bad("LogLinesPerSecond %d must not be negative", o.LogLinesPerSecond)
 	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{
+		{"MaxFunctions", o.MaxFunctions}, {"MaxFunctionSize", o.MaxFunctionSize},
+		{"MaxCodeSize", o.MaxCodeSize}, {"MaxTypes", o.MaxTypes}, {"MaxImports", o.MaxImports},
+		{"MaxExports", o.MaxExports}, {"MaxGlobals", o.MaxGlobals},
+		{"MaxDataSegments", o.MaxDataSegments}, {"MaxElementSegments", o.MaxElementSegments},
+		{"MaxLoads", o.MaxLoads},
+	} {
+		if f.v <= 0 {
+			bad("%s %d must be positive", f.name, f.v)
+		}
+	}
+	if o.CompileDeadline <= 0 {
+		bad("CompileDeadline %v must be positive", o.CompileDeadline)
+	}
+	if o.LoadWait < 0 {
+		bad("LoadWait %v must not be negative", o.LoadWait)
+	}
 	return errors.Join(errs...)
+}
+
+// declLimits are the declaration limits of o for prepare.
+func (o *Options) declLimits() declLimits {
+	return declLimits{
+		tableElements: o.MaxTableElements,
+		functions:     o.MaxFunctions,
+		functionSize:  o.MaxFunctionSize,
+		codeSize:      o.MaxCodeSize,
+		types:         o.MaxTypes,
+		imports:       o.MaxImports,
+		exports:       o.MaxExports,
+		globals:       o.MaxGlobals,
+		dataSegments:  o.MaxDataSegments,
+		elemSegments:  o.MaxElementSegments,
+	}
 }

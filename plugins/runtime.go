@@ -35,7 +35,15 @@ type Runtime struct {
 
 	mu       sync.Mutex
 	compiled map[[32]byte]*compiled // by sha256 of the wasm
+	loading  map[string]bool        // owners with a Load (or its compile) running
 	closed   atomic.Bool
+
+	// compileModule is wr.CompileModule; tests slow it down.
+	compileModule func(context.Context, []byte) (wazero.CompiledModule, error)
+
+	// loads holds one token per Load running (Options.MaxLoads), a compile
+	// run on past its deadline included.
+	loads chan struct{}
 }
 
 // compiled is a compiled module shared by every Module loaded from the same
@@ -79,7 +87,10 @@ func New(ctx context.Context, opts *Options) (*Runtime, error) {
 		cache:    cache,
 		logger:   o.Logger,
 		compiled: map[[32]byte]*compiled{},
+		loading:  map[string]bool{},
+		loads:    make(chan struct{}, o.MaxLoads),
 	}
+	r.compileModule = r.wr.CompileModule
 	wasi, err := wasi_snapshot_preview1.Instantiate(ctx, r.wr)
 	if err == nil {
 		r.wasi = wasi.(api.Module).ExportedFunctionDefinitions()
@@ -111,15 +122,28 @@ func (r *Runtime) Close(ctx context.Context) error {
 func (r *Runtime) Options() Options { return r.opts }
 
 // Load validates wasm and returns a Module ready to decide. Validation checks
-// the size and the binary's structure (see the package doc), compiles (once
-// per sha256: loading the same bytes again shares the compiled code), checks
+// the size and the binary's structure, refuses a module that declares more
+// than the Options allow (functions, code, imports, …; see the package doc)
+// before compiling it, compiles under Options.CompileDeadline (once per
+// sha256: loading the same bytes again shares the compiled code), checks
 // exports and imports, instantiates one instance and runs a self-test
 // decide call under the deadline (usage 0, limit 100, quantity 1, feature
 // "requests", plan "free", check only). A module that fails is refused with
 // a *ValidationError saying why.
 //
+// At most Options.MaxLoads Loads run at once; Load waits up to
+// Options.LoadWait for its turn, then fails with a *BusyError.
+//
 // The caller MUST call Module.Close.
 func (r *Runtime) Load(ctx context.Context, wasm []byte) (*Module, error) {
+	return r.LoadFor(ctx, "", wasm)
+}
+
+// LoadFor is Load on behalf of owner (a platform): while one Load of an
+// owner runs — or its compile, run on past the deadline — another for the
+// same owner fails at once with a *BusyError. An empty owner is not
+// limited so.
+func (r *Runtime) LoadFor(ctx context.Context, owner string, wasm []byte) (*Module, error) {
 	if r.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -129,11 +153,20 @@ func (r *Runtime) Load(ctx context.Context, wasm []byte) (*Module, error) {
 	if len(wasm) == 0 {
 		return nil, invalidf("module is empty")
 	}
-	sc, err := prepare(wasm, r.opts.MaxTableElements)
-	if err != nil {
+	sc, err := prepare(wasm, r.opts.declLimits())
+	if errors.Is(err, errLimit) {
+		return nil, invalidf("%s", strings.TrimPrefix(err.Error(), errLimit.Error()+": "))
+	} else if err != nil {
 		return nil, invalidf("does not compile: %v", err)
 	}
-	c, err := r.compile(ctx, wasm, sc.capped)
+	release, err := r.acquireLoad(ctx, owner)
+	if err != nil {
+		return nil, err
+	}
+	c, err := r.compile(ctx, wasm, sc.capped, &release)
+	if release != nil {
+		defer release()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -149,9 +182,53 @@ func (r *Runtime) Load(ctx context.Context, wasm []byte) (*Module, error) {
 	return m, nil
 }
 
+// acquireLoad takes owner's turn and a load slot, and returns what gives
+// them back.
+func (r *Runtime) acquireLoad(ctx context.Context, owner string) (func(), error) {
+	if owner != "" {
+		r.mu.Lock()
+		busy := r.loading[owner]
+		r.loading[owner] = true
+		r.mu.Unlock()
+		if busy {
+			return nil, &BusyError{Reason: "Another plugin module of this platform is being loaded; try again shortly.", RetryAfter: time.Second}
+		}
+	}
+	done := func() {
+		if owner != "" {
+			r.mu.Lock()
+			delete(r.loading, owner)
+			r.mu.Unlock()
+		}
+	}
+	wait := time.NewTimer(r.opts.LoadWait)
+	defer wait.Stop()
+	select {
+	case r.loads <- struct{}{}:
+	default:
+		select {
+		case r.loads <- struct{}{}:
+		case <-wait.C:
+			done()
+			return nil, &BusyError{Reason: "The server is loading other plugin modules; try again shortly.", RetryAfter: r.opts.LoadWait}
+		case <-ctx.Done():
+			done()
+			return nil, ctx.Err()
+		}
+	}
+	return func() { <-r.loads; done() }, nil
+}
+
 // compile returns the compiled module for wasm, compiling it (as capped, its
 // tables capped) unless r holds it already.
-func (r *Runtime) compile(ctx context.Context, wasm, capped []byte) (*compiled, error) {
+//
+// wazero's CompileModule does not stop when its context is done (it checks
+// the context only with several compilation workers), so it runs on its own
+// goroutine: at CompileDeadline, or when ctx is done, compile returns and
+// leaves the compile running; it then takes over *release (setting it to
+// nil), so that the load slot and the owner's turn are held until the
+// compile ends, and closes what it compiled.
+func (r *Runtime) compile(ctx context.Context, wasm, capped []byte, release *func()) (*compiled, error) {
 	sum := sha256.Sum256(wasm)
 	r.mu.Lock()
 	if c := r.compiled[sum]; c != nil {
@@ -161,7 +238,38 @@ func (r *Runtime) compile(ctx context.Context, wasm, capped []byte) (*compiled, 
 	}
 	r.mu.Unlock()
 
-	cm, err := r.wr.CompileModule(ctx, capped)
+	type result struct {
+		cm  wazero.CompiledModule
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		cm, err := r.compileModule(context.WithoutCancel(ctx), capped)
+		done <- result{cm, err}
+	}()
+	deadline := time.NewTimer(r.opts.CompileDeadline)
+	defer deadline.Stop()
+	var res result
+	select {
+	case res = <-done:
+	case <-deadline.C:
+	case <-ctx.Done():
+	}
+	if res.cm == nil && res.err == nil { // abandoned
+		rel := *release
+		*release = nil
+		go func() {
+			if res := <-done; res.cm != nil {
+				_ = res.cm.Close(context.Background())
+			}
+			rel()
+		}()
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		return nil, invalidf("compiling took over %v (the compile deadline)", r.opts.CompileDeadline)
+	}
+	cm, err := res.cm, res.err
 	if err != nil {
 		if r.closed.Load() {
 			return nil, ErrClosed
@@ -314,14 +422,14 @@ func selfTestInput() *engine.PolicyInput {
 	}
 }
 
-// Loader returns r as an engine.PolicyLoader, whose Load returns the
-// *Module as an engine.PolicyModule.
+// Loader returns r as an engine.PolicyLoader, whose Load is LoadFor the
+// platform and returns the *Module as an engine.PolicyModule.
 func (r *Runtime) Loader() engine.PolicyLoader { return loader{r} }
 
 type loader struct{ r *Runtime }
 
-func (l loader) Load(ctx context.Context, wasm []byte) (engine.PolicyModule, error) {
-	m, err := l.r.Load(ctx, wasm)
+func (l loader) Load(ctx context.Context, platformID string, wasm []byte) (engine.PolicyModule, error) {
+	m, err := l.r.LoadFor(ctx, platformID, wasm)
 	if err != nil {
 		return nil, err // never a typed nil
 	}

@@ -197,11 +197,11 @@ func TestRuntimeClose(t *testing.T) {
 func TestLoader(t *testing.T) {
 	l := newRuntime(t, nil).Loader()
 	ctx := context.Background()
-	pm, err := l.Load(ctx, wasmFile(t, "no_decide"))
+	pm, err := l.Load(ctx, "plt_test", wasmFile(t, "no_decide"))
 	if pm != nil || engine.ErrorCode(err) != engine.EVALIDATION {
 		t.Fatalf("Load(no_decide): got %v, %v", pm, err)
 	}
-	pm, err = l.Load(ctx, wasmFile(t, "builtin"))
+	pm, err = l.Load(ctx, "plt_test", wasmFile(t, "builtin"))
 	if err != nil {
 		t.Fatal(err)
 	}

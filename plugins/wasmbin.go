@@ -16,8 +16,37 @@ const (
 	maxModuleLocals   = 1 << 22
 )
 
+// declLimits bound what a module may declare (the Options fields of the
+// same names). prepare refuses a module over any of them before wazero
+// decodes it: compiling costs time and memory per function and per byte of
+// code (a valid 8 MiB module of two million empty functions takes a GiB and
+// tens of seconds), so the limits bound the work of one compile.
+type declLimits struct {
+	tableElements uint32
+	functions     int // functions the module defines (not imports)
+	functionSize  int // bytes of one function body
+	codeSize      int // bytes of the code section
+	types         int
+	imports       int
+	exports       int
+	globals       int
+	dataSegments  int
+	elemSegments  int
+}
+
+// declared counts what a module declares (for tests and the limits).
+type declared struct {
+	functions, types, imports, exports, globals, dataSegments, elemSegments int
+	codeSize, maxFunctionSize                                               int
+}
+
+// errLimit is a declaration over a limit found by prepare.
+var errLimit = errors.New("over a limit")
+
 // scanned is what prepare learned about a module.
 type scanned struct {
+	declared
+
 	// capped is the module with every table's maximum at most
 	// MaxTableElements; the same slice as the input when nothing changed.
 	capped []byte
@@ -40,9 +69,15 @@ var errWasmBinary = errors.New("malformed binary")
 // uninterruptible allocation, up to 2^32 elements when a table has no
 // maximum) fails beyond it.
 //
+// It also refuses a module declaring more than lim allows (functions, bytes
+// of code, types, imports, exports, globals, data and element segments),
+// reading only the vector lengths and the body sizes, with an error wrapping
+// errLimit that names the limit.
+//
 // Instructions inside function bodies are not read; wazero's own validation
 // of them allocates as it reads.
-func prepare(wasm []byte, maxElems uint32) (*scanned, error) {
+func prepare(wasm []byte, lim declLimits) (*scanned, error) {
+	maxElems := lim.tableElements
 	if len(wasm) < 8 || string(wasm[:8]) != "\x00asm\x01\x00\x00\x00" {
 		return nil, errors.New("not a WebAssembly 1.0 binary")
 	}
@@ -64,7 +99,7 @@ func prepare(wasm []byte, maxElems uint32) (*scanned, error) {
 		case 0:
 			err = s.custom()
 		case 1: // type
-			err = s.vec(func() {
+			err = s.vecMax(lim.types, "types", &out.types, func() {
 				if form := s.byte(); form != 0x60 && s.err == nil {
 					s.fail("unsupported type form %#x", form)
 					return
@@ -73,7 +108,7 @@ func prepare(wasm []byte, maxElems uint32) (*scanned, error) {
 				s.vec(s.valtype)
 			})
 		case 2: // import
-			err = s.vec(func() {
+			err = s.vecMax(lim.imports, "imports", &out.imports, func() {
 				mod, name := s.name(), s.name()
 				switch kind := s.byte(); kind {
 				case 0x00: // func
@@ -98,7 +133,7 @@ func prepare(wasm []byte, maxElems uint32) (*scanned, error) {
 				}
 			})
 		case 3: // function
-			err = s.vec(func() { s.leb() })
+			err = s.vecMax(lim.functions, "functions", &out.functions, func() { s.leb() })
 		case 4: // table
 			var capped []byte
 			if capped, err = s.capTables(maxElems); err == nil && capped != nil {
@@ -112,13 +147,13 @@ func prepare(wasm []byte, maxElems uint32) (*scanned, error) {
 		case 5: // memory
 			err = s.vec(s.limits)
 		case 6: // global
-			err = s.vec(func() {
+			err = s.vecMax(lim.globals, "globals", &out.globals, func() {
 				s.valtype()
 				s.byte()
 				s.constExpr()
 			})
 		case 7: // export
-			err = s.vec(func() {
+			err = s.vecMax(lim.exports, "exports", &out.exports, func() {
 				s.name()
 				s.byte()
 				s.leb()
@@ -127,14 +162,26 @@ func prepare(wasm []byte, maxElems uint32) (*scanned, error) {
 			s.leb()
 			err = s.err
 		case 9: // element
-			err = s.vec(s.element)
+			err = s.vecMax(lim.elemSegments, "element segments", &out.elemSegments, s.element)
 		case 10: // code
-			err = s.vec(func() {
+			if out.codeSize = int(size); out.codeSize > lim.codeSize {
+				return nil, limitf("the code section is %d bytes; the limit is %d", size, lim.codeSize)
+			}
+			var bodies, fns int
+			err = s.vecMax(lim.functions, "function bodies", &bodies, func() {
 				n := s.leb()
 				if s.err != nil || n > uint64(s.remaining()) {
 					s.fail("function body is cut short")
 					return
 				}
+				if int(n) > out.maxFunctionSize {
+					out.maxFunctionSize = int(n)
+				}
+				if n > uint64(lim.functionSize) {
+					s.err = limitf("function %d is %d bytes; the limit is %d", fns, n, lim.functionSize)
+					return
+				}
+				fns++
 				bodyEnd := s.off + int(n)
 				body := wasmReader{b: s.b[:bodyEnd], off: s.off}
 				var fn uint64
@@ -154,7 +201,7 @@ func prepare(wasm []byte, maxElems uint32) (*scanned, error) {
 				s.off = bodyEnd
 			})
 		case 11: // data
-			err = s.vec(func() {
+			err = s.vecMax(lim.dataSegments, "data segments", &out.dataSegments, func() {
 				switch flags := s.leb(); flags {
 				case 0:
 					s.constExpr()
@@ -357,6 +404,30 @@ func (r *wasmReader) vec(each func()) error {
 		each()
 	}
 	return r.err
+}
+
+// vecMax is vec for a vector of at most limit elements, whose length it
+// stores in *n: a longer one fails with an error wrapping errLimit that
+// names what (plural).
+func (r *wasmReader) vecMax(limit int, what string, n *int, each func()) error {
+	save := r.off
+	count := r.leb()
+	if r.err == nil && count > uint64(r.remaining()) {
+		r.fail("vector of %d elements in %d bytes", count, r.remaining())
+	} else if r.err == nil && count > uint64(limit) {
+		r.err = limitf("module declares %d %s; the limit is %d", count, what, limit)
+	}
+	if r.err != nil {
+		return r.err
+	}
+	*n = int(count)
+	r.off = save
+	return r.vec(each)
+}
+
+// limitf returns an error wrapping errLimit.
+func limitf(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{errLimit}, args...)...)
 }
 
 // bytes skips a byte vector.

@@ -27,6 +27,13 @@ func module(sections ...[]byte) []byte {
 
 func leb(v uint64) []byte { return appendLEB(nil, v) }
 
+// tableLimits are the default declaration limits with tables capped at
+// elems.
+func tableLimits(elems uint32) declLimits {
+	o := (&Options{MaxTableElements: elems}).EnsureDefaults()
+	return o.declLimits()
+}
+
 var (
 	typeVoid = section(1, leb(1), []byte{0x60, 0, 0}) // () -> ()
 	oneFunc  = section(3, leb(1), leb(0))
@@ -56,7 +63,7 @@ func TestPrepareRefusesBombs(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := prepare(tc.wasm, DefaultMaxTableElements)
+			_, err := prepare(tc.wasm, tableLimits(DefaultMaxTableElements))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("prepare: got %v, want %q", err, tc.want)
 			}
@@ -75,17 +82,17 @@ func TestPrepareRefusesBombs(t *testing.T) {
 
 func TestPrepareCapsTables(t *testing.T) {
 	mod := module(section(4, leb(1), []byte{0x70, 0x00}, leb(5)), section(10, leb(0)))
-	sc, err := prepare(mod, 300)
+	sc, err := prepare(mod, tableLimits(300))
 	want := module(section(4, leb(1), []byte{0x70, 0x01}, leb(5), leb(300)), section(10, leb(0)))
 	if err != nil || string(sc.capped) != string(want) {
 		t.Fatalf("prepare: got %q, %v; want %q", sc.capped, err, want)
 	}
 	// Already capped: unchanged, not copied.
-	if again, err := prepare(want, 300); err != nil || &again.capped[0] != &want[0] {
+	if again, err := prepare(want, tableLimits(300)); err != nil || &again.capped[0] != &want[0] {
 		t.Errorf("prepare of a capped module: copied, or %v", err)
 	}
 	// A maximum over the cap is lowered.
-	low, err := prepare(want, 100)
+	low, err := prepare(want, tableLimits(100))
 	if err != nil || string(low.capped) != string(module(section(4, leb(1), []byte{0x70, 0x01}, leb(5), leb(100)), section(10, leb(0)))) {
 		t.Errorf("prepare lowering: got %q, %v", low.capped, err)
 	}
@@ -102,7 +109,7 @@ func TestPrepareExamples(t *testing.T) {
 			name = "go/" + filepath.Base(base)
 		}
 		wasm := wasmFile(t, name)
-		sc, err := prepare(wasm, DefaultMaxTableElements)
+		sc, err := prepare(wasm, tableLimits(DefaultMaxTableElements))
 		switch {
 		case name == "big_table":
 			if err == nil {

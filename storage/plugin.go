@@ -59,6 +59,14 @@ func (b *batch) PutPluginVersion(platformID string, v *engine.PluginVersion, was
 	}
 }
 
+// DeletePluginVersion removes a version's record and its module.
+func (b *batch) DeletePluginVersion(platformID, version string) {
+	if b.check(platformID, version) {
+		b.delete(pluginVersionKey(platformID, version))
+		b.delete(pluginModuleKey(platformID, version))
+	}
+}
+
 // PutPluginSettings stores which version is active and the onError setting.
 func (b *batch) PutPluginSettings(platformID string, ps *engine.PluginSettings) {
 	if b.check(platformID) {

@@ -186,6 +186,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	eng := engine.New(engine.Config{Store: st, Logger: m.log, PolicyLoader: m.wasm.Loader(), Sealer: sealer, Stripe: stripeCfg})
+	eng.Plugins.SetLimits(m.Config.Plugins.engineLimits())
 
 	handler := dhttp.NewServer(dhttp.Config{
 		Engine: eng, Store: st, Version: Version, Logger: m.log, AccessLog: m.Config.AccessLog,
