@@ -93,8 +93,8 @@ func New(cfg Config) *Engine {
 		c.sealer, _ = NewSealer(key)
 	}
 	c.inflight.m = make(map[string]chan struct{})
-	c.tiers.m = make(map[string]*TierConfig)
-	plugins := &Plugins{c: c, loader: cfg.PolicyLoader, active: make(map[string]*ActivePolicy), gen: make(map[string]uint64),
+	c.tiers.m = make(map[Tenant]*TierConfig)
+	plugins := &Plugins{c: c, loader: cfg.PolicyLoader, active: make(map[Tenant]*ActivePolicy), gen: make(map[Tenant]uint64),
 		prepared: make(map[string]*ActivePolicy), stateful: make(map[string]*atomic.Bool), loading: newStripes(256)}
 	if c.policies == nil {
 		c.policies = plugins
@@ -286,11 +286,11 @@ func (c *core) updateClaimed(ctx context.Context, t Tenant, idem *Idempotency, l
 func (c *core) changed(ch Change) {
 	switch {
 	case ch.Tiers != nil:
-		c.setTierConfig(ch.PlatformID, ch.Tiers)
+		c.setTierConfig(Tenant{PlatformID: ch.PlatformID, Mode: ch.Mode}, ch.Tiers)
 	case ch.Key != nil:
 		c.keys.replace(ch.Key)
 	case ch.PluginSettings != nil:
-		c.plugins.settingsChanged(ch.PlatformID, ch.PluginSettings)
+		c.plugins.settingsChanged(Tenant{PlatformID: ch.PlatformID, Mode: ch.Mode}, ch.PluginSettings)
 	case ch.Billing != nil:
 		c.stripe.setLiveAllowed(ch.PlatformID, ch.Billing.Active())
 	}
@@ -310,14 +310,14 @@ func emailLock(t Tenant, email string) Lock {
 	return Lock{Kind: LockEmail, Mode: t.Mode, Platform: t.PlatformID, ID: email}
 }
 
-// tiersLock guards a platform's tier config and the assignment of plans
-// to its customers, so that a plan is never assigned while a tier change
+// tiersLock guards a tenant's tier config and the assignment of plans to
+// its customers, so that a plan is never assigned while a tier change
 // removes it.
-func tiersLock(platformID string) Lock { return Lock{Kind: LockTiers, Platform: platformID} }
+func tiersLock(t Tenant) Lock { return Lock{Kind: LockTiers, Mode: t.Mode, Platform: t.PlatformID} }
 
 func keysLock(platformID string) Lock { return Lock{Kind: LockKeys, Platform: platformID} }
 
-func pluginLock(platformID string) Lock { return Lock{Kind: LockPlugin, Platform: platformID} }
+func pluginLock(t Tenant) Lock { return Lock{Kind: LockPlugin, Mode: t.Mode, Platform: t.PlatformID} }
 
 func corsLock(platformID string) Lock { return Lock{Kind: LockCORS, Platform: platformID} }
 
@@ -331,39 +331,40 @@ func idemAAD(t Tenant, key string) []byte {
 	return []byte("idem\x00" + t.PlatformID + "\x00" + t.Mode.String() + "\x00" + key)
 }
 
-// tierCache keeps every platform's tier config in memory: they are small,
-// read on every track and written rarely.
+// tierCache keeps every tenant's tier config in memory: they are small,
+// read on every track and written rarely. It is filled on a miss only where
+// it has no entry; every stored change replaces the entry (core.changed).
 type tierCache struct {
 	mu sync.RWMutex
-	m  map[string]*TierConfig
+	m  map[Tenant]*TierConfig
 }
 
-func (c *core) tierConfig(ctx context.Context, platformID string) (*TierConfig, error) {
+func (c *core) tierConfig(ctx context.Context, t Tenant) (*TierConfig, error) {
 	c.tiers.mu.RLock()
-	tc := c.tiers.m[platformID]
+	tc := c.tiers.m[t]
 	c.tiers.mu.RUnlock()
 	if tc != nil {
 		return tc, nil
 	}
-	tc, err := c.store.Tiers(ctx, platformID)
+	tc, err := c.store.Tiers(ctx, t)
 	if ErrorCode(err) == ENOTFOUND {
 		tc = DefaultTiers()
 	} else if err != nil {
 		return nil, err
 	}
 	c.tiers.mu.Lock()
-	if cur := c.tiers.m[platformID]; cur != nil {
+	if cur := c.tiers.m[t]; cur != nil {
 		tc = cur
 	} else {
-		c.tiers.m[platformID] = tc
+		c.tiers.m[t] = tc
 	}
 	c.tiers.mu.Unlock()
 	return tc, nil
 }
 
-func (c *core) setTierConfig(platformID string, tc *TierConfig) {
+func (c *core) setTierConfig(t Tenant, tc *TierConfig) {
 	c.tiers.mu.Lock()
-	c.tiers.m[platformID] = tc
+	c.tiers.m[t] = tc
 	c.tiers.mu.Unlock()
 }
 

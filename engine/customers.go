@@ -138,7 +138,7 @@ func (s *Customers) Create(ctx context.Context, t Tenant, pk string, in CreateCu
 		return nil, err
 	}
 	defer done()
-	tc, err := s.c.tierConfig(ctx, t.PlatformID)
+	tc, err := s.c.tierConfig(ctx, t)
 	if err != nil {
 		return nil, err
 	}
@@ -157,8 +157,8 @@ func (s *Customers) Create(ctx context.Context, t Tenant, pk string, in CreateCu
 		return nil, Errorf(ECLERKNOTCONFIGURED, "clerkUserId needs Clerk: the server has no CLERK_SECRET_KEY.")
 	}
 	now := s.c.now().UTC()
-	res, err := s.c.updateClaimed(ctx, t, idem, []Lock{emailLock(t, in.Email), tiersLock(t.PlatformID)}, func(b Tx) (any, error) {
-		if err := planExists(ctx, b, t.PlatformID, in.Plan); err != nil {
+	res, err := s.c.updateClaimed(ctx, t, idem, []Lock{emailLock(t, in.Email), tiersLock(t)}, func(b Tx) (any, error) {
+		if err := planExists(ctx, b, t, in.Plan); err != nil {
 			return nil, err
 		}
 		if _, err := b.CustomerIDByEmail(ctx, t, in.Email); err == nil {
@@ -185,8 +185,8 @@ func (s *Customers) Create(ctx context.Context, t Tenant, pk string, in CreateCu
 
 // planExists checks, in a unit of work holding the tier lock, that plan is
 // a tier of the platform's stored config.
-func planExists(ctx context.Context, tx Tx, platformID, plan string) error {
-	tc, err := storedTiers(ctx, tx, platformID)
+func planExists(ctx context.Context, tx Tx, t Tenant, plan string) error {
+	tc, err := storedTiers(ctx, tx, t)
 	if err != nil {
 		return err
 	}
@@ -251,7 +251,7 @@ func (s *Customers) Update(ctx context.Context, t Tenant, id string, in UpdateCu
 		return nil, err
 	}
 	if in.Plan != nil {
-		tc, err := s.c.tierConfig(ctx, t.PlatformID)
+		tc, err := s.c.tierConfig(ctx, t)
 		if err != nil {
 			return nil, err
 		}
@@ -264,7 +264,7 @@ func (s *Customers) Update(ctx context.Context, t Tenant, id string, in UpdateCu
 		locks = append(locks, emailLock(t, *in.Email))
 	}
 	if in.Plan != nil {
-		locks = append(locks, tiersLock(t.PlatformID))
+		locks = append(locks, tiersLock(t))
 	}
 	res, err := s.c.update(ctx, t, idem, locks, func(b Tx) (any, error) {
 		c, err := customerIn(ctx, b, t, id)
@@ -272,7 +272,7 @@ func (s *Customers) Update(ctx context.Context, t Tenant, id string, in UpdateCu
 			return nil, err
 		}
 		if in.Plan != nil && *in.Plan != c.Plan {
-			if err := planExists(ctx, b, t.PlatformID, *in.Plan); err != nil {
+			if err := planExists(ctx, b, t, *in.Plan); err != nil {
 				return nil, err
 			}
 		}

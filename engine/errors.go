@@ -17,6 +17,7 @@ const (
 	EIDEMPOTENCYCONFLICT = "idempotency_conflict"
 	EBODYTOOLARGE        = "body_too_large"
 	EVALIDATION          = "validation_failed"
+	EUNKNOWNFEATURE      = "unknown_feature"
 	ESTRIPENOTCONNECTED  = "stripe_not_connected"
 	ECLERKNOTCONFIGURED  = "clerk_not_configured"
 	ETIERLIMIT           = "tier_limit_reached"

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"encoding/json"
 	"hash/maphash"
 	"sort"
@@ -107,7 +108,7 @@ func (m *Meter) decide(ctx context.Context, t Tenant, in TrackInput, checkOnly b
 	} else if err != nil {
 		return nil, err
 	}
-	tc, err := c.tierConfig(ctx, t.PlatformID)
+	tc, err := c.tierConfig(ctx, t)
 	if err != nil {
 		return nil, err
 	}
@@ -125,11 +126,18 @@ func (m *Meter) decide(ctx context.Context, t Tenant, in TrackInput, checkOnly b
 	start, end := CurrentPeriod(cus, tier.Interval, now)
 	limit, metered := tier.Limit(in.Feature)
 	if !metered {
+		// A feature another tier meters is not this plan's: limit 0. One
+		// that no tier meters or lists is a mistake (a typo in feature),
+		// not a reason to tell the customer to upgrade.
+		if !tc.Knows(in.Feature) {
+			return nil, &Error{Code: EUNKNOWNFEATURE, Message: fmt.Sprintf("No tier meters or lists the feature %q; add it to a tier's limits or features first.", in.Feature),
+				Fields: []FieldError{{Field: "feature", Message: "no tier meters or lists it"}}}
+		}
 		limit = 0
 	}
 	var active *ActivePolicy
 	if c.policies != nil {
-		active = c.policies.Active(t.PlatformID)
+		active = c.policies.Active(t)
 	}
 	// The unit of work captures what it needs, not in, which would then
 	// move to the heap.
@@ -230,7 +238,7 @@ func (m *Meter) Usage(ctx context.Context, t Tenant, customerID string) (*Custom
 }
 
 func (m *Meter) usageOf(ctx context.Context, t Tenant, cus *Customer) (*CustomerUsage, error) {
-	tc, err := m.c.tierConfig(ctx, t.PlatformID)
+	tc, err := m.c.tierConfig(ctx, t)
 	if err != nil {
 		return nil, err
 	}

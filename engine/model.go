@@ -40,6 +40,16 @@ func (k *Key) Active(now time.Time) bool {
 // Tenant is the world the key acts in.
 func (k *Key) Tenant() Tenant { return Tenant{PlatformID: k.PlatformID, Mode: k.Mode} }
 
+// MayManageKeys returns EFORBIDDEN for a key that was rotated: in its grace
+// period it still calls the API, but a leaked key must not mint a new pair
+// or revoke its successor.
+func (k *Key) MayManageKeys() error {
+	if k.ExpiresAt != nil {
+		return Errorf(EFORBIDDEN, "This key was rotated and works only until %s; manage keys with its successor.", k.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
 // Customer is a platform's end user, in one mode.
 type Customer struct {
 	ID               string         `json:"id"`
@@ -121,6 +131,20 @@ func (t *Tier) Limit(feature string) (int64, bool) {
 // TierConfig is a platform's ordered list of tiers.
 type TierConfig struct {
 	Tiers []Tier `json:"tiers"`
+}
+
+// Knows reports whether some tier meters feature (limits) or lists it
+// (features).
+func (c *TierConfig) Knows(feature string) bool {
+	for i := range c.Tiers {
+		if _, ok := c.Tiers[i].Limits[feature]; ok {
+			return true
+		}
+		if _, ok := c.Tiers[i].Features[feature]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // Tier returns the tier called name, or nil.

@@ -65,7 +65,8 @@ func (s *Platforms) Create(ctx context.Context, in CreatePlatformInput, idem *Id
 		b.PutPlatform(p)
 		b.PutKey(live.Key)
 		b.PutKey(test.Key)
-		b.PutTiers(p.ID, DefaultTiers())
+		b.PutTiers(Tenant{PlatformID: p.ID, Mode: Live}, DefaultTiers())
+		b.PutTiers(Tenant{PlatformID: p.ID, Mode: Test}, DefaultTiers())
 		np := &NewPlatform{Platform: p, PublishableKey: live.PublishableKey, SecretKey: live.SecretKey}
 		np.Test.PublishableKey, np.Test.SecretKey = test.PublishableKey, test.SecretKey
 		return np, nil

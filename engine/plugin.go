@@ -85,9 +85,9 @@ type Plugins struct {
 	// for a lazy load; gen counts the changes, so that a lazy load that
 	// read older settings never installs its module over a newer one.
 	mu       sync.RWMutex
-	active   map[string]*ActivePolicy // nil value: known to have none
-	gen      map[string]uint64
-	prepared map[string]*ActivePolicy // by platform and version: compiled by Upload or Rollback
+	active   map[Tenant]*ActivePolicy // nil value: known to have none
+	gen      map[Tenant]uint64
+	prepared map[string]*ActivePolicy // by platform, mode and version: compiled by Upload or Rollback
 	stateful map[string]*atomic.Bool  // by platform: whether any plugin state is stored
 	// loading serializes lazy loads per platform, so a module is compiled once.
 	loading *stripes
@@ -137,39 +137,39 @@ func (b *breaker) Decide(ctx context.Context, in *PolicyInput, out *Decision) er
 }
 
 // Active implements Policies: the platform's active policy, or nil.
-func (p *Plugins) Active(platformID string) *ActivePolicy {
+func (p *Plugins) Active(t Tenant) *ActivePolicy {
 	p.mu.RLock()
-	a, known := p.active[platformID]
+	a, known := p.active[t]
 	p.mu.RUnlock()
 	if known {
 		return a
 	}
-	a, err := p.load(context.Background(), platformID)
+	a, err := p.load(context.Background(), t)
 	if err != nil {
-		p.c.log.Error("loading the active plugin failed; built-in limits decide", "platform", platformID, "err", err)
+		p.c.log.Error("loading the active plugin failed; built-in limits decide", "platform", t.PlatformID, "mode", t.Mode.String(), "err", err)
 		return nil
 	}
 	return a
 }
 
 // load reads a platform's settings and compiles its active module, once.
-func (p *Plugins) load(ctx context.Context, platformID string) (*ActivePolicy, error) {
-	unlock := p.loading.lock(platformID)
+func (p *Plugins) load(ctx context.Context, t Tenant) (*ActivePolicy, error) {
+	unlock := p.loading.lock(t.PlatformID, t.Mode.String())
 	defer unlock()
 	p.mu.RLock()
-	a, known := p.active[platformID]
-	gen := p.gen[platformID]
+	a, known := p.active[t]
+	gen := p.gen[t]
 	p.mu.RUnlock()
 	if known {
 		return a, nil
 	}
-	s, err := p.c.store.PluginSettings(ctx, platformID)
+	s, err := p.c.store.PluginSettings(ctx, t)
 	if ErrorCode(err) == ENOTFOUND || err == nil && s.Active == "" || p.loader == nil {
-		return p.install(platformID, gen, nil), nil
+		return p.install(t, gen, nil), nil
 	} else if err != nil {
 		return nil, err
 	}
-	wasm, err := p.c.store.PluginModule(ctx, platformID, s.Active)
+	wasm, err := p.c.store.PluginModule(ctx, t, s.Active)
 	if err != nil {
 		return nil, err
 	}
@@ -177,40 +177,40 @@ func (p *Plugins) load(ctx context.Context, platformID string) (*ActivePolicy, e
 	if err != nil {
 		return nil, err
 	}
-	return p.install(platformID, gen, p.newActive(ctx, platformID, s, m)), nil
+	return p.install(t, gen, p.newActive(ctx, t, s, m)), nil
 }
 
 // install makes a the platform's active policy unless its settings changed
 // since gen was read, and returns the active policy.
-func (p *Plugins) install(platformID string, gen uint64, a *ActivePolicy) *ActivePolicy {
+func (p *Plugins) install(t Tenant, gen uint64, a *ActivePolicy) *ActivePolicy {
 	p.mu.Lock()
-	if p.gen[platformID] != gen {
+	if p.gen[t] != gen {
 		// A unit of work changed the settings meanwhile: its policy wins.
-		cur := p.active[platformID]
+		cur := p.active[t]
 		p.mu.Unlock()
 		if a != nil {
 			a.Policy.(*breaker).Close(context.Background())
 		}
 		return cur
 	}
-	p.active[platformID] = a
+	p.active[t] = a
 	p.mu.Unlock()
 	return a
 }
 
 // newActive wraps a compiled module as the active policy of settings s.
-func (p *Plugins) newActive(ctx context.Context, platformID string, s *PluginSettings, m PolicyModule) *ActivePolicy {
+func (p *Plugins) newActive(ctx context.Context, t Tenant, s *PluginSettings, m PolicyModule) *ActivePolicy {
 	b := &breaker{PolicyModule: m, now: p.c.now, logEvery: p.Limits().ErrorLogInterval}
 	version := s.Active
 	b.onOpen = func() {
 		p.c.log.Warn("plugin circuit breaker open: built-in limits or onError decide for a cool-down",
-			"platform", platformID, "version", version, "coolDown", breakerCoolDown.String())
+			"platform", t.PlatformID, "mode", t.Mode.String(), "version", version, "coolDown", breakerCoolDown.String())
 	}
 	b.onClose = func(skipped int64) {
 		p.c.log.Info("plugin circuit breaker closed: the plugin decides again",
-			"platform", platformID, "version", version, "skipped", skipped)
+			"platform", t.PlatformID, "mode", t.Mode.String(), "version", version, "skipped", skipped)
 	}
-	return &ActivePolicy{Policy: b, Version: version, OnError: s.OnError, stateful: p.statefulFlag(ctx, platformID)}
+	return &ActivePolicy{Policy: b, Version: version, OnError: s.OnError, stateful: p.statefulFlag(ctx, t.PlatformID)}
 }
 
 // statefulFlag tells whether a platform has any plugin state stored: one
@@ -240,13 +240,13 @@ func (p *Plugins) statefulFlag(ctx context.Context, platformID string) *atomic.B
 // active: settingsChanged installs it when the unit's batch is applied.
 // The caller MUST call the returned discard after the unit, which closes
 // the module if it was not installed.
-func (p *Plugins) prepare(ctx context.Context, platformID string, s *PluginSettings, wasm []byte) (discard func(), err error) {
-	m, err := p.loader.Load(ctx, platformID, wasm)
+func (p *Plugins) prepare(ctx context.Context, t Tenant, s *PluginSettings, wasm []byte) (discard func(), err error) {
+	m, err := p.loader.Load(ctx, t.PlatformID, wasm)
 	if err != nil {
 		return nil, err
 	}
-	a := p.newActive(ctx, platformID, s, m)
-	key := platformID + "\x00" + s.Active
+	a := p.newActive(ctx, t, s, m)
+	key := t.PlatformID + "\x00" + t.Mode.String() + "\x00" + s.Active
 	p.mu.Lock()
 	p.prepared[key] = a
 	p.mu.Unlock()
@@ -267,20 +267,20 @@ func (p *Plugins) prepare(ctx context.Context, platformID string, s *PluginSetti
 // (core.changed, while the writing unit holds the plugin lock): the module
 // its writer prepared becomes active, built-in limits when none is active,
 // and otherwise the next call loads the active version.
-func (p *Plugins) settingsChanged(platformID string, s *PluginSettings) {
+func (p *Plugins) settingsChanged(t Tenant, s *PluginSettings) {
 	p.mu.Lock()
-	p.gen[platformID]++
-	old := p.active[platformID]
+	p.gen[t]++
+	old := p.active[t]
 	var a *ActivePolicy
 	if s.Active != "" {
-		key := platformID + "\x00" + s.Active
+		key := t.PlatformID + "\x00" + t.Mode.String() + "\x00" + s.Active
 		a = p.prepared[key]
 		delete(p.prepared, key)
 	}
 	if a != nil || s.Active == "" {
-		p.active[platformID] = a
+		p.active[t] = a
 	} else {
-		delete(p.active, platformID)
+		delete(p.active, t)
 	}
 	p.mu.Unlock()
 	if old != nil && old != a {
@@ -337,17 +337,17 @@ func (p *Plugins) Upload(ctx context.Context, t Tenant, wasm []byte, onError str
 	sum := sha256.Sum256(wasm)
 	v := &PluginVersion{Version: NewID("plg_", now), SHA256: hex.EncodeToString(sum[:]), Size: len(wasm), UploadedAt: now}
 	settings := &PluginSettings{Active: v.Version, OnError: onError}
-	discard, err := p.prepare(ctx, t.PlatformID, settings, wasm)
+	discard, err := p.prepare(ctx, t, settings, wasm)
 	if err != nil {
 		return nil, err
 	}
 	defer discard()
-	res, err := p.c.updateClaimed(ctx, t, idem, []Lock{pluginLock(t.PlatformID)}, func(b Tx) (any, error) {
-		if err := p.prune(ctx, b, t.PlatformID, v); err != nil {
+	res, err := p.c.updateClaimed(ctx, t, idem, []Lock{pluginLock(t)}, func(b Tx) (any, error) {
+		if err := p.prune(ctx, b, t, v); err != nil {
 			return nil, err
 		}
-		b.PutPluginVersion(t.PlatformID, v, wasm)
-		b.PutPluginSettings(t.PlatformID, settings)
+		b.PutPluginVersion(t, v, wasm)
+		b.PutPluginSettings(t, settings)
 		return &PluginStatus{PluginVersion: *v, Active: true, OnError: onError}, nil
 	})
 	if err != nil {
@@ -357,13 +357,13 @@ func (p *Plugins) Upload(ctx context.Context, t Tenant, wasm []byte, onError str
 }
 
 // Get returns the active version (or nil) and the history, oldest first.
-func (p *Plugins) Get(ctx context.Context, platformID string) (*PluginOverview, error) {
+func (p *Plugins) Get(ctx context.Context, t Tenant) (*PluginOverview, error) {
 	out := &PluginOverview{OnError: OnErrorBuiltin, History: []*PluginVersion{}}
-	s, err := p.c.store.PluginSettings(ctx, platformID)
+	s, err := p.c.store.PluginSettings(ctx, t)
 	if err != nil && ErrorCode(err) != ENOTFOUND {
 		return nil, err
 	}
-	vs, err := p.c.store.PluginVersions(ctx, platformID)
+	vs, err := p.c.store.PluginVersions(ctx, t)
 	if err != nil {
 		return nil, err
 	}
@@ -393,26 +393,26 @@ func (p *Plugins) Rollback(ctx context.Context, t Tenant, version string, idem *
 	if err := p.allow(t.PlatformID, pluginCallUpload); err != nil {
 		return nil, err
 	}
-	v, wasm, err := p.version(ctx, t.PlatformID, version)
+	v, wasm, err := p.version(ctx, t, version)
 	if err != nil {
 		return nil, err
 	}
 	onError := OnErrorBuiltin
-	if s, err := p.c.store.PluginSettings(ctx, t.PlatformID); err == nil {
+	if s, err := p.c.store.PluginSettings(ctx, t); err == nil {
 		onError = s.OnError
 	}
 	// The module is compiled with the onError read now; the unit of work
 	// re-reads it under the lock and stores what it read.
-	discard, err := p.prepare(ctx, t.PlatformID, &PluginSettings{Active: v.Version, OnError: onError}, wasm)
+	discard, err := p.prepare(ctx, t, &PluginSettings{Active: v.Version, OnError: onError}, wasm)
 	if err != nil {
 		return nil, err
 	}
 	defer discard()
-	res, err := p.c.updateClaimed(ctx, t, idem, []Lock{pluginLock(t.PlatformID)}, func(b Tx) (any, error) {
-		if s, err := b.PluginSettings(ctx, t.PlatformID); err == nil && s.OnError != onError {
+	res, err := p.c.updateClaimed(ctx, t, idem, []Lock{pluginLock(t)}, func(b Tx) (any, error) {
+		if s, err := b.PluginSettings(ctx, t); err == nil && s.OnError != onError {
 			return nil, Errorf(ECONFLICT, "The plugin settings changed meanwhile; retry.")
 		}
-		b.PutPluginSettings(t.PlatformID, &PluginSettings{Active: v.Version, OnError: onError})
+		b.PutPluginSettings(t, &PluginSettings{Active: v.Version, OnError: onError})
 		return &PluginStatus{PluginVersion: *v, Active: true, OnError: onError}, nil
 	})
 	if err != nil {
@@ -423,25 +423,25 @@ func (p *Plugins) Rollback(ctx context.Context, t Tenant, version string, idem *
 
 // Disable returns a platform to built-in limits; its versions are kept.
 func (p *Plugins) Disable(ctx context.Context, t Tenant) error {
-	_, err := p.c.update(ctx, t, nil, []Lock{pluginLock(t.PlatformID)}, func(b Tx) (any, error) {
+	_, err := p.c.update(ctx, t, nil, []Lock{pluginLock(t)}, func(b Tx) (any, error) {
 		onError := OnErrorBuiltin
-		if s, err := b.PluginSettings(ctx, t.PlatformID); err == nil {
+		if s, err := b.PluginSettings(ctx, t); err == nil {
 			onError = s.OnError
 		}
-		b.PutPluginSettings(t.PlatformID, &PluginSettings{OnError: onError})
+		b.PutPluginSettings(t, &PluginSettings{OnError: onError})
 		return nil, nil
 	})
 	return err
 }
 
-func (p *Plugins) version(ctx context.Context, platformID, version string) (*PluginVersion, []byte, error) {
-	vs, err := p.c.store.PluginVersions(ctx, platformID)
+func (p *Plugins) version(ctx context.Context, t Tenant, version string) (*PluginVersion, []byte, error) {
+	vs, err := p.c.store.PluginVersions(ctx, t)
 	if err != nil {
 		return nil, nil, err
 	}
 	for _, v := range vs {
 		if v.Version == version {
-			wasm, err := p.c.store.PluginModule(ctx, platformID, version)
+			wasm, err := p.c.store.PluginModule(ctx, t, version)
 			return v, wasm, err
 		}
 	}
@@ -503,7 +503,7 @@ func (p *Plugins) DryRun(ctx context.Context, t Tenant, version string, in DryRu
 	limit := int64(0)
 	if in.Limit != nil {
 		limit = *in.Limit
-	} else if tc, err := p.c.tierConfig(ctx, t.PlatformID); err == nil {
+	} else if tc, err := p.c.tierConfig(ctx, t); err == nil {
 		if tier := tc.Tier(in.Plan); tier != nil {
 			limit, _ = tier.Limit(in.Feature)
 		}
@@ -515,7 +515,7 @@ func (p *Plugins) DryRun(ctx context.Context, t Tenant, version string, in DryRu
 		return nil, err
 	}
 	if version == "" {
-		s, err := p.c.store.PluginSettings(ctx, t.PlatformID)
+		s, err := p.c.store.PluginSettings(ctx, t)
 		if err != nil && ErrorCode(err) != ENOTFOUND {
 			return nil, err
 		}
@@ -525,10 +525,10 @@ func (p *Plugins) DryRun(ctx context.Context, t Tenant, version string, in DryRu
 		version = s.Active
 	}
 	var m PolicyModule
-	if a := p.Active(t.PlatformID); a != nil && a.Version == version {
+	if a := p.Active(t); a != nil && a.Version == version {
 		m = a.Policy.(*breaker).PolicyModule // not through the breaker: a dry-run is no call
 	} else {
-		_, wasm, err := p.version(ctx, t.PlatformID, version)
+		_, wasm, err := p.version(ctx, t, version)
 		if err != nil {
 			return nil, err
 		}

@@ -203,7 +203,7 @@ func TestPluginVersionsAreRetained(t *testing.T) {
 	}
 	history := func() []string {
 		t.Helper()
-		ov, err := f.eng.Plugins.Get(ctx, f.live.PlatformID)
+		ov, err := f.eng.Plugins.Get(ctx, f.live)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -220,7 +220,7 @@ func TestPluginVersionsAreRetained(t *testing.T) {
 		t.Fatalf("history after 12 uploads:\n got %v\nwant %v", got, versions[2:])
 	}
 	for _, v := range versions[:2] {
-		if _, err := f.store.PluginModule(ctx, f.live.PlatformID, v); engine.ErrorCode(err) != engine.ENOTFOUND {
+		if _, err := f.store.PluginModule(ctx, f.live, v); engine.ErrorCode(err) != engine.ENOTFOUND {
 			t.Errorf("module of %s: %v, want not found", v, err)
 		}
 	}
@@ -244,7 +244,7 @@ func TestPluginVersionsAreRetained(t *testing.T) {
 	if got := history(); strings.Join(got, ",") != strings.Join(before, ",") {
 		t.Errorf("history changed: %v, was %v", got, before)
 	}
-	ov, _ := f.eng.Plugins.Get(ctx, f.live.PlatformID)
+	ov, _ := f.eng.Plugins.Get(ctx, f.live)
 	if ov.Active == nil || ov.Active.Version != versions[len(versions)-1] {
 		t.Errorf("active %+v, want %s", ov.Active, versions[len(versions)-1])
 	}

@@ -162,8 +162,8 @@ func (p *Plugins) checkStorage(size int) error {
 
 // prune deletes in b the platform's versions beyond its limits, as added is
 // stored and made active in b.
-func (p *Plugins) prune(ctx context.Context, b Tx, platformID string, added *PluginVersion) error {
-	vs, err := b.PluginVersions(ctx, platformID)
+func (p *Plugins) prune(ctx context.Context, b Tx, t Tenant, added *PluginVersion) error {
+	vs, err := b.PluginVersions(ctx, t)
 	if err != nil {
 		return err
 	}
@@ -172,7 +172,7 @@ func (p *Plugins) prune(ctx context.Context, b Tx, platformID string, added *Plu
 		return err
 	}
 	for _, id := range drop {
-		b.DeletePluginVersion(platformID, id)
+		b.DeletePluginVersion(t, id)
 	}
 	return nil
 }

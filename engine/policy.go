@@ -88,10 +88,10 @@ func (a *ActivePolicy) keptState() {
 	}
 }
 
-// Policies finds the active policy of a platform. Meter uses built-in limits
-// when it returns nil.
+// Policies finds the active policy of a tenant (a platform in one mode).
+// Meter uses built-in limits when it returns nil.
 type Policies interface {
-	Active(platformID string) *ActivePolicy
+	Active(t Tenant) *ActivePolicy
 }
 
 var _ Policy = BuiltinLimits{}

@@ -252,7 +252,7 @@ func TestTierPutsRacing(t *testing.T) {
 		}
 		return r.Usage.Limit
 	}
-	stored, err := f.store.Store.Tiers(ctx, f.live.PlatformID)
+	stored, err := f.store.Store.Tiers(ctx, f.live)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,18 +288,18 @@ func TestPluginUploadsRacing(t *testing.T) {
 	if err1 != nil || err2 != nil {
 		t.Fatal(err1, err2)
 	}
-	s, err := f.store.Store.PluginSettings(ctx, f.live.PlatformID)
+	s, err := f.store.Store.PluginSettings(ctx, f.live)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := f.eng.Plugins.Active(f.live.PlatformID)
+	a := f.eng.Plugins.Active(f.live)
 	if a == nil || a.Version != s.Active {
 		t.Fatalf("active policy %v, stored settings say %s", a, s.Active)
 	}
 	if err := f.eng.Plugins.Disable(ctx, f.live); err != nil {
 		t.Fatal(err)
 	}
-	if a := f.eng.Plugins.Active(f.live.PlatformID); a != nil {
+	if a := f.eng.Plugins.Active(f.live); a != nil {
 		t.Fatalf("active policy %s after Disable", a.Version)
 	}
 }
@@ -320,7 +320,7 @@ func TestCachesFollowEveryStoredChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid := np.Platform.ID
-	if tc, _ := eng.Tiers.Get(ctx, pid); tc.Tiers[0].Limits["requests"] != 100 {
+	if tc, _ := eng.Tiers.Get(ctx, engine.Tenant{PlatformID: pid}); tc.Tiers[0].Limits["requests"] != 100 {
 		t.Fatalf("default tiers %+v", tc)
 	}
 	if err := eng.Stripe.LiveAllowed(ctx, pid); engine.ErrorCode(err) != engine.EFORBIDDEN {
@@ -333,7 +333,7 @@ func TestCachesFollowEveryStoredChange(t *testing.T) {
 	_, err = st.Update(ctx, nil, func(tx engine.Tx) (any, error) {
 		in := tiersWithLimit(3)
 		tc, _ := in.Validate()
-		tx.PutTiers(pid, tc)
+		tx.PutTiers(engine.Tenant{PlatformID: pid}, tc)
 		tx.PutPlatformBilling(&engine.PlatformBilling{PlatformID: pid, SubscriptionID: "sub_1", Status: "active"})
 		revoked := *k
 		now := time.Now().UTC()
@@ -344,7 +344,7 @@ func TestCachesFollowEveryStoredChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tc, _ := eng.Tiers.Get(ctx, pid); tc.Tiers[0].Limits["requests"] != 3 {
+	if tc, _ := eng.Tiers.Get(ctx, engine.Tenant{PlatformID: pid}); tc.Tiers[0].Limits["requests"] != 3 {
 		t.Fatalf("tier cache behind the store: %+v", tc.Tiers[0])
 	}
 	if err := eng.Stripe.LiveAllowed(ctx, pid); err != nil {

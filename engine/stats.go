@@ -41,7 +41,7 @@ type Money struct {
 // the active ones. It reads every customer of t: meant for dashboards, not
 // for hot paths.
 func (s *Customers) Stats(ctx context.Context, t Tenant) (*PlatformStats, error) {
-	tc, err := s.c.tierConfig(ctx, t.PlatformID)
+	tc, err := s.c.tierConfig(ctx, t)
 	if err != nil {
 		return nil, err
 	}

@@ -75,8 +75,8 @@ type Reader interface {
 	// Keys lists a platform's key records, oldest first.
 	Keys(ctx context.Context, platformID string) ([]*Key, error)
 
-	// Tiers returns a platform's tier config.
-	Tiers(ctx context.Context, platformID string) (*TierConfig, error)
+	// Tiers returns a tenant's tier config.
+	Tiers(ctx context.Context, t Tenant) (*TierConfig, error)
 
 	Customer(ctx context.Context, t Tenant, id string) (*Customer, error)
 	// CustomerShared is Customer for a caller that only reads the result,
@@ -113,11 +113,11 @@ type Reader interface {
 	OriginAllowedAnywhere(ctx context.Context, origin string) (bool, error)
 
 	// PluginSettings returns a platform's plugin settings, or ENOTFOUND.
-	PluginSettings(ctx context.Context, platformID string) (*PluginSettings, error)
+	PluginSettings(ctx context.Context, t Tenant) (*PluginSettings, error)
 	// PluginVersions lists a platform's uploaded versions, oldest first.
-	PluginVersions(ctx context.Context, platformID string) ([]*PluginVersion, error)
+	PluginVersions(ctx context.Context, t Tenant) ([]*PluginVersion, error)
 	// PluginModule returns the module bytes of a version, or ENOTFOUND.
-	PluginModule(ctx context.Context, platformID, version string) ([]byte, error)
+	PluginModule(ctx context.Context, t Tenant, version string) ([]byte, error)
 
 	// StripeStore reads Stripe connections, catalogs and event records.
 	StripeStore
@@ -152,7 +152,7 @@ type Writer interface {
 	PutPlatform(p *Platform)
 	// PutKey writes a key record and its secret-hash and publishable indexes.
 	PutKey(k *Key)
-	PutTiers(platformID string, c *TierConfig)
+	PutTiers(t Tenant, c *TierConfig)
 	// PutCustomer writes c; prevEmail is its stored email ("" when new), so
 	// the email index follows a change.
 	PutCustomer(t Tenant, c *Customer, prevEmail string)
@@ -167,10 +167,10 @@ type Writer interface {
 	// PutAllowedOrigins replaces a platform's CORS origins; prev are the
 	// stored ones, whose index entries go.
 	PutAllowedOrigins(platformID string, origins, prev []string)
-	PutPluginVersion(platformID string, v *PluginVersion, wasm []byte)
+	PutPluginVersion(t Tenant, v *PluginVersion, wasm []byte)
 	// DeletePluginVersion removes a version's record and its module bytes.
-	DeletePluginVersion(platformID, version string)
-	PutPluginSettings(platformID string, s *PluginSettings)
+	DeletePluginVersion(t Tenant, version string)
+	PutPluginSettings(t Tenant, s *PluginSettings)
 	// StripeBatch writes Stripe connections, catalogs and event records.
 	StripeBatch
 }
@@ -219,7 +219,9 @@ const (
 // memory, as a Store's Watch listener is told it. Exactly one of the
 // pointer fields is set; the listener MUST NOT change what they point at.
 type Change struct {
-	PlatformID     string
+	PlatformID string
+	// Mode is the tenant's mode for per-mode state (tiers, plugin settings).
+	Mode           Mode
 	Tiers          *TierConfig
 	Key            *Key
 	PluginSettings *PluginSettings

@@ -72,13 +72,13 @@ func (s *Stripe) syncTiers(ctx context.Context, t Tenant, tc *TierConfig, idem *
 }
 
 func (s *Stripe) sync(ctx context.Context, t Tenant, conn *StripeConnection, call BillingCall, tc *TierConfig, idem *Idempotency) (*tierSync, error) {
-	cur, err := storedTiers(ctx, s.c.store, t.PlatformID)
+	cur, err := storedTiers(ctx, s.c.store, t)
 	if err != nil {
 		return nil, err
 	}
 	if tc == nil {
 		tc = cur
-	} else if err := s.c.checkTierRemovals(ctx, t.PlatformID, cur, tc); err != nil {
+	} else if err := s.c.checkTierRemovals(ctx, t, cur, tc); err != nil {
 		// The write would refuse this config: make nothing in Stripe for it.
 		return nil, err
 	}
@@ -219,12 +219,12 @@ func withStripeIDs(tc *TierConfig, cat *StripeCatalog) *TierConfig {
 
 // checkTierRemovals refuses a config that drops a tier customers are still
 // on, as Tiers.Put does: checked before Stripe objects are made for it.
-func (c *core) checkTierRemovals(ctx context.Context, platformID string, cur, tc *TierConfig) error {
+func (c *core) checkTierRemovals(ctx context.Context, t Tenant, cur, tc *TierConfig) error {
 	for _, old := range cur.Tiers {
 		if tc.Tier(old.Name) != nil {
 			continue
 		}
-		if n, err := customersOnPlan(ctx, c.store, platformID, old.Name); err != nil {
+		if n, err := customersOnPlan(ctx, c.store, t, old.Name); err != nil {
 			return err
 		} else if n > 0 {
 			return invalid("tiers", "tier %q still has %d customer(s); move them to another plan first", old.Name, n)
@@ -236,7 +236,7 @@ func (c *core) checkTierRemovals(ctx context.Context, platformID string, cur, tc
 // ForTenant returns a platform's tier config as t sees it: with the Stripe
 // product and price ids of t's mode, where they are in step with the tier.
 func (s *Tiers) ForTenant(ctx context.Context, t Tenant) (*TierConfig, error) {
-	tc, err := s.c.tierConfig(ctx, t.PlatformID)
+	tc, err := s.c.tierConfig(ctx, t)
 	if err != nil {
 		return nil, err
 	}
@@ -282,7 +282,7 @@ func (s *Stripe) priceFor(ctx context.Context, t Tenant, tier *Tier) (string, er
 	if ts == nil {
 		return "", Errorf(ESTRIPENOTCONNECTED, "This platform has not connected Stripe in %s mode.", t.Mode)
 	}
-	_, err = s.c.update(ctx, t, nil, []Lock{tiersLock(t.PlatformID)}, func(b Tx) (any, error) {
+	_, err = s.c.update(ctx, t, nil, []Lock{tiersLock(t)}, func(b Tx) (any, error) {
 		ts.put(b)
 		return nil, nil
 	})

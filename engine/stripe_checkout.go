@@ -56,7 +56,7 @@ func (s *Stripe) Checkout(ctx context.Context, t Tenant, in CheckoutInput, idem 
 		return nil, err
 	}
 	defer done()
-	tc, err := s.c.tierConfig(ctx, t.PlatformID)
+	tc, err := s.c.tierConfig(ctx, t)
 	if err != nil {
 		return nil, err
 	}

@@ -158,7 +158,7 @@ func (s *Stripe) applyToCustomer(ctx context.Context, t Tenant, ev *BillingEvent
 	if customerID == "" || len(customerID) > 100 {
 		return result(ev, EventIgnored), nil
 	}
-	res, err := s.c.update(ctx, t, nil, []Lock{customerLock(t, customerID), tiersLock(t.PlatformID)}, func(b Tx) (any, error) {
+	res, err := s.c.update(ctx, t, nil, []Lock{customerLock(t, customerID), tiersLock(t)}, func(b Tx) (any, error) {
 		if seen, err := b.StripeEventApplied(ctx, t, ev.ID); err != nil {
 			return nil, err
 		} else if seen {
@@ -201,7 +201,7 @@ func (c *core) putBillingCustomer(b Writer, t Tenant, cus *Customer, prevPlan st
 // tier of its price, else the tier its metadata names; "" when neither is a
 // tier of the stored config.
 func (s *Stripe) billingPlan(ctx context.Context, t Tenant, price string, metadata map[string]string) (string, error) {
-	tc, err := storedTiers(ctx, s.c.store, t.PlatformID)
+	tc, err := storedTiers(ctx, s.c.store, t)
 	if err != nil {
 		return "", err
 	}
@@ -224,8 +224,8 @@ func (s *Stripe) billingPlan(ctx context.Context, t Tenant, price string, metada
 
 // defaultPlan is where a customer goes when its subscription ends: the free
 // tier, or the cheapest (the first of the cheapest).
-func (s *Stripe) defaultPlan(ctx context.Context, platformID string) (string, error) {
-	tc, err := storedTiers(ctx, s.c.store, platformID)
+func (s *Stripe) defaultPlan(ctx context.Context, t Tenant) (string, error) {
+	tc, err := storedTiers(ctx, s.c.store, t)
 	if err != nil {
 		return "", err
 	}
@@ -392,7 +392,7 @@ func (s *Stripe) applySubscription(ctx context.Context, t Tenant, conn *StripeCo
 		cus.Subscription = view
 		switch {
 		case deleted || endedStatus(status):
-			plan, err := s.defaultPlan(ctx, t.PlatformID)
+			plan, err := s.defaultPlan(ctx, t)
 			if err != nil {
 				return "", err
 			}

@@ -126,12 +126,13 @@ func (in *TierConfigInput) Validate() (*TierConfig, error) {
 	return out, nil
 }
 
-// Get returns a platform's tier config.
-func (s *Tiers) Get(ctx context.Context, platformID string) (*TierConfig, error) {
-	return s.c.tierConfig(ctx, platformID)
+// Get returns a tenant's tier config: each mode has its own, so that test
+// keys can change tiers without touching live ones.
+func (s *Tiers) Get(ctx context.Context, t Tenant) (*TierConfig, error) {
+	return s.c.tierConfig(ctx, t)
 }
 
-// Put replaces a platform's tier config. Usage is kept: counters belong to
+// Put replaces a tenant's tier config. Usage is kept: counters belong to
 // customers and features, not to tiers. A tier that customers are still on
 // cannot be removed (EVALIDATION naming it).
 func (s *Tiers) Put(ctx context.Context, t Tenant, in TierConfigInput, idem *Idempotency) (*TierConfig, error) {
@@ -152,8 +153,8 @@ func (s *Tiers) Put(ctx context.Context, t Tenant, in TierConfigInput, idem *Ide
 		return nil, err
 	}
 	defer stripe.release()
-	res, err := s.c.updateClaimed(ctx, t, idem, []Lock{tiersLock(t.PlatformID)}, func(b Tx) (any, error) {
-		cur, err := storedTiers(ctx, b, t.PlatformID)
+	res, err := s.c.updateClaimed(ctx, t, idem, []Lock{tiersLock(t)}, func(b Tx) (any, error) {
+		cur, err := storedTiers(ctx, b, t)
 		if err != nil {
 			return nil, err
 		}
@@ -161,7 +162,7 @@ func (s *Tiers) Put(ctx context.Context, t Tenant, in TierConfigInput, idem *Ide
 			if tc.Tier(old.Name) != nil {
 				continue
 			}
-			if n, err := customersOnPlan(ctx, b, t.PlatformID, old.Name); err != nil {
+			if n, err := customersOnPlan(ctx, b, t, old.Name); err != nil {
 				return nil, err
 			} else if n > 0 {
 				return nil, invalid("tiers", "tier %q still has %d customer(s); move them to another plan first", old.Name, n)
@@ -173,7 +174,7 @@ func (s *Tiers) Put(ctx context.Context, t Tenant, in TierConfigInput, idem *Ide
 				tc.Tiers[i].PriceID, tc.Tiers[i].ProductID = o.PriceID, o.ProductID
 			}
 		}
-		b.PutTiers(t.PlatformID, tc)
+		b.PutTiers(t, tc)
 		stripe.put(b)
 		return stripe.view(tc), nil
 	})
@@ -186,34 +187,32 @@ func (s *Tiers) Put(ctx context.Context, t Tenant, in TierConfigInput, idem *Ide
 
 // storedTiers reads a platform's tier config in a unit of work, not from
 // the cache: under the tier lock it is the latest.
-func storedTiers(ctx context.Context, tx Reader, platformID string) (*TierConfig, error) {
-	tc, err := tx.Tiers(ctx, platformID)
+func storedTiers(ctx context.Context, tx Reader, t Tenant) (*TierConfig, error) {
+	tc, err := tx.Tiers(ctx, t)
 	if ErrorCode(err) == ENOTFOUND {
 		return DefaultTiers(), nil
 	}
 	return tc, err
 }
 
-// customersOnPlan counts a platform's customers (both modes) on plan.
-func customersOnPlan(ctx context.Context, tx Reader, platformID, plan string) (int, error) {
+// customersOnPlan counts a tenant's customers on plan.
+func customersOnPlan(ctx context.Context, tx Reader, t Tenant, plan string) (int, error) {
 	n := 0
-	for _, m := range []Mode{Live, Test} {
-		p := Page{Limit: 100}
-		for {
-			cs, more, err := tx.Customers(ctx, Tenant{PlatformID: platformID, Mode: m}, p)
-			if err != nil {
-				return 0, err
-			}
-			for _, cu := range cs {
-				if cu.Plan == plan {
-					n++
-				}
-			}
-			if !more || len(cs) == 0 {
-				break
-			}
-			p.StartingAfter = cs[len(cs)-1].ID
+	p := Page{Limit: 100}
+	for {
+		cs, more, err := tx.Customers(ctx, t, p)
+		if err != nil {
+			return 0, err
 		}
+		for _, cu := range cs {
+			if cu.Plan == plan {
+				n++
+			}
+		}
+		if !more || len(cs) == 0 {
+			break
+		}
+		p.StartingAfter = cs[len(cs)-1].ID
 	}
 	return n, nil
 }

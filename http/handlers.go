@@ -257,6 +257,9 @@ func (s *Server) usage(w http.ResponseWriter, r *http.Request, k *engine.Key) er
 // --- keys
 
 func (s *Server) listKeys(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
+	if err := k.MayManageKeys(); err != nil {
+		return err
+	}
 	keys, err := s.eng.Keys.List(r.Context(), k.Tenant())
 	if err != nil {
 		return err
@@ -266,12 +269,18 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request, k *engine.Key)
 }
 
 func (s *Server) createKey(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
+	if err := k.MayManageKeys(); err != nil {
+		return err
+	}
 	return command(w, r, true, created201, func(in engine.CreateKeyInput, idem *engine.Idempotency) (*engine.KeyPair, error) {
 		return s.eng.Keys.Create(r.Context(), k.Tenant(), in, sensitive(idem))
 	})
 }
 
 func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
+	if err := k.MayManageKeys(); err != nil {
+		return err
+	}
 	rk, err := s.eng.Keys.Revoke(r.Context(), k.Tenant(), mux.Vars(r)["id"], nil)
 	if err != nil {
 		return err

@@ -20,7 +20,7 @@ func bodyLimit(r *http.Request) int64 {
 }
 
 func (s *Server) getPlugin(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
-	o, err := s.eng.Plugins.Get(r.Context(), k.PlatformID)
+	o, err := s.eng.Plugins.Get(r.Context(), k.Tenant())
 	if err != nil {
 		return err
 	}

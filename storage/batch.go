@@ -134,12 +134,12 @@ func (b *batch) PutKey(k *engine.Key) {
 	}
 }
 
-// PutTiers writes a platform's tier config.
-func (b *batch) PutTiers(platformID string, c *engine.TierConfig) {
-	if b.check(platformID) {
+// PutTiers writes a tenant's tier config.
+func (b *batch) PutTiers(t engine.Tenant, c *engine.TierConfig) {
+	if b.check(t.PlatformID) {
 		val, err := encodeJSON(c)
-		b.setEncoded(tiersKey(platformID), val, err)
-		b.changed(engine.Change{PlatformID: platformID, Tiers: c})
+		b.setEncoded(tiersKey(t), val, err)
+		b.changed(engine.Change{PlatformID: t.PlatformID, Mode: t.Mode, Tiers: c})
 	}
 }
 

@@ -24,15 +24,15 @@ import (
 //	key   <platform> <key id>                          engine.Key
 //	ksec  <sha-256, 32 bytes>                          → platform, key id
 //	kpub  <publishable key> <platform> <key id>        → platform, key id
-//	tier  <platform>                                   engine.TierConfig
+//	tier  <platform> <mode>                            engine.TierConfig
 //	cus   <platform> <mode> <customer>                 engine.Customer
 //	email <platform> <mode> <email, lowercased>        → customer id
 //	use   <platform> <mode> <customer> <feature> <period start>  engine.Counter
 //	pol   <platform> <mode> <customer> <feature>       plugin state
 //	idem  <platform> <mode> <idempotency key>          engine.IdemRecord
-//	plgs  <platform>                                   engine.PluginSettings
-//	plgv  <platform> <version>                         engine.PluginVersion
-//	plgm  <platform> <version>                         wasm module bytes
+//	plgs  <platform> <mode>                            engine.PluginSettings
+//	plgv  <platform> <mode> <version>                  engine.PluginVersion
+//	plgm  <platform> <mode> <version>                  wasm module bytes
 //	obx   <outbox entry id>                            engine.OutboxEntry
 //	cors  <platform>                                   allowed CORS origins
 //	corg  <origin> <platform>                          (empty: the platform allows origin)
@@ -153,7 +153,7 @@ func publishableIndexKey(pk, platformID, id string) []byte {
 }
 func publishableIndexPrefix(pk string) []byte { return prefixOf(makeKey(prefixKeyPub, pk)) }
 
-func tiersKey(platformID string) []byte { return makeKey(prefixTiers, platformID) }
+func tiersKey(t engine.Tenant) []byte { return tenantKey(prefixTiers, t) }
 
 // tenantKey is prefix, the tenant's platform and mode, then parts.
 func tenantKey(prefix string, t engine.Tenant, parts ...string) []byte {
@@ -201,15 +201,15 @@ func idempotencyKey(t engine.Tenant, key string) []byte {
 	return tenantKey(prefixIdempotency, t, key)
 }
 
-func pluginSettingsKey(platformID string) []byte { return makeKey(prefixPluginSet, platformID) }
-func pluginVersionKey(platformID, version string) []byte {
-	return makeKey(prefixPluginVer, platformID, version)
+func pluginSettingsKey(t engine.Tenant) []byte { return tenantKey(prefixPluginSet, t) }
+func pluginVersionKey(t engine.Tenant, version string) []byte {
+	return tenantKey(prefixPluginVer, t, version)
 }
-func pluginVersionsPrefix(platformID string) []byte {
-	return prefixOf(makeKey(prefixPluginVer, platformID))
+func pluginVersionsPrefix(t engine.Tenant) []byte {
+	return prefixOf(tenantKey(prefixPluginVer, t))
 }
-func pluginModuleKey(platformID, version string) []byte {
-	return makeKey(prefixPluginMod, platformID, version)
+func pluginModuleKey(t engine.Tenant, version string) []byte {
+	return tenantKey(prefixPluginMod, t, version)
 }
 
 // idempotencyPrefix covers every idempotency record of every tenant.

@@ -166,7 +166,7 @@ func TestCustomerKeysSortByID(t *testing.T) {
 func TestKeysOfDifferentKindsDiffer(t *testing.T) {
 	keys := [][]byte{
 		schemaKey(), adminTokenKey(), platformKey("x"), keyKey("x", "x"),
-		secretIndexKey([32]byte{}), publishableIndexKey("x", "x", "x"), tiersKey("x"),
+		secretIndexKey([32]byte{}), publishableIndexKey("x", "x", "x"), tiersKey(tenantLive), tiersKey(tenantTest),
 		customerKey(tenantLive, "x"), customerKey(tenantTest, "x"), emailIndexKey(tenantLive, "x"),
 		counterKey(engine.CounterKey{Tenant: tenantLive, CustomerID: "x", Feature: "x"}),
 		policyStateKey(tenantLive, "x", "x"), idempotencyKey(tenantLive, "x"),

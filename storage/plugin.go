@@ -7,24 +7,24 @@ import (
 	"github.com/dream-api/dream-api/engine"
 )
 
-// PluginSettings returns a platform's plugin settings, or ENOTFOUND.
-func (s *Store) PluginSettings(ctx context.Context, platformID string) (*engine.PluginSettings, error) {
+// PluginSettings returns a tenant's plugin settings, or ENOTFOUND.
+func (s *Store) PluginSettings(ctx context.Context, t engine.Tenant) (*engine.PluginSettings, error) {
 	var ps *engine.PluginSettings
-	found, err := s.get(pluginSettingsKey(platformID), func(val []byte) error {
+	found, err := s.get(pluginSettingsKey(t), func(val []byte) error {
 		ps = new(engine.PluginSettings)
 		return decodeJSON("plugin settings", val, ps)
 	})
 	if err == nil && !found {
-		err = engine.Errorf(engine.ENOTFOUND, "No plugin settings for platform %s", platformID)
+		err = engine.Errorf(engine.ENOTFOUND, "No plugin settings for platform %s in %s mode", t.PlatformID, t.Mode)
 	}
 	return ps, err
 }
 
-// PluginVersions lists a platform's uploaded versions, oldest first (version
+// PluginVersions lists a tenant's uploaded versions, oldest first (version
 // ids sort by upload time).
-func (s *Store) PluginVersions(ctx context.Context, platformID string) ([]*engine.PluginVersion, error) {
+func (s *Store) PluginVersions(ctx context.Context, t engine.Tenant) ([]*engine.PluginVersion, error) {
 	var out []*engine.PluginVersion
-	prefix := pluginVersionsPrefix(platformID)
+	prefix := pluginVersionsPrefix(t)
 	err := s.scan(ctx, prefix, prefixEnd(prefix), func(_, val []byte) error {
 		v := new(engine.PluginVersion)
 		if err := decodeJSON("plugin version", val, v); err != nil {
@@ -37,9 +37,9 @@ func (s *Store) PluginVersions(ctx context.Context, platformID string) ([]*engin
 }
 
 // PluginModule returns the wasm bytes of a version, or ENOTFOUND.
-func (s *Store) PluginModule(ctx context.Context, platformID, version string) ([]byte, error) {
+func (s *Store) PluginModule(ctx context.Context, t engine.Tenant, version string) ([]byte, error) {
 	var wasm []byte
-	found, err := s.get(pluginModuleKey(platformID, version), func(val []byte) error {
+	found, err := s.get(pluginModuleKey(t, version), func(val []byte) error {
 		p, err := payload("plugin module", val)
 		wasm = bytes.Clone(p)
 		return err
@@ -51,28 +51,28 @@ func (s *Store) PluginModule(ctx context.Context, platformID, version string) ([
 }
 
 // PutPluginVersion stores a version's record and its module.
-func (b *batch) PutPluginVersion(platformID string, v *engine.PluginVersion, wasm []byte) {
-	if b.check(platformID, v.Version) {
+func (b *batch) PutPluginVersion(t engine.Tenant, v *engine.PluginVersion, wasm []byte) {
+	if b.check(t.PlatformID, v.Version) {
 		val, err := encodeJSON(v)
-		b.setEncoded(pluginVersionKey(platformID, v.Version), val, err)
-		b.set(pluginModuleKey(platformID, v.Version), append([]byte{formatV1}, wasm...))
+		b.setEncoded(pluginVersionKey(t, v.Version), val, err)
+		b.set(pluginModuleKey(t, v.Version), append([]byte{formatV1}, wasm...))
 	}
 }
 
 // DeletePluginVersion removes a version's record and its module.
-func (b *batch) DeletePluginVersion(platformID, version string) {
-	if b.check(platformID, version) {
-		b.delete(pluginVersionKey(platformID, version))
-		b.delete(pluginModuleKey(platformID, version))
+func (b *batch) DeletePluginVersion(t engine.Tenant, version string) {
+	if b.check(t.PlatformID, version) {
+		b.delete(pluginVersionKey(t, version))
+		b.delete(pluginModuleKey(t, version))
 	}
 }
 
 // PutPluginSettings stores which version is active and the onError setting.
-func (b *batch) PutPluginSettings(platformID string, ps *engine.PluginSettings) {
-	if b.check(platformID) {
+func (b *batch) PutPluginSettings(t engine.Tenant, ps *engine.PluginSettings) {
+	if b.check(t.PlatformID) {
 		val, err := encodeJSON(ps)
-		b.setEncoded(pluginSettingsKey(platformID), val, err)
-		b.changed(engine.Change{PlatformID: platformID, PluginSettings: ps})
+		b.setEncoded(pluginSettingsKey(t), val, err)
+		b.changed(engine.Change{PlatformID: t.PlatformID, Mode: t.Mode, PluginSettings: ps})
 	}
 }
 

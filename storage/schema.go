@@ -3,12 +3,14 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/dream-api/dream-api/engine"
 )
 
 // schemaVersion is the layout of keys and values this build writes.
-const schemaVersion = 1
+const schemaVersion = 2
 
 // A migration brings a store to version from the version before it. It reads
 // db and adds its writes to b, which also records the new version and is
@@ -20,7 +22,42 @@ type migration struct {
 
 // migrations are run at Open, in order, on a store older than schemaVersion.
 // Version 1 is the first schema and needs none.
-var migrations = []migration{}
+var migrations = []migration{
+	{version: 2, run: configPerMode},
+}
+
+// configPerMode (version 2): tier configs and plugin settings, versions and
+// modules were a platform's, shared by both modes; each mode now has its
+// own. Each is copied into both modes, so that both go on as before.
+func configPerMode(db *pebble.DB, b *pebble.Batch) error {
+	for _, prefix := range []string{prefixTiers, prefixPluginSet, prefixPluginVer, prefixPluginMod} {
+		lower := prefixOf(makeKey(prefix))
+		it, err := db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+		if err != nil {
+			return err
+		}
+		for it.First(); it.Valid(); it.Next() {
+			// <platform> or <platform> <version>: no mode yet.
+			parts := strings.Split(string(it.Key()[len(lower):]), string(rune(sep)))
+			t := engine.Tenant{PlatformID: parts[0]}
+			for _, m := range []engine.Mode{engine.Live, engine.Test} {
+				t.Mode = m
+				if err := b.Set(tenantKey(prefix, t, parts[1:]...), it.Value(), nil); err != nil {
+					it.Close()
+					return err
+				}
+			}
+			if err := b.Delete(it.Key(), nil); err != nil {
+				it.Close()
+				return err
+			}
+		}
+		if err := it.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // migrate brings db to version target with ms. A new store is written at
 // target directly; a store newer than target is an error.

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/dream-api/dream-api/engine"
 )
 
 func openPebble(t *testing.T, dir string) *pebble.DB {
@@ -114,5 +115,57 @@ func TestMigrate(t *testing.T) {
 	}
 	if _, _, err := db.Get([]byte("half done")); !errors.Is(err, pebble.ErrNotFound) {
 		t.Errorf("a failed migration's write is visible: %v", err)
+	}
+}
+
+// TestConfigPerModeMigration: a version 1 store's tier config and plugin
+// settings, versions and modules were the platform's; after Open each mode
+// has its own copy and the old keys are gone.
+func TestConfigPerModeMigration(t *testing.T) {
+	dir := t.TempDir()
+	db := openPebble(t, dir)
+	tiers, _ := encodeJSON(&engine.TierConfig{Tiers: []engine.Tier{{Name: "solo", Limits: map[string]int64{"requests": 7}}}})
+	settings, _ := encodeJSON(&engine.PluginSettings{Active: "plg_1", OnError: "deny"})
+	version, _ := encodeJSON(&engine.PluginVersion{Version: "plg_1", SHA256: "ab", Size: 4})
+	old := map[string][]byte{
+		string(makeKey(prefixTiers, "plt_a")):              tiers,
+		string(makeKey(prefixPluginSet, "plt_a")):          settings,
+		string(makeKey(prefixPluginVer, "plt_a", "plg_1")): version,
+		string(makeKey(prefixPluginMod, "plt_a", "plg_1")): append([]byte{formatV1}, "wasm"...),
+	}
+	for k, v := range old {
+		if err := db.Set([]byte(k), v, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Set(schemaKey(), encodeSchema(1), pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s := openStore(t, dir)
+	for _, m := range []engine.Mode{engine.Live, engine.Test} {
+		tn := engine.Tenant{PlatformID: "plt_a", Mode: m}
+		tc, err := s.Tiers(ctx, tn)
+		if err != nil || len(tc.Tiers) != 1 || tc.Tiers[0].Limits["requests"] != 7 {
+			t.Errorf("%s tiers: %+v, %v", m, tc, err)
+		}
+		ps, err := s.PluginSettings(ctx, tn)
+		if err != nil || ps.Active != "plg_1" || ps.OnError != "deny" {
+			t.Errorf("%s plugin settings: %+v, %v", m, ps, err)
+		}
+		vs, err := s.PluginVersions(ctx, tn)
+		if err != nil || len(vs) != 1 || vs[0].Version != "plg_1" {
+			t.Errorf("%s plugin versions: %+v, %v", m, vs, err)
+		}
+		if wasm, err := s.PluginModule(ctx, tn, "plg_1"); err != nil || string(wasm) != "wasm" {
+			t.Errorf("%s plugin module: %q, %v", m, wasm, err)
+		}
+	}
+	for k := range old {
+		if found, err := s.get([]byte(k), func([]byte) error { return nil }); err != nil || found {
+			t.Errorf("old key %q still there (%v)", k, err)
+		}
 	}
 }

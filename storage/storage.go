@@ -448,14 +448,14 @@ func sortKeys(keys []*engine.Key) {
 }
 
 // Tiers returns a platform's tier config, or ENOTFOUND.
-func (s *Store) Tiers(ctx context.Context, platformID string) (*engine.TierConfig, error) {
+func (s *Store) Tiers(ctx context.Context, t engine.Tenant) (*engine.TierConfig, error) {
 	var c *engine.TierConfig
-	found, err := s.get(tiersKey(platformID), func(val []byte) error {
+	found, err := s.get(tiersKey(t), func(val []byte) error {
 		c = new(engine.TierConfig)
 		return decodeJSON("tiers", val, c)
 	})
 	if err == nil && !found {
-		err = engine.Errorf(engine.ENOTFOUND, "No tiers for platform %s", platformID)
+		err = engine.Errorf(engine.ENOTFOUND, "No tiers for platform %s in %s mode", t.PlatformID, t.Mode)
 	}
 	return c, err
 }

@@ -120,7 +120,7 @@ func TestPutGetRoundTrip(t *testing.T) {
 		b.PutAdminTokenHash(admin)
 		b.PutPlatform(plat)
 		b.PutKey(key)
-		b.PutTiers("plt_a", tiers)
+		b.PutTiers(engine.Tenant{PlatformID: "plt_a"}, tiers)
 		b.PutCustomer(tenantLive, cus, "")
 		b.PutCounter(ck, cnt)
 		b.PutPolicyState(tenantLive, "cus_a", "requests", state)
@@ -152,7 +152,7 @@ func TestPutGetRoundTrip(t *testing.T) {
 	}
 	wantEqual(t, "KeysByPublishable", gotKeys, []*engine.Key{key})
 
-	gotTiers, err := s.Tiers(ctx, "plt_a")
+	gotTiers, err := s.Tiers(ctx, engine.Tenant{PlatformID: "plt_a"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +205,7 @@ func TestMissingRecords(t *testing.T) {
 	wantNotFound(t, "KeysByPublishable", err)
 	_, err = s.Key(ctx, "plt_a", "key_1")
 	wantNotFound(t, "Key", err)
-	_, err = s.Tiers(ctx, "plt_a")
+	_, err = s.Tiers(ctx, engine.Tenant{PlatformID: "plt_a"})
 	wantNotFound(t, "Tiers", err)
 	_, err = s.Customer(ctx, tenantLive, "cus_a")
 	wantNotFound(t, "Customer", err)
@@ -467,7 +467,7 @@ func TestPlatformsPagination(t *testing.T) {
 		for _, id := range slices.Backward(ids) {
 			b.PutPlatform(samplePlatform(id))
 			// Records of a platform's other kinds are not platforms.
-			b.PutTiers(id, engine.DefaultTiers())
+			b.PutTiers(engine.Tenant{PlatformID: id}, engine.DefaultTiers())
 			b.PutKey(sampleKey(id, "key_1", "pk_"+id, day("2024-01-01")))
 		}
 	})
@@ -725,7 +725,7 @@ func TestUnknownFormatIsAnError(t *testing.T) {
 		{"keys", keyKey("plt_a", "key_1"), func() error { _, err := s.Keys(ctx, "plt_a"); return err }},
 		{"secret index", secretIndexKey(hash("s")), func() error { _, err := s.KeyBySecretHash(ctx, hash("s")); return err }},
 		{"publishable index", publishableIndexKey("pk_1", "plt_a", "key_1"), func() error { _, err := s.KeysByPublishable(ctx, "pk_1"); return err }},
-		{"tiers", tiersKey("plt_a"), func() error { _, err := s.Tiers(ctx, "plt_a"); return err }},
+		{"tiers", tiersKey(engine.Tenant{PlatformID: "plt_a"}), func() error { _, err := s.Tiers(ctx, engine.Tenant{PlatformID: "plt_a"}); return err }},
 		{"customer", customerKey(tenantLive, "cus_a"), func() error { _, err := s.Customer(ctx, tenantLive, "cus_a"); return err }},
 		{"customers", customerKey(tenantLive, "cus_a"), func() error { _, _, err := s.Customers(ctx, tenantLive, engine.Page{}); return err }},
 		{"email index", emailIndexKey(tenantLive, "a@b.c"), func() error { _, err := s.CustomerIDByEmail(ctx, tenantLive, "a@b.c"); return err }},

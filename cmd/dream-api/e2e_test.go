@@ -1188,8 +1188,11 @@ func TestMultiFeatureTiers(t *testing.T) {
 			t.Errorf("unlimited exports: count/limit/remaining = %d/%d/%d, want %d/-1/-1", c, l, r, 1000*i)
 		}
 	}
-	res = ts.expect(t, feature("uploads", 1), 429, "tier_limit_reached")
-	if num(res.Body, "usage", "limit") != 0 || num(res.Body, "usage", "count") != 0 || str(res.Body, "usage", "feature") != "uploads" {
+	// A feature no tier meters or lists is a mistake, not a denial (API.md v1.1).
+	ts.expect(t, feature("uploads", 1), 422, "unknown_feature")
+	// One that a tier lists but this plan does not meter is its limit of 0.
+	res = ts.expect(t, feature("sso", 1), 429, "tier_limit_reached")
+	if num(res.Body, "usage", "limit") != 0 || num(res.Body, "usage", "count") != 0 || str(res.Body, "usage", "feature") != "sso" {
 		t.Errorf("unmetered feature: %s", res.Raw)
 	}
 	// Quantities count against the limit as a whole.
