@@ -33,7 +33,7 @@ func TestDeletePluginVersion(t *testing.T) {
 	_, err = s.PluginModule(ctx, ta, "plg_1")
 	wantNotFound(t, "deleted module", err)
 	for _, c := range []struct {
-		platform engine.Tenant
+		platform      engine.Tenant
 		version, want string
 	}{
 		{ta, "plg_2", "two"}, {ta, "plg_3", "three"}, {tb, "plg_1", "bee"},
