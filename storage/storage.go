@@ -140,7 +140,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 	}
 	fs := o.FS
 	if fs == vfs.Default {
-		if err := tighten(dir); err != nil {
+		if err := Tighten(dir); err != nil {
 			return nil, fmt.Errorf("storage: open %s: %w", dir, err)
 		}
 		fs = privateFS{fs}
@@ -271,10 +271,10 @@ func (fs privateFS) MkdirAll(dir string, _ os.FileMode) error {
 	return fs.FS.MkdirAll(dir, 0o700)
 }
 
-// tighten makes an existing tree readable by its owner only: directories
+// Tighten makes an existing tree readable by its owner only: directories
 // 0700, regular files 0600. Stores written before Open did so, or copied
 // under a umask of 022, were world-readable. A missing dir is left alone.
-func tighten(dir string) error {
+func Tighten(dir string) error {
 	err := filepath.WalkDir(dir, func(path string, d iofs.DirEntry, err error) error {
 		if err != nil {
 			return err

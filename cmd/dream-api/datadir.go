@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/dream-api/dream-api/engine"
+	"github.com/dream-api/dream-api/storage"
 )
 
 // A data dir (--data, DREAM_DATA_DIR) holds:
@@ -91,33 +92,9 @@ func prepareDataDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	return makePrivate(dir)
+	return storage.Tighten(dir)
 }
 
-// makePrivate makes an existing tree readable by its owner only:
-// directories 0700, regular files 0600. Data dirs made before dream-api did
-// so were world-readable.
-func makePrivate(dir string) error {
-	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		want := fs.FileMode(0o600)
-		if d.IsDir() {
-			want = 0o700
-		} else if !d.Type().IsRegular() {
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		if info.Mode().Perm() != want {
-			return os.Chmod(path, want)
-		}
-		return nil
-	})
-}
 
 // dataDirLock is a data dir held by this process: an exclusive lock on
 // its pid file, which names the holder for anyone who finds it locked.
