@@ -95,7 +95,6 @@ func prepareDataDir(dir string) error {
 	return storage.Tighten(dir)
 }
 
-
 // dataDirLock is a data dir held by this process: an exclusive lock on
 // its pid file, which names the holder for anyone who finds it locked.
 type dataDirLock struct{ f *os.File }
