@@ -358,7 +358,7 @@ func (s *Stripe) connectOnboarding(ctx context.Context, t Tenant, cur *StripeCon
 		if err != nil {
 			return nil, err
 		}
-		account, err = s.cfg.Billing.CreateAccount(ctx, BillingCall{Key: key, IdempotencyKey: stripeIdem(idem, "account")},
+		account, err = s.cfg.Billing.CreateAccount(ctx, BillingCall{Key: key, IdempotencyKey: stripeIdem(t, idem, "account")},
 			AccountInput{Email: p.Email, Metadata: map[string]string{"dreamPlatformId": p.ID, "dreamMode": t.Mode.String()}})
 		if err != nil {
 			return nil, s.upstream(err)
@@ -371,7 +371,7 @@ func (s *Stripe) connectOnboarding(ctx context.Context, t Tenant, cur *StripeCon
 	if refreshURL == "" {
 		refreshURL = s.publicURL() + "/stripe/refresh"
 	}
-	link, err := s.cfg.Billing.CreateAccountLink(ctx, BillingCall{Key: key, IdempotencyKey: stripeIdem(idem, "account-link")},
+	link, err := s.cfg.Billing.CreateAccountLink(ctx, BillingCall{Key: key, IdempotencyKey: stripeIdem(t, idem, "account-link")},
 		AccountLinkInput{Account: account, ReturnURL: returnURL, RefreshURL: refreshURL})
 	if err != nil {
 		return nil, s.upstream(err)
@@ -637,15 +637,19 @@ func (s *Stripe) connectionLock(t Tenant) []Lock { return []Lock{stripeLock(t)} 
 
 func (s *Stripe) publicURL() string { return strings.TrimRight(s.cfg.PublicURL(), "/") }
 
-// stripeIdem derives the Idempotency-Key of one Stripe call from the
-// request's: the request's key, what the call is for, and a short hash of
-// the request, so that a retry gets Stripe's first answer and a corrected
-// request with the same key is not refused by Stripe. "" without a key.
-func stripeIdem(idem *Idempotency, purpose string) string {
+// stripeIdem derives the Idempotency-Key of one Stripe call made for t from
+// the request's: the platform and mode, the request's key, what the call is
+// for, and a short hash of the request. A retry gets Stripe's first answer;
+// a corrected request with the same key is not refused by Stripe; and two
+// platforms (or one platform's two modes) that send the same key never get
+// each other's answer: Connect onboarding and operator billing of every
+// platform run on the operator's one Stripe account, which Stripe keeps
+// keys per. "" without a key.
+func stripeIdem(t Tenant, idem *Idempotency, purpose string) string {
 	if idem == nil || idem.Key == "" {
 		return ""
 	}
-	k := idem.Key + "/" + purpose + "/" + hex.EncodeToString(idem.RequestHash[:4])
+	k := t.PlatformID + "/" + t.Mode.String() + "/" + idem.Key + "/" + purpose + "/" + hex.EncodeToString(idem.RequestHash[:4])
 	if len(k) > 255 {
 		sum := sha256.Sum256([]byte(k))
 		k = "dream-" + hex.EncodeToString(sum[:])

@@ -107,7 +107,7 @@ func (s *Stripe) sync(ctx context.Context, t Tenant, conn *StripeConnection, cal
 		}
 		call := call
 		if obj.ProductID == "" {
-			call.IdempotencyKey = stripeIdem(idem, "product/"+tier.Name)
+			call.IdempotencyKey = stripeIdem(t, idem, "product/"+tier.Name)
 			id, err := s.cfg.Billing.CreateProduct(ctx, call, ProductInput{Name: tier.DisplayName, Metadata: map[string]string{
 				"dreamPlatformId": t.PlatformID, "dreamTier": tier.Name,
 			}})
@@ -117,7 +117,7 @@ func (s *Stripe) sync(ctx context.Context, t Tenant, conn *StripeConnection, cal
 			obj = StripeTier{ProductID: id, Name: tier.DisplayName}
 			ts.changed = true
 		} else if obj.Name != tier.DisplayName {
-			call.IdempotencyKey = stripeIdem(idem, "product-name/"+tier.Name)
+			call.IdempotencyKey = stripeIdem(t, idem, "product-name/"+tier.Name)
 			if err := s.cfg.Billing.UpdateProduct(ctx, call, obj.ProductID, ProductInput{Name: tier.DisplayName}); err != nil {
 				return nil, s.upstream(err)
 			}
@@ -125,7 +125,7 @@ func (s *Stripe) sync(ctx context.Context, t Tenant, conn *StripeConnection, cal
 			ts.changed = true
 		}
 		if !obj.matches(tier) {
-			call.IdempotencyKey = stripeIdem(idem, fmt.Sprintf("price/%s/%s/%d/%s", tier.Name, obj.ProductID, tier.Price, tier.Interval))
+			call.IdempotencyKey = stripeIdem(t, idem, fmt.Sprintf("price/%s/%s/%d/%s", tier.Name, obj.ProductID, tier.Price, tier.Interval))
 			id, err := s.cfg.Billing.CreatePrice(ctx, call, PriceInput{
 				Product: obj.ProductID, Amount: tier.Price, Currency: tier.Currency, Interval: tier.Interval,
 				Metadata: map[string]string{"dreamPlatformId": t.PlatformID, "dreamTier": tier.Name},

@@ -79,7 +79,7 @@ func (s *Stripe) Checkout(ctx context.Context, t Tenant, in CheckoutInput, idem 
 	made := stripeCus == ""
 	if made {
 		c := call
-		c.IdempotencyKey = stripeIdem(idem, "customer")
+		c.IdempotencyKey = stripeIdem(t, idem, "customer")
 		name := strings.TrimSpace(cus.FirstName + " " + cus.LastName)
 		stripeCus, err = s.cfg.Billing.CreateCustomer(ctx, c, BillingCustomerInput{Email: cus.Email, Name: name,
 			Metadata: map[string]string{"dreamCustomerId": cus.ID, "dreamPlatformId": t.PlatformID}})
@@ -95,7 +95,7 @@ func (s *Stripe) Checkout(ctx context.Context, t Tenant, in CheckoutInput, idem 
 		cancelURL = s.publicURL() + "/billing/cancel"
 	}
 	c := call
-	c.IdempotencyKey = stripeIdem(idem, "checkout")
+	c.IdempotencyKey = stripeIdem(t, idem, "checkout")
 	sess, err := s.cfg.Billing.CreateCheckoutSession(ctx, c, CheckoutSessionInput{
 		Customer: stripeCus, Price: price, ClientReferenceID: cus.ID,
 		Metadata:   map[string]string{"tier": tier.Name, "dreamCustomerId": cus.ID, "dreamPlatformId": t.PlatformID},
@@ -157,7 +157,7 @@ func (s *Stripe) Portal(ctx context.Context, t Tenant, in PortalInput, idem *Ide
 	if cus.StripeCustomerID == nil || cus.StripeAccountID != conn.AccountID {
 		return nil, invalid("customerId", "customer %s has no Stripe customer on the connected account yet; it gets one with its first checkout", cus.ID)
 	}
-	call.IdempotencyKey = stripeIdem(idem, "portal")
+	call.IdempotencyKey = stripeIdem(t, idem, "portal")
 	url, err := s.cfg.Billing.CreatePortalSession(ctx, call, PortalSessionInput{Customer: *cus.StripeCustomerID, ReturnURL: in.ReturnURL})
 	if err != nil {
 		return nil, s.upstream(err)
@@ -222,7 +222,7 @@ func (s *Stripe) PlatformCheckout(ctx context.Context, t Tenant, in PlatformChec
 	if in2.CancelURL == "" {
 		in2.CancelURL = s.publicURL() + "/billing/cancel"
 	}
-	sess, err := s.cfg.Billing.CreateCheckoutSession(ctx, BillingCall{Key: key, IdempotencyKey: stripeIdem(idem, "platform-checkout")}, in2)
+	sess, err := s.cfg.Billing.CreateCheckoutSession(ctx, BillingCall{Key: key, IdempotencyKey: stripeIdem(t, idem, "platform-checkout")}, in2)
 	if err != nil {
 		return nil, s.upstream(err)
 	}

@@ -57,21 +57,46 @@ func TestConnectInputValidate(t *testing.T) {
 }
 
 func TestStripeIdem(t *testing.T) {
-	if got := stripeIdem(nil, "checkout"); got != "" {
+	acme := Tenant{PlatformID: "plt_acme", Mode: Live}
+	if got := stripeIdem(acme, nil, "checkout"); got != "" {
 		t.Errorf("no key: %q", got)
 	}
 	a := &Idempotency{Key: "order-1", RequestHash: [32]byte{1, 2, 3, 4}}
 	b := &Idempotency{Key: "order-1", RequestHash: [32]byte{9}}
-	if got := stripeIdem(a, "checkout"); got != "order-1/checkout/01020304" {
+	if got := stripeIdem(acme, a, "checkout"); got != "plt_acme/live/order-1/checkout/01020304" {
 		t.Errorf("stripeIdem = %q", got)
 	}
 	// Another body with the same key is another Stripe request.
-	if stripeIdem(a, "checkout") == stripeIdem(b, "checkout") || stripeIdem(a, "checkout") == stripeIdem(a, "customer") {
+	if stripeIdem(acme, a, "checkout") == stripeIdem(acme, b, "checkout") || stripeIdem(acme, a, "checkout") == stripeIdem(acme, a, "customer") {
 		t.Error("idempotency keys collide")
 	}
 	long := &Idempotency{Key: strings.Repeat("k", 255)}
-	if got := stripeIdem(long, "checkout"); len(got) > 255 || !strings.HasPrefix(got, "dream-") {
+	if got := stripeIdem(acme, long, "checkout"); len(got) > 255 || !strings.HasPrefix(got, "dream-") {
 		t.Errorf("long key: %q", got)
+	}
+}
+
+// TestStripeIdemScopedByPlatformAndMode: the same request (same key, same
+// body) of two platforms, or of one platform's two modes, is two requests to
+// Stripe. Connect onboarding of every platform runs on the operator's one
+// account: a shared key would hand the second platform the first one's
+// connected account.
+func TestStripeIdemScopedByPlatformAndMode(t *testing.T) {
+	idem := &Idempotency{Key: "connect-stripe", RequestHash: [32]byte{7, 7, 7, 7}}
+	long := &Idempotency{Key: strings.Repeat("k", 255), RequestHash: idem.RequestHash}
+	tenants := []Tenant{
+		{PlatformID: "plt_a", Mode: Live}, {PlatformID: "plt_a", Mode: Test},
+		{PlatformID: "plt_b", Mode: Live}, {PlatformID: "plt_b", Mode: Test},
+	}
+	for _, key := range []*Idempotency{idem, long} {
+		seen := map[string]Tenant{}
+		for _, tn := range tenants {
+			got := stripeIdem(tn, key, "account")
+			if other, dup := seen[got]; dup {
+				t.Errorf("%v and %v send the same Idempotency-Key %q", other, tn, got)
+			}
+			seen[got] = tn
+		}
 	}
 }
 

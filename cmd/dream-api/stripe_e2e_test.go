@@ -230,6 +230,34 @@ func TestStripeConnectOnboarding(t *testing.T) {
 	ts.expect(t, req{Method: "POST", Path: "/api/create-checkout", Key: p.TestSK, Body: map[string]any{"customerId": "cus_x", "tier": "pro"}}, 424, "stripe_not_connected")
 }
 
+// TestStripeConnectIdempotencyKeysPerPlatform: two platforms that start
+// Connect onboarding with the same Idempotency-Key and body send Stripe two
+// different keys. Both accounts are made on the operator's one Stripe
+// account, where Stripe would answer the second with the first one's
+// account (stripe-mock does not keep keys, so the test looks at the keys).
+func TestStripeConnectIdempotencyKeysPerPlatform(t *testing.T) {
+	ts, mock := stripeServer(t, nil)
+	a, b := ts.createPlatform(t, "First Co"), ts.createPlatform(t, "Second Co")
+	idem := map[string]string{"Idempotency-Key": "connect-stripe"}
+	for _, p := range []platform{a, b} {
+		ts.expect(t, req{Method: "POST", Path: "/api/platform/stripe/connect", Key: p.TestSK, Header: idem, Body: map[string]any{}}, 200, "")
+	}
+	for _, path := range []string{"/v1/accounts", "/v1/account_links"} {
+		rs := mock.Find("POST", path)
+		if len(rs) != 2 {
+			t.Fatalf("POST %s: %d requests, want 2: %+v", path, len(rs), mock.Requests())
+		}
+		if rs[0].IdempotencyKey == "" || rs[0].IdempotencyKey == rs[1].IdempotencyKey {
+			t.Errorf("POST %s: both platforms sent Idempotency-Key %q", path, rs[0].IdempotencyKey)
+		}
+		for i, p := range []platform{a, b} {
+			if !strings.HasPrefix(rs[i].IdempotencyKey, p.ID+"/test/connect-stripe/") {
+				t.Errorf("POST %s for %s: Idempotency-Key %q", path, p.ID, rs[i].IdempotencyKey)
+			}
+		}
+	}
+}
+
 func TestStripeConnectByKey(t *testing.T) {
 	ts, mock := stripeServer(t, map[string]string{"STRIPE_SECRET_KEY": ""})
 	p := ts.createPlatform(t, "Key Co")
@@ -337,8 +365,8 @@ func TestStripeTiersBecomeProductsAndPrices(t *testing.T) {
 		if str(tiers[name], "productId") != products[i].ID || str(tiers[name], "priceId") != prices[i].ID {
 			t.Errorf("tier %s: %v; Stripe made %s and %s", name, tiers[name], products[i].ID, prices[i].ID)
 		}
-		// Our Idempotency-Key goes on to Stripe.
-		if !strings.HasPrefix(prices[i].IdempotencyKey, "tiers-1/") || !strings.HasPrefix(products[i].IdempotencyKey, "tiers-1/") {
+		// Our Idempotency-Key goes on to Stripe, scoped by platform and mode.
+		if pre := p.ID + "/test/tiers-1/"; !strings.HasPrefix(prices[i].IdempotencyKey, pre) || !strings.HasPrefix(products[i].IdempotencyKey, pre) {
 			t.Errorf("Stripe idempotency keys %q, %q", products[i].IdempotencyKey, prices[i].IdempotencyKey)
 		}
 	}
@@ -459,7 +487,7 @@ func TestStripeCheckoutAndPortal(t *testing.T) {
 		t.Errorf("sessionId %s, Stripe made %s", str(res.Body, "sessionId"), sess.ID)
 	}
 	for _, r := range []billingtest.Request{sc, sess} {
-		if !strings.HasPrefix(r.IdempotencyKey, "co-1/") || r.Key != stripePlatformKey {
+		if !strings.HasPrefix(r.IdempotencyKey, p.ID+"/test/co-1/") || r.Key != stripePlatformKey {
 			t.Errorf("%s with Idempotency-Key %q, key %q", r.Path, r.IdempotencyKey, r.Key)
 		}
 	}
@@ -740,7 +768,7 @@ func TestStripeOperatorBilling(t *testing.T) {
 		t.Fatalf("platform checkout: %s", res.Raw)
 	}
 	sess := stripeOnly(t, mock, "POST", "/v1/checkout/sessions")
-	if sess.Key != liveOperator || sess.Account != "" || !strings.HasPrefix(sess.IdempotencyKey, "sub-1/") {
+	if sess.Key != liveOperator || sess.Account != "" || !strings.HasPrefix(sess.IdempotencyKey, p.ID+"/live/sub-1/") {
 		t.Errorf("platform checkout with key %q, Stripe-Account %q, Idempotency-Key %q", sess.Key, sess.Account, sess.IdempotencyKey)
 	}
 	stripeForm(t, sess, map[string]string{"mode": "subscription", "line_items[0][price]": priceID, "client_reference_id": p.ID,
