@@ -54,7 +54,8 @@ type Billing interface {
 	ParseEvent(payload []byte, header, secret string) (*BillingEvent, error)
 }
 
-// WebhookTolerance is how old a webhook's signed timestamp may be.
+// WebhookTolerance is how far a webhook's signed timestamp may be from now,
+// in the past or in the future.
 const WebhookTolerance = 5 * time.Minute
 
 // Errors of Billing.ParseEvent.

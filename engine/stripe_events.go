@@ -126,7 +126,7 @@ func (s *Stripe) PlatformWebhook(ctx context.Context, platformID string, payload
 func signatureError(err error) error {
 	switch {
 	case errors.Is(err, ErrEventTooOld):
-		return Errorf(EINVALIDJSON, "The Stripe-Signature timestamp is more than 5 minutes old; the event was not applied.")
+		return Errorf(EINVALIDJSON, "The Stripe-Signature timestamp is more than 5 minutes from now (too old, or in the future); the event was not applied.")
 	case errors.Is(err, ErrEventPayload):
 		return Errorf(EINVALIDJSON, "The event is not valid JSON of the expected shape.")
 	}
@@ -505,8 +505,20 @@ func (s *Stripe) applyAccount(ctx context.Context, t Tenant, ev *BillingEvent) (
 
 // applyOperatorEvent applies an event of the operator's own account: a
 // platform's subscription to dream-api, found by the dreamPlatformId in the
-// metadata (or the session's client_reference_id).
+// metadata (or the session's client_reference_id). Only events of the mode
+// platforms are billed in (operatorBillingKey's: live when the operator has
+// a live key) count: a test-mode checkout, which anyone can complete with a
+// test card, never turns live keys on, nor does a test-mode cancellation
+// turn them off.
 func (s *Stripe) applyOperatorEvent(ctx context.Context, ev *BillingEvent) (*WebhookResult, error) {
+	billedIn := Live
+	if s.cfg.OperatorKeys[Live] == "" && s.cfg.OperatorKeys[Test] != "" {
+		billedIn = Test
+	}
+	if ev.Mode() != billedIn {
+		s.c.log.Info("operator stripe event of the other mode ignored", "event", ev.ID, "type", ev.Type, "mode", ev.Mode().String(), "billedIn", billedIn.String())
+		return result(ev, EventIgnored), nil
+	}
 	var pid string
 	switch {
 	case ev.Session != nil && ev.Type == "checkout.session.completed" && ev.Session.Mode == "subscription":

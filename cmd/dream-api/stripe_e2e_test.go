@@ -560,6 +560,15 @@ func TestStripeWebhooks(t *testing.T) {
 			t.Errorf("stale: %d %s, plan %s", res.Status, res.Raw, plan())
 		}
 	})
+	t.Run("signature from the future", func(t *testing.T) {
+		for _, path := range []string{hook, "/webhook/stripe"} {
+			secret := map[string]string{hook: stripePlatformSecret, "/webhook/stripe": stripeConnectSecret}[path]
+			res := ts.stripeDeliver(t, path, completed, secret, time.Now().Add(6*time.Minute))
+			if res.Status != 400 || !strings.Contains(str(res.Body, "message"), "5 minutes") || plan() != "free" {
+				t.Errorf("%s signed 6 minutes ahead: %d %s, plan %s", path, res.Status, res.Raw, plan())
+			}
+		}
+	})
 	t.Run("unsigned", func(t *testing.T) {
 		res := ts.do(t, req{Method: "POST", Path: hook, Body: completed})
 		if res.Status != 400 {
@@ -774,12 +783,23 @@ func TestStripeOperatorBilling(t *testing.T) {
 	stripeForm(t, sess, map[string]string{"mode": "subscription", "line_items[0][price]": priceID, "client_reference_id": p.ID,
 		"metadata[dreamPlatformId]": p.ID, "subscription_data[metadata][dreamPlatformId]": p.ID, "customer_email": "dev@payingco.test"})
 
-	// The operator's own events (no account) turn the live keys on …
+	// A test-mode checkout (anyone completes one with a test card) does not
+	// turn live keys on: platforms are billed in live mode here.
 	now := time.Now().Truncate(time.Second)
-	ts.stripeApply(t, "/webhook/stripe", stripeEvent("evt_p1", "checkout.session.completed", now, true, "", map[string]any{
-		"id": "cs_p", "object": "checkout.session", "mode": "subscription", "payment_status": "paid", "client_reference_id": p.ID,
-		"customer": "cus_platform1", "subscription": "sub_platform1", "metadata": map[string]string{"dreamPlatformId": p.ID},
-	}), stripeConnectSecret, "applied")
+	session := func(sub string) map[string]any {
+		return map[string]any{
+			"id": "cs_" + sub, "object": "checkout.session", "mode": "subscription", "payment_status": "paid", "client_reference_id": p.ID,
+			"customer": "cus_platform1", "subscription": sub, "metadata": map[string]string{"dreamPlatformId": p.ID},
+		}
+	}
+	ts.stripeApply(t, "/webhook/stripe", stripeEvent("evt_t1", "checkout.session.completed", now, false, "", session("sub_test1")), stripeConnectSecret, "ignored")
+	ts.expect(t, req{Method: "GET", Path: "/api/customers", Key: p.SK}, 403, "forbidden")
+	if st := ts.expect(t, req{Method: "GET", Path: "/api/platform/billing", Key: p.SK}, 200, ""); st.Body["active"] != false {
+		t.Errorf("billing after a test-mode checkout: %s", st.Raw)
+	}
+
+	// The operator's own live events (no account) turn the live keys on …
+	ts.stripeApply(t, "/webhook/stripe", stripeEvent("evt_p1", "checkout.session.completed", now, true, "", session("sub_platform1")), stripeConnectSecret, "applied")
 	ts.createCustomer(t, p.SK, map[string]any{"email": "live@example.com"})
 	ts.expect(t, req{Method: "GET", Path: "/api/tiers?pk=" + url.QueryEscape(p.PK)}, 200, "")
 	st = ts.expect(t, req{Method: "GET", Path: "/api/platform/billing", Key: p.SK}, 200, "")
@@ -788,8 +808,12 @@ func TestStripeOperatorBilling(t *testing.T) {
 	}
 	ts.expect(t, req{Method: "POST", Path: "/api/platform/billing/checkout", Key: p.SK}, 409, "conflict")
 
-	// … and its end turns them off again.
+	// A test-mode cancellation of the same subscription id changes nothing …
 	sub := stripeSubscription("sub_platform1", "cus_platform1", "canceled", priceID, 1500, now.Add(-time.Hour), now, map[string]string{"dreamPlatformId": p.ID})
+	ts.stripeApply(t, "/webhook/stripe", stripeEvent("evt_t2", "customer.subscription.deleted", now.Add(time.Second), false, "", sub), stripeConnectSecret, "ignored")
+	ts.expect(t, req{Method: "GET", Path: "/api/customers", Key: p.SK}, 200, "")
+
+	// … and the live end turns them off again.
 	ts.stripeApply(t, "/webhook/stripe", stripeEvent("evt_p2", "customer.subscription.deleted", now.Add(time.Second), true, "", sub), stripeConnectSecret, "applied")
 	ts.expect(t, req{Method: "GET", Path: "/api/customers", Key: p.SK}, 403, "forbidden")
 	ts.expect(t, req{Method: "GET", Path: "/api/customers", Key: p.TestSK}, 200, "")
@@ -799,4 +823,22 @@ func TestStripeOperatorBilling(t *testing.T) {
 	if st.Body["connectAvailable"] != false {
 		t.Errorf("test mode offers Connect with only a live operator key: %s", st.Raw)
 	}
+}
+
+// TestStripeOperatorBillingInTestMode: an operator with only a test key
+// bills platforms in test mode (a trial setup): test-mode events of its
+// account count, live-mode ones do not.
+func TestStripeOperatorBillingInTestMode(t *testing.T) {
+	ts, _ := stripeServer(t, map[string]string{"DREAM_PLATFORM_PRICE_ID": "price_dreamPlatform"})
+	p := ts.createPlatform(t, "Trial Co")
+	ts.expect(t, req{Method: "GET", Path: "/api/customers", Key: p.SK}, 403, "forbidden")
+	now := time.Now().Truncate(time.Second)
+	session := map[string]any{
+		"id": "cs_p", "object": "checkout.session", "mode": "subscription", "payment_status": "paid", "client_reference_id": p.ID,
+		"customer": "cus_platform1", "subscription": "sub_platform1", "metadata": map[string]string{"dreamPlatformId": p.ID},
+	}
+	ts.stripeApply(t, "/webhook/stripe", stripeEvent("evt_l1", "checkout.session.completed", now, true, "", session), stripeConnectSecret, "ignored")
+	ts.expect(t, req{Method: "GET", Path: "/api/customers", Key: p.SK}, 403, "forbidden")
+	ts.stripeApply(t, "/webhook/stripe", stripeEvent("evt_t1", "checkout.session.completed", now, false, "", session), stripeConnectSecret, "applied")
+	ts.expect(t, req{Method: "GET", Path: "/api/customers", Key: p.SK}, 200, "")
 }

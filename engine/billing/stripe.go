@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -269,9 +270,10 @@ func (s *Stripe) CreatePortalSession(ctx context.Context, call engine.BillingCal
 }
 
 // ParseEvent verifies a webhook (signature, engine.WebhookTolerance on the
-// timestamp) and decodes it, whatever API version rendered it: the objects
-// are read with small structs of this package that accept the shapes of
-// older and newer versions, not with stripe-go's types of its own version.
+// timestamp, both ways) and decodes it, whatever API version rendered it:
+// the objects are read with small structs of this package that accept the
+// shapes of older and newer versions, not with stripe-go's types of its own
+// version.
 func (s *Stripe) ParseEvent(payload []byte, header, secret string) (*engine.BillingEvent, error) {
 	ev, err := webhook.ConstructEventWithOptions(payload, header, secret, webhook.ConstructEventOptions{
 		Tolerance: engine.WebhookTolerance, IgnoreAPIVersionMismatch: true,
@@ -284,6 +286,13 @@ func (s *Stripe) ParseEvent(payload []byte, header, secret string) (*engine.Bill
 	case err != nil:
 		return nil, fmt.Errorf("%w: %v", engine.ErrEventPayload, err)
 	}
+	// stripe-go refuses only timestamps in the past: a signature made for
+	// later (a leaked secret, a clock far off) is refused here.
+	if at, ok := signedAt(header); !ok {
+		return nil, fmt.Errorf("%w: no timestamp", engine.ErrEventSignature)
+	} else if ahead := time.Until(at); ahead > engine.WebhookTolerance {
+		return nil, fmt.Errorf("%w: timestamp %s is %s in the future", engine.ErrEventTooOld, at.UTC().Format(time.RFC3339), ahead.Round(time.Second))
+	}
 	if ev.ID == "" || ev.Type == "" || ev.Data == nil {
 		return nil, fmt.Errorf("%w: no id, type or data", engine.ErrEventPayload)
 	}
@@ -295,6 +304,21 @@ func (s *Stripe) ParseEvent(payload []byte, header, secret string) (*engine.Bill
 		return nil, fmt.Errorf("%w: %s: %v", engine.ErrEventPayload, ev.Type, err)
 	}
 	return out, nil
+}
+
+// signedAt returns the t= timestamp of a Stripe-Signature header
+// ("t=1700000000,v1=…,v0=…").
+func signedAt(header string) (time.Time, bool) {
+	for _, part := range strings.Split(header, ",") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(part), "t="); ok {
+			sec, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return time.Time{}, false
+			}
+			return time.Unix(sec, 0), true
+		}
+	}
+	return time.Time{}, false
 }
 
 var _ engine.Billing = (*Stripe)(nil)

@@ -206,6 +206,8 @@ func TestParseEvent(t *testing.T) {
 	}{
 		{"forged", sign(sub, time.Now(), "whsec_other"), engine.ErrEventSignature},
 		{"stale", sign(sub, time.Now().Add(-6*time.Minute), secret), engine.ErrEventTooOld},
+		{"from the future", sign(sub, time.Now().Add(6*time.Minute), secret), engine.ErrEventTooOld},
+		{"from the far future", sign(sub, time.Now().Add(365*24*time.Hour), secret), engine.ErrEventTooOld},
 		{"unsigned", "", engine.ErrEventSignature},
 		{"garbage header", "t=abc,v1", engine.ErrEventSignature},
 	} {
@@ -214,6 +216,12 @@ func TestParseEvent(t *testing.T) {
 				t.Errorf("err = %v, want %v", err, tc.want)
 			}
 		})
+	}
+	// Within the tolerance either way (a clock a little off) verifies.
+	for _, off := range []time.Duration{-4 * time.Minute, 4 * time.Minute} {
+		if _, err := s.ParseEvent([]byte(sub), sign(sub, time.Now().Add(off), secret), secret); err != nil {
+			t.Errorf("signed %v from now: %v", off, err)
+		}
 	}
 	bad := `{"id":"evt_2","type":"invoice.paid","data":{"object":{"customer":17}}}`
 	if _, err := s.ParseEvent([]byte(bad), sign(bad, time.Now(), secret), secret); !errors.Is(err, engine.ErrEventPayload) {
