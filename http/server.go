@@ -47,6 +47,8 @@ type Config struct {
 	// them to the operator's backup directory). Without it that endpoint
 	// refuses every request.
 	Backup BackupFunc
+	// Limits bound slow and unauthenticated request bodies (limits.go).
+	Limits Limits
 }
 
 // BackupFunc writes a backup named dir, as the request gave it, and returns
@@ -69,6 +71,7 @@ type Server struct {
 	methods map[string][]string
 	metrics *metrics
 	backups BackupFunc
+	limits  *limiter
 }
 
 // NewServer returns a Server with every route of the contract.
@@ -83,7 +86,7 @@ func NewServer(cfg Config) *Server {
 		eng: cfg.Engine, store: cfg.Store, version: cfg.Version, log: cfg.Logger, access: cfg.AccessLog,
 		router: mux.NewRouter(), metrics: newMetrics(cfg.Registry), static: make(map[routeKey]http.Handler),
 		paths: mux.NewRouter(), methods: make(map[string][]string),
-		backups: cfg.Backup,
+		backups: cfg.Backup, limits: newLimiter(cfg.Limits),
 	}
 	s.routes(cfg.Registry)
 	return s
@@ -175,9 +178,11 @@ func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) error 
 
 type routeKey struct{ method, path string }
 
-// ServeHTTP gives every response a request id, caps the body and routes.
+// ServeHTTP gives every response a request id, bounds and caps the body and
+// routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Request-Id", engine.NewID("req_", time.Now()))
+	defer s.limits.guardBody(w, r).done() // limits.go: the body's deadline
 	if r.Body != nil {
 		r.Body = http.MaxBytesReader(w, r.Body, bodyLimit(r))
 	}

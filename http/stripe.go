@@ -121,9 +121,10 @@ func (s *Server) platformCheckout(w http.ResponseWriter, r *http.Request, k *eng
 
 // stripeWebhook receives Connect events (and the operator's own), signed
 // with STRIPE_WEBHOOK_SECRET. The body is read as is: the signature is over
-// its bytes.
+// its bytes. Nothing authenticates the sender before the body is read, so
+// it takes one of Limits.MaxUnauthenticatedBodies.
 func (s *Server) stripeWebhook(w http.ResponseWriter, r *http.Request) error {
-	body, err := readBody(r)
+	body, err := s.limits.readUnauthenticated(r)
 	if err != nil {
 		return err
 	}
@@ -136,9 +137,9 @@ func (s *Server) stripeWebhook(w http.ResponseWriter, r *http.Request) error {
 }
 
 // stripePlatformWebhook receives the events of a platform connected by key,
-// signed with its own webhook secret.
+// signed with its own webhook secret (read like stripeWebhook's).
 func (s *Server) stripePlatformWebhook(w http.ResponseWriter, r *http.Request) error {
-	body, err := readBody(r)
+	body, err := s.limits.readUnauthenticated(r)
 	if err != nil {
 		return err
 	}

@@ -40,6 +40,7 @@ type Config struct {
 	// memory and must not be reachable from outside.
 	DebugAddr string
 	Plugins   PluginConfig
+	HTTP      HTTPConfig // httplimits.go: timeouts, unauthenticated bodies
 }
 
 // Main is the serve program: ParseFlags, then Run, then Close. Tests run it
@@ -83,6 +84,11 @@ var serveEnv = []envVar{
 	{"DREAM_DEBUG_ADDR", "--debug-addr"},
 	{"DREAM_PLUGIN_DEADLINE", "--plugin-deadline"},
 	{"DREAM_PLUGIN_MEMORY_PAGES", "--plugin-memory-pages"},
+	{"DREAM_READ_HEADER_TIMEOUT", "--read-header-timeout"},
+	{"DREAM_READ_TIMEOUT", "--read-timeout (a request's body)"},
+	{"DREAM_WRITE_TIMEOUT", "--write-timeout"},
+	{"DREAM_IDLE_TIMEOUT", "--idle-timeout"},
+	{"DREAM_MAX_UNAUTHENTICATED_BODIES", "--max-unauthenticated-bodies"},
 	{"DREAM_ADMIN_TOKEN", "the operator's admin token; generated on first start and printed once when unset"},
 	{"DREAM_MASTER_KEY", "64 hex characters: seals Stripe credentials; generated into DATA/master.key when unset"},
 	{"DREAM_PUBLIC_URL", "base of return and webhook URLs (default http://<addr>)"},
@@ -117,6 +123,9 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 	if err := c.Plugins.register(fs, env); err != nil {
 		return err
 	}
+	if err := c.HTTP.register(fs, env); err != nil {
+		return err
+	}
 	pos, err := parseArgs(fs, args, m.Stdout, "dream-api serve [flags]",
 		"Serves the API from the data dir (created if absent).", serveEnv)
 	if err != nil {
@@ -124,6 +133,9 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 	}
 	if len(pos) > 0 {
 		return fmt.Errorf("unexpected arguments: %s (see dream-api serve --help)", strings.Join(pos, " "))
+	}
+	if err := c.HTTP.validate(); err != nil {
+		return err
 	}
 	if c.BackupDir == "" {
 		c.BackupDir = filepath.Join(c.DataDir, "..", "backups")
@@ -191,11 +203,13 @@ func (m *Main) Run(ctx context.Context) error {
 	handler := dhttp.NewServer(dhttp.Config{
 		Engine: eng, Store: st, Version: Version, Logger: m.log, AccessLog: m.Config.AccessLog,
 		Backup: m.backup,
+		Limits: m.Config.HTTP.limits(), // the body's timeout, unauthenticated bodies
 	})
 	m.srv = &http.Server{
 		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: m.Config.HTTP.ReadHeaderTimeout,
+		WriteTimeout:      m.Config.HTTP.WriteTimeout,
+		IdleTimeout:       m.Config.HTTP.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelWarn),
 	}
 	bg, stop := context.WithCancel(context.Background())
