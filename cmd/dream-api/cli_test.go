@@ -474,8 +474,8 @@ func TestSIGTERM(t *testing.T) {
 		resp.Body.Close()
 		done <- result{status: resp.StatusCode}
 	}()
-	pw.Write([]byte(`{"name":`))
-	time.Sleep(200 * time.Millisecond)
+	pw.Write([]byte(`{"name":`)) // returns once the request's connection is open
+	waitAccepted(t, addr)
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
