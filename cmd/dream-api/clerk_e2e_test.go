@@ -5,6 +5,8 @@ package main
 // that also signs the session JWTs of its end users.
 
 import (
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -46,6 +48,7 @@ func newClerkGate(t *testing.T, fake *clerkfake.Server) *clerkGate {
 	g := &clerkGate{up: make(chan struct{})}
 	close(g.up)
 	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: target.Scheme, Host: target.Host})
+	proxy.ErrorLog = log.New(io.Discard, "", 0) // the fake's outages are the test's
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		g.mu.Lock()
 		up := g.up

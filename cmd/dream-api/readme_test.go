@@ -93,8 +93,11 @@ func TestPluginsGuideWalkthrough(t *testing.T) {
 	}
 	// From the repository's root, where testdata/ is.
 	// An honest plugin call meets 1 s on a busy machine; the 10 ms default
-	// it may miss. The looping module still runs into it.
-	got := walkthrough(t, "docs/plugins.md", "walkthrough", filepath.Join("..", ".."), map[string]string{"DREAM_PLUGIN_DEADLINE": "1s"})
+	// it may miss. The looping module still runs into it. The Go example
+	// (2.6 MB) may take longer than the 20 s default to compile under -race
+	// on a busy machine.
+	got := walkthrough(t, "docs/plugins.md", "walkthrough", filepath.Join("..", ".."),
+		map[string]string{"DREAM_PLUGIN_DEADLINE": "1s", "DREAM_PLUGIN_COMPILE_DEADLINE": "5m"})
 	for _, want := range []string{
 		`"active":true,"onError":"builtin"`,              // the upload
 		`"count":10,"limit":25`, `"count":20,"limit":25`, // weighted tracks
@@ -106,5 +109,10 @@ func TestPluginsGuideWalkthrough(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("walkthrough output lacks %s:\n%s", want, got)
 		}
+	}
+	// Three uploads or rollbacks answer an active version: weighted, the
+	// Go example (which must compile), the rollback.
+	if n := strings.Count(got, `"active":true,"onError":"builtin"`); n != 3 {
+		t.Errorf("%d answers of an active version, want 3 (was the Go example refused?):\n%s", n, got)
 	}
 }
