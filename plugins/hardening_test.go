@@ -173,3 +173,44 @@ func TestCompileDeadline(t *testing.T) {
 		t.Errorf("%d load slots still taken", n)
 	}
 }
+
+// TestCloseWaitsForAbandonedCompile: a compile abandoned at its deadline
+// still runs inside wazero; Close must not close the runtime under it
+// (wazero panics), and no compile starts once Close has begun.
+func TestCloseWaitsForAbandonedCompile(t *testing.T) {
+	r, err := New(context.Background(), &Options{CompileDeadline: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unblock := make(chan struct{})
+	real := r.compileModule
+	var closedUnder atomic.Bool
+	r.compileModule = func(ctx context.Context, b []byte) (wazero.CompiledModule, error) {
+		<-unblock
+		cm, err := real(ctx, b)
+		closedUnder.Store(r.closed.Load() && err != nil)
+		return cm, err
+	}
+	ctx := context.Background()
+	var ve *ValidationError
+	if _, err := r.LoadFor(ctx, "plt_a", wasmFile(t, "builtin")); !errors.As(err, &ve) {
+		t.Fatalf("LoadFor: got %v, want the compile deadline", err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- r.Close(ctx) }()
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) while a compile was still running", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(unblock)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if closedUnder.Load() {
+		t.Fatal("the runtime was closed under the compile")
+	}
+	if _, err := r.LoadFor(ctx, "plt_a", wasmFile(t, "weighted")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("LoadFor after Close: %v, want ErrClosed", err)
+	}
+}

@@ -38,6 +38,11 @@ type Runtime struct {
 	loading  map[string]bool        // owners with a Load (or its compile) running
 	closed   atomic.Bool
 
+	// compiling holds a read lock per compile in progress, one abandoned
+	// at its deadline included: Close takes the write lock, so that wazero
+	// is never closed under a compile (it panics).
+	compiling sync.RWMutex
+
 	// compileModule is wr.CompileModule; tests slow it down.
 	compileModule func(context.Context, []byte) (wazero.CompiledModule, error)
 
@@ -114,6 +119,10 @@ func (r *Runtime) Close(ctx context.Context) error {
 	if r.closed.Swap(true) {
 		return nil
 	}
+	// Compiles in progress finish first (a compile cannot be stopped);
+	// none starts after closed is set.
+	r.compiling.Lock()
+	defer r.compiling.Unlock()
 	err := r.wr.Close(ctx)
 	return errors.Join(err, r.cache.Close(ctx))
 }
@@ -243,7 +252,13 @@ func (r *Runtime) compile(ctx context.Context, wasm, capped []byte, release *fun
 		err error
 	}
 	done := make(chan result, 1)
+	r.compiling.RLock()
+	if r.closed.Load() {
+		r.compiling.RUnlock()
+		return nil, ErrClosed
+	}
 	go func() {
+		defer r.compiling.RUnlock()
 		cm, err := r.compileModule(context.WithoutCancel(ctx), capped)
 		done <- result{cm, err}
 	}()
