@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// Error codes. They are the `code` field of every error body in API.md; the
+// Error codes. They are the `code` field of every error body (http/openapi.yaml, the HTTP contract); the
 // http package holds the one table that maps them to statuses.
 const (
 	EINVALIDJSON         = "invalid_json"

@@ -7,7 +7,7 @@ import (
 )
 
 // PolicyInput is what a policy sees of one track or check call. It mirrors
-// the input header of the limitpolicy v1 ABI (PLUGIN_ABI.md).
+// the input header of the limitpolicy v1 ABI (docs/plugin-abi.md).
 type PolicyInput struct {
 	Now         time.Time
 	Used        int64 // already counted this period

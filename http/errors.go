@@ -7,7 +7,7 @@ import (
 	"github.com/dream-api/dream-api/engine"
 )
 
-// codes is the one table from error codes to HTTP statuses (API.md's table).
+// codes is the one table from error codes to HTTP statuses (the HTTP contract's table, http/openapi.yaml).
 var codes = map[string]int{
 	engine.EINVALIDJSON:         http.StatusBadRequest,
 	engine.EINVALIDAPIKEY:       http.StatusUnauthorized,
@@ -60,7 +60,7 @@ func ErrorStatus(code string) int {
 	return http.StatusInternalServerError
 }
 
-// errorBody is every error response: API.md's flat object.
+// errorBody is every error response: the contract's flat object.
 type errorBody struct {
 	Error     string              `json:"error"`
 	Code      string              `json:"code"`

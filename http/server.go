@@ -1,4 +1,4 @@
-// Package http serves dream-api's HTTP contract (API.md): a gorilla/mux
+// Package http serves dream-api's HTTP contract (http/openapi.yaml): a gorilla/mux
 // router, thin handlers (decode → engine → encode), authentication, request
 // ids, body limits, metrics and the OpenAPI document.
 package http

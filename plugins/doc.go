@@ -3,7 +3,7 @@
 //
 // # The limitpolicy v1 ABI
 //
-// The contract for plugin authors is PLUGIN_ABI.md; this is its summary, and
+// The contract for plugin authors is docs/plugin-abi.md; this is its summary, and
 // the code in this package is held to it byte for byte.
 //
 // A module exports:

@@ -18,7 +18,7 @@ import (
 	"github.com/dream-api/dream-api/engine"
 )
 
-// The limitpolicy v1 layout (PLUGIN_ABI.md).
+// The limitpolicy v1 layout (docs/plugin-abi.md).
 const (
 	abiVersion       = 1
 	headerSize       = 104
