@@ -548,10 +548,89 @@ function defined<T extends object>(o: T): T {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }
 
+// ---------------------------------------------------------------- webhooks
+
+/** An outgoing webhook event of dream-api; data depends on type. */
+export interface WebhookEvent<D = Record<string, unknown>> {
+  id: string;
+  type: string;
+  createdAt: string;
+  mode: 'live' | 'test';
+  data: D;
+}
+
+/** A webhook delivery that is not signed with the secret, or was signed too long ago. */
+export class WebhookSignatureError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'WebhookSignatureError';
+  }
+}
+
+type Subtle = {
+  importKey(f: 'raw', k: Uint8Array, a: { name: string; hash: string }, e: boolean, u: string[]): Promise<unknown>;
+  sign(a: string, k: unknown, d: Uint8Array): Promise<ArrayBuffer>;
+};
+
+async function subtle(): Promise<Subtle> {
+  const c = (globalThis as { crypto?: { subtle?: Subtle } }).crypto;
+  if (c?.subtle) return c.subtle;
+  const name = 'node:crypto'; // Node 18 has WebCrypto only as a module
+  const m = (await import(name)) as { webcrypto: { subtle: Subtle } };
+  return m.webcrypto.subtle;
+}
+
+/**
+ * Checks the Dream-Signature header of a webhook delivery
+ * (`t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`, one v1 per valid
+ * secret) and resolves the event. `body` must be the raw request body;
+ * `toleranceSec` (default 300) bounds the age of t. Rejects with
+ * WebhookSignatureError otherwise.
+ */
+export async function verifyWebhook<D = Record<string, unknown>>(
+  body: string | Uint8Array, header: string | null | undefined, secret: string,
+  options: { toleranceSec?: number; nowSec?: number } = {},
+): Promise<WebhookEvent<D>> {
+  let t = '';
+  const sigs: string[] = [];
+  for (const part of (header ?? '').split(',')) {
+    const i = part.indexOf('=');
+    if (i < 0) continue;
+    const k = part.slice(0, i).trim();
+    const v = part.slice(i + 1).trim();
+    if (k === 't') t = v;
+    else if (k === 'v1') sigs.push(v.toLowerCase());
+  }
+  if (!/^\d+$/.test(t) || sigs.length === 0) throw new WebhookSignatureError('the Dream-Signature header has no t= and v1=');
+  const now = options.nowSec ?? Date.now() / 1000;
+  const tolerance = options.toleranceSec ?? 300;
+  if (Math.abs(now - Number(t)) > tolerance) throw new WebhookSignatureError(`signed at ${t}, outside the tolerance of ${tolerance} s`);
+  const te = new TextEncoder();
+  const raw = typeof body === 'string' ? te.encode(body) : body;
+  const msg = new Uint8Array(t.length + 1 + raw.length);
+  msg.set(te.encode(t + '.'), 0);
+  msg.set(raw, t.length + 1);
+  const s = await subtle();
+  const key = await s.importKey('raw', te.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+  const want = Array.from(new Uint8Array(await s.sign('HMAC', key, msg)), (x) => x.toString(16).padStart(2, '0')).join('');
+  // Constant time over the candidates.
+  let ok = false;
+  for (const sig of sigs) {
+    let diff = sig.length ^ want.length;
+    for (let i = 0; i < want.length; i++) diff |= want.charCodeAt(i) ^ (sig.charCodeAt(i) || 0);
+    ok = ok || diff === 0;
+  }
+  if (!ok) throw new WebhookSignatureError('no v1 signature matches the secret');
+  return JSON.parse(typeof body === 'string' ? body : new TextDecoder().decode(body)) as WebhookEvent<D>;
+}
+
 // ---------------------------------------------------------------- DreamAPI
 
 /** The server-side client of one platform's secret key. */
 export class DreamAPI {
+  /** `await DreamAPI.webhooks.verify(rawBody, req.headers['dream-signature'], secret)` */
+  static readonly webhooks = { verify: verifyWebhook };
+
   readonly customers: Customers;
   readonly tiers: Tiers;
   readonly keys: Keys;
