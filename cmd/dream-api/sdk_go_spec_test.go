@@ -88,7 +88,9 @@ func TestSDKGoRequestFieldsMatchSpec(t *testing.T) {
 		{"createCheckout", func() {
 			c.Checkout(ctx, "cus_1", "pro", &dream.CheckoutOptions{SuccessURL: "https://a.test/s", CancelURL: "https://a.test/c", IdempotencyKey: "k"})
 		}},
-		{"createCustomerPortal", func() { c.Portal(ctx, "cus_1", &dream.PortalOptions{ReturnURL: "https://a.test/r", IdempotencyKey: "k"}) }},
+		{"createCustomerPortal", func() {
+			c.Portal(ctx, "cus_1", &dream.PortalOptions{ReturnURL: "https://a.test/r", IdempotencyKey: "k"})
+		}},
 	}
 	for _, tc := range calls {
 		t.Run(tc.op, func(t *testing.T) {
