@@ -84,9 +84,10 @@ type Client struct {
 	maxRetries int
 	timeout    time.Duration
 	maxWait    time.Duration
-	// backoff is the wait before retry n (1-based) without Retry-After;
-	// tests shorten it.
+	// backoff is the wait before retry n (1-based) without Retry-After,
+	// and sleep waits; tests replace them.
 	backoff func(n int) time.Duration
+	sleep   func(ctx context.Context, d time.Duration) error
 }
 
 // New returns a Client with opts' defaults filled in.
@@ -117,7 +118,7 @@ func New(opts Options) *Client {
 	}
 	c := &Client{
 		key: strings.TrimSpace(opts.SecretKey), base: strings.TrimRight(opts.BaseURL, "/"), hc: opts.HTTPClient,
-		maxRetries: opts.MaxRetries, timeout: opts.Timeout, maxWait: opts.MaxRetryWait, backoff: backoff,
+		maxRetries: opts.MaxRetries, timeout: opts.Timeout, maxWait: opts.MaxRetryWait, backoff: backoff, sleep: sleep,
 	}
 	c.Customers = &CustomersService{c}
 	c.Tiers = &TiersService{c}
@@ -134,6 +135,18 @@ func backoff(n int) time.Duration {
 		d = 8 * time.Second
 	}
 	return d/2 + time.Duration(mrand.Int64N(int64(d/2)+1))
+}
+
+// sleep waits d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // NewIdempotencyKey returns a fresh random Idempotency-Key.
@@ -213,15 +226,11 @@ func (c *Client) do(ctx context.Context, r *request, out any) error {
 			}
 			return apiErr
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if serr := c.sleep(ctx, wait); serr != nil {
 			if err == nil {
 				err = apiErr
 			}
-			return fmt.Errorf("dream: %s %s: %w (while waiting to retry: %w)", r.method, r.path, err, ctx.Err())
-		case <-t.C:
+			return fmt.Errorf("dream: %s %s: %w (while waiting to retry: %w)", r.method, r.path, err, serr)
 		}
 	}
 }

@@ -69,16 +69,29 @@ func errBody(code, msg string) string {
 
 const trackOK = `{"success":true,"allowed":true,"usage":{"feature":"requests","count":1,"limit":3,"remaining":2,"plan":"free","periodStart":"2026-01-01T00:00:00Z","periodEnd":"2026-02-01T00:00:00Z"},"plugin":null}`
 
-// newTestClient is a client of f whose waits are recorded instead of slept
-// through by a shortened backoff.
-func newTestClient(t *testing.T, f *fake) (*Client, *[]int) {
+// waits records the client's waits before retries.
+type waits struct {
+	backoffs []int           // n of each backoff(n) asked for
+	slept    []time.Duration // every wait
+}
+
+// newTestClient is a client of f whose waits are recorded instead of
+// slept: backoff(n) is n ms.
+func newTestClient(t *testing.T, f *fake) (*Client, *waits) {
 	t.Helper()
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	c := New(Options{SecretKey: "sk_test_x", BaseURL: srv.URL})
-	var calls []int
-	c.backoff = func(n int) time.Duration { calls = append(calls, n); return time.Millisecond }
-	return c, &calls
+	w := &waits{}
+	c.backoff = func(n int) time.Duration {
+		w.backoffs = append(w.backoffs, n)
+		return time.Duration(n) * time.Millisecond
+	}
+	c.sleep = func(ctx context.Context, d time.Duration) error {
+		w.slept = append(w.slept, d)
+		return ctx.Err()
+	}
+	return c, w
 }
 
 func TestRetriesReuseTheIdempotencyKey(t *testing.T) {
@@ -150,17 +163,25 @@ func TestCallersIdempotencyKeyIsSent(t *testing.T) {
 
 func TestRetryAfterIsHonoured(t *testing.T) {
 	f := &fake{answers: []func(http.ResponseWriter){answer(429, errBody("rate_limited", "x"), "Retry-After", "1"), answer(200, trackOK)}}
-	c, calls := newTestClient(t, f)
-	start := time.Now()
+	c, w := newTestClient(t, f)
 	if _, err := c.Track(t.Context(), "cus_1"); err != nil {
 		t.Fatal(err)
 	}
-	// Retry-After replaces the backoff: at least its second passed.
-	if d := time.Since(start); d < time.Second {
-		t.Errorf("retried after %v, before Retry-After's 1 s", d)
+	// Retry-After replaces the backoff.
+	if len(w.slept) != 1 || w.slept[0] != time.Second {
+		t.Errorf("waited %v before the retry, want Retry-After's [1s]", w.slept)
 	}
-	if len(*calls) != 1 {
-		t.Errorf("backoff consulted %d times", len(*calls))
+
+	// Without Retry-After: exponential backoff, retry n waiting backoff(n).
+	f = &fake{answers: []func(http.ResponseWriter){
+		func(w http.ResponseWriter) { w.WriteHeader(502) }, func(w http.ResponseWriter) { w.WriteHeader(502) }, answer(200, trackOK),
+	}}
+	c, w = newTestClient(t, f)
+	if _, err := c.Track(t.Context(), "cus_1"); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(w.slept) != "[1ms 2ms]" {
+		t.Errorf("waited %v, want backoff(1), backoff(2)", w.slept)
 	}
 
 	// A Retry-After past MaxRetryWait ends the call with the error.
@@ -176,6 +197,7 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 func TestContextEndsTheWait(t *testing.T) {
 	f := &fake{answers: []func(http.ResponseWriter){answer(503, errBody("unavailable", "x"), "Retry-After", "30")}}
 	c, _ := newTestClient(t, f)
+	c.sleep = sleep // the real wait, which the context ends
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
 	_, err := c.Track(ctx, "cus_1")
