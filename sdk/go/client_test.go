@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -320,5 +321,17 @@ func TestBackoffGrowsWithJitter(t *testing.T) {
 				t.Fatalf("backoff(%d) = %v, want in [%v, %v]", n, d, max/2, max)
 			}
 		}
+	}
+}
+
+// TestNoDependencies: the module requires nothing, so that users of the
+// client pull in nothing of the server (no Pebble, no wazero).
+func TestNoDependencies(t *testing.T) {
+	b, err := os.ReadFile("go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "require") {
+		t.Errorf("sdk/go/go.mod requires modules:\n%s", b)
 	}
 }
