@@ -5,7 +5,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.Version=$(VERSION)
 
-.PHONY: stripe-mock all build run test test-short vet fuzz bench bench-deps soak clean plugins plugins-bench
+.PHONY: stripe-mock all build run test test-short vet fuzz bench bench-deps soak clean plugins plugins-bench sdk-js-test
 
 all: build
 
@@ -22,6 +22,14 @@ vet:
 # The fuzz corpora under */testdata/fuzz run as ordinary tests here.
 test: vet stripe-mock
 	$(GO) test -race -count=1 -timeout 20m ./...
+	cd sdk/go && $(GO) vet ./... && $(GO) test -race -count=1 ./...
+	$(MAKE) sdk-js-test
+
+# The JS SDK (sdk/js) as a user gets it: npm ci, tsc build, npm pack, the
+# tarball installed into a temp project, its tests type-checked there and
+# run with node --test against the real program (Node >= 18 and npm).
+sdk-js-test: stripe-mock
+	GO=$(GO) sdk/js/scripts/test.sh
 
 # Stripe's official mock server, which the billing tests start on a free
 # port (they look in PATH and in $(go env GOPATH)/bin).

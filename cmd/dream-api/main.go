@@ -7,6 +7,7 @@
 //	dream-api platform create --name N [--email E] [--server URL] [--data DIR]
 //	dream-api backup DIR [--server URL] [--data DIR]
 //	dream-api restore BACKUP --data DIR
+//	dream-api plugin push|dry-run|rollback|status [--key K] [--server URL]
 //	dream-api version
 //
 // Flags may come before or after the positional arguments; every
@@ -42,6 +43,7 @@ const usage = `usage:
   dream-api platform create --name N [--email E] [--server URL] [--data DIR]
   dream-api backup DIR [--server URL] [--data DIR]          write a backup
   dream-api restore BACKUP --data DIR                       make a data dir of a backup
+  dream-api plugin push|dry-run|rollback|status [--key K] [--server URL]
   dream-api version
 
 dream-api COMMAND --help lists a command's flags and environment variables.`
@@ -81,6 +83,8 @@ func dispatch(ctx context.Context, args []string) error {
 		return platformCreate(ctx, args[2:], os.Stdout)
 	case "backup":
 		return backup(ctx, args[1:], os.Stdout)
+	case "plugin":
+		return pluginCommand(ctx, args[1:], os.Stdout)
 	case "restore":
 		return restore(ctx, args[1:], os.Stdout)
 	case "version", "--version", "-v":
@@ -90,5 +94,5 @@ func dispatch(ctx context.Context, args []string) error {
 		fmt.Println(usage)
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (serve, platform create, backup, restore, version; see dream-api --help)", args[0])
+	return fmt.Errorf("unknown command %q (serve, platform create, backup, restore, plugin, version; see dream-api --help)", args[0])
 }

@@ -1,0 +1,3 @@
+module github.com/dream-api/dream-api/sdk/go
+
+go 1.24
