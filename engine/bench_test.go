@@ -29,7 +29,12 @@ type benchFixture struct {
 	ids    []string
 }
 
-func newBenchFixture(b *testing.B, customers int, wasm bool) *benchFixture {
+// benchModules are the policies of the benchmarks by name: none (built-in
+// limits), builtin.wat (stateless) and counter.wat (reads and writes 8
+// bytes of state per call, as a burst guard or token bucket does).
+var benchModules = map[string]string{"builtin": "", "wasm": "builtin.wasm", "wasm-state": "counter.wasm"}
+
+func newBenchFixture(b *testing.B, customers int, policy string) *benchFixture {
 	b.Helper()
 	ctx := context.Background()
 	st, err := storage.Open(b.TempDir(), nil)
@@ -38,7 +43,8 @@ func newBenchFixture(b *testing.B, customers int, wasm bool) *benchFixture {
 	}
 	b.Cleanup(func() { st.Close() })
 	cfg := engine.Config{Store: st}
-	if wasm {
+	module := benchModules[policy]
+	if module != "" {
 		// A deadline of a second: 128 goroutines on 2 cores must not
 		// turn a slow schedule into a plugin error.
 		rt, err := plugins.New(ctx, &plugins.Options{Deadline: time.Second})
@@ -65,8 +71,8 @@ func newBenchFixture(b *testing.B, customers int, wasm bool) *benchFixture {
 		}
 		f.ids = append(f.ids, c.ID)
 	}
-	if wasm {
-		mod, err := os.ReadFile(filepath.Join("..", "testdata", "plugins", "builtin.wasm"))
+	if module != "" {
+		mod, err := os.ReadFile(filepath.Join("..", "testdata", "plugins", module))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -100,7 +106,7 @@ func (l *loopN) Next() bool { l.i++; return l.i <= l.n }
 // on its own customer (or all on one: hot), with the built-in limits and
 // with the WASM policy builtin.wat, which decides the same.
 func BenchmarkMeterTrackPolicy(b *testing.B) {
-	for _, policy := range []string{"builtin", "wasm"} {
+	for _, policy := range []string{"builtin", "wasm", "wasm-state"} {
 		for _, goroutines := range []int{1, 32, 128} {
 			for _, hot := range []bool{false, true} {
 				if hot && goroutines == 1 {
@@ -111,7 +117,7 @@ func BenchmarkMeterTrackPolicy(b *testing.B) {
 					name += "/hot"
 				}
 				b.Run(name, func(b *testing.B) {
-					f := newBenchFixture(b, goroutines, policy == "wasm")
+					f := newBenchFixture(b, goroutines, policy)
 					ctx := context.Background()
 					b.ReportAllocs()
 					b.ResetTimer()
@@ -126,7 +132,7 @@ func BenchmarkMeterTrackPolicy(b *testing.B) {
 								b.Error(err)
 								return
 							}
-							if !r.Allowed || (policy == "wasm") != (r.Plugin != nil && !r.Plugin.Fallback) {
+							if !r.Allowed || (policy != "builtin") != (r.Plugin != nil && !r.Plugin.Fallback) {
 								b.Errorf("decision %+v, plugin %+v", r, r.Plugin)
 								return
 							}
@@ -143,7 +149,7 @@ func BenchmarkMeterTrackPolicy(b *testing.B) {
 func BenchmarkKeysAuthenticate(b *testing.B) {
 	for _, goroutines := range []int{1, 32} {
 		b.Run(fmt.Sprintf("goroutines=%d", goroutines), func(b *testing.B) {
-			f := newBenchFixture(b, 0, false)
+			f := newBenchFixture(b, 0, "builtin")
 			ctx := context.Background()
 			if _, err := f.eng.Keys.Authenticate(ctx, f.secret); err != nil {
 				b.Fatal(err)

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
@@ -42,6 +43,8 @@ type batch struct {
 	// counters are the counters written, to store in the cache with their
 	// sequence numbers once the batch is applied.
 	counters []counterWrite
+	// states are the plugin states written, stored in the cache likewise.
+	states []stateWrite
 	// changes are what the batch changes of state the engine caches, for
 	// the store's Watch listener once the batch is applied.
 	changes []engine.Change
@@ -54,6 +57,13 @@ type counterWrite struct {
 	key []byte
 	c   engine.Counter
 	op  uint32
+}
+
+// stateWrite is a plugin state written to a batch, as its op-th operation.
+type stateWrite struct {
+	key   []byte
+	state []byte // a copy: the caller may reuse its buffer
+	op    uint32
 }
 
 // fail keeps err if it is the first error of b.
@@ -196,8 +206,12 @@ func (b *batch) PutCounter(k engine.CounterKey, c engine.Counter) {
 
 // PutPolicyState writes a customer's plugin state for feature.
 func (b *batch) PutPolicyState(t engine.Tenant, customerID, feature string, state []byte) {
-	if b.check(t.PlatformID, customerID, feature) {
-		b.set(policyStateKey(t, customerID, feature), encodeBytes(state))
+	if b.check(t.PlatformID, customerID, feature) && b.writable() {
+		key := policyStateKey(t, customerID, feature)
+		if b.s.states != nil {
+			b.states = append(b.states, stateWrite{key: key, state: bytes.Clone(state), op: b.pb.Count()})
+		}
+		b.set(key, encodeBytes(state))
 	}
 }
 
@@ -252,6 +266,12 @@ func (b *batch) apply(next batchState, write func(db *pebble.DB) error) error {
 		seq := uint64(b.pb.SeqNum())
 		for _, w := range b.counters {
 			b.s.counters.store(w.key, w.c, seq+uint64(w.op))
+		}
+	}
+	if b.s.states != nil && len(b.states) > 0 {
+		seq := uint64(b.pb.SeqNum())
+		for _, w := range b.states {
+			b.s.states.store(w.key, w.state, seq+uint64(w.op))
 		}
 	}
 	return nil

@@ -37,6 +37,11 @@ const DefaultCustomerCacheSize = 16384
 // when Options.CounterCacheSize is 0 (about 160 bytes each, 2.6 MB in all).
 const DefaultCounterCacheSize = 16384
 
+// DefaultPolicyStateCacheSize is how many customers' plugin states are kept
+// in memory when Options.PolicyStateCacheSize is 0 (states are at most
+// 1 KiB; a burst guard's or token bucket's are 8–16 bytes).
+const DefaultPolicyStateCacheSize = 16384
+
 // DefaultCacheSize is the block cache size when Options.CacheSize is 0.
 const DefaultCacheSize = 64 << 20
 
@@ -65,6 +70,10 @@ type Options struct {
 	// memtable holds every version of a busy counter). Defaults to
 	// DefaultCounterCacheSize; -1 disables the cache.
 	CounterCacheSize int
+	// PolicyStateCacheSize is how many plugin states are kept in memory, so
+	// that a stateful policy reads its state as a track reads its counter.
+	// Defaults to DefaultPolicyStateCacheSize; -1 disables the cache.
+	PolicyStateCacheSize int
 	// FS is the filesystem the store lives on. Defaults to the disk;
 	// vfs.NewMem() keeps a store in memory. On the disk the store's
 	// directories are 0700 and its files 0600, whatever the umask: they
@@ -88,6 +97,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.CounterCacheSize == 0 {
 		o.CounterCacheSize = DefaultCounterCacheSize
+	}
+	if o.PolicyStateCacheSize == 0 {
+		o.PolicyStateCacheSize = DefaultPolicyStateCacheSize
 	}
 	if o.FS == nil {
 		o.FS = vfs.Default
@@ -117,6 +129,9 @@ type Store struct {
 	// them, counters stored by them.
 	customers *cache[*engine.Customer]
 	counters  *cache[engine.Counter]
+	// states are plugin states, stored by the batches that write them
+	// like counters (nil when absent).
+	states *cache[[]byte]
 
 	// locks are the stripes units of work hold (update.go).
 	locks *stripes
@@ -172,6 +187,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 		db:        db,
 		customers: newCache[*engine.Customer](o.CustomerCacheSize),
 		counters:  newCache[engine.Counter](o.CounterCacheSize),
+		states:    newCache[[]byte](o.PolicyStateCacheSize),
 		locks:     newStripes(lockStripes),
 	}, nil
 }
@@ -543,13 +559,17 @@ func (s *Store) Periods(ctx context.Context, t engine.Tenant, customerID string)
 
 // PolicyState returns a customer's plugin state for feature; nil when there
 // is none or it is empty.
+//
+// The state returned may be shared with other callers (it comes from the
+// cache): the caller MUST NOT change it.
 func (s *Store) PolicyState(ctx context.Context, t engine.Tenant, customerID, feature string) ([]byte, error) {
-	var state []byte
-	_, err := s.get(policyStateKey(t, customerID, feature), func(val []byte) (err error) {
-		state, err = decodeBytes("policy state", val)
-		return err
+	return s.states.readThrough(policyStateKey(t, customerID, feature), func(key []byte) (state []byte, err error) {
+		_, err = s.get(key, func(val []byte) (err error) {
+			state, err = decodeBytes("policy state", val)
+			return err
+		})
+		return state, err
 	})
-	return state, err
 }
 
 // Idempotency returns the record stored under key, or ENOTFOUND.
