@@ -204,9 +204,14 @@ func (s *Server) meter(w http.ResponseWriter, r *http.Request, k *engine.Key, ch
 		in.CustomerID = userID
 	}
 	rsp := trackReply(requestID(w), checkOnly)
-	idem, err := idempotency(w, r, body, rsp)
-	if err != nil {
-		return err
+	var idem *engine.Idempotency
+	if !checkOnly {
+		// A check changes nothing: there is nothing to replay, so its
+		// Idempotency-Key is accepted and ignored and no record is stored
+		// (storing one per fresh key filled disks: issue 10).
+		if idem, err = idempotency(w, r, body, rsp); err != nil {
+			return err
+		}
 	}
 	call := "track"
 	var res *engine.TrackResult
