@@ -86,6 +86,9 @@ type Reader interface {
 	// (lowercased), or ENOTFOUND.
 	CustomerIDByEmail(ctx context.Context, t Tenant, email string) (string, error)
 	Customers(ctx context.Context, t Tenant, p Page) ([]*Customer, bool, error)
+	// Aggregates returns t's customer aggregates (stats.go), or ENOTFOUND
+	// when none are stored (a store from before they were kept).
+	Aggregates(ctx context.Context, t Tenant) (*Aggregates, error)
 
 	// Counter returns a usage counter; a zero Counter (no error) when absent.
 	Counter(ctx context.Context, k CounterKey) (Counter, error)
@@ -158,6 +161,8 @@ type Writer interface {
 	PutCustomer(t Tenant, c *Customer, prevEmail string)
 	// DeleteCustomer removes c and its email index; usage history stays.
 	DeleteCustomer(t Tenant, c *Customer)
+	// PutAggregates writes t's customer aggregates.
+	PutAggregates(t Tenant, a *Aggregates)
 	PutCounter(k CounterKey, c Counter)
 	PutPolicyState(t Tenant, customerID, feature string, state []byte)
 	PutIdempotency(t Tenant, key string, r *IdemRecord)

@@ -27,6 +27,7 @@ import (
 //	tier  <platform> <mode>                            engine.TierConfig
 //	cus   <platform> <mode> <customer>                 engine.Customer
 //	email <platform> <mode> <email, lowercased>        → customer id
+//	agg   <platform> <mode>                            engine.Aggregates
 //	use   <platform> <mode> <customer> <feature> <period start>  engine.Counter
 //	pol   <platform> <mode> <customer> <feature>       plugin state
 //	idem  <platform> <mode> <idempotency key>          engine.IdemRecord
@@ -63,6 +64,7 @@ const (
 	prefixTiers       = "tier"
 	prefixCustomer    = "cus"
 	prefixEmail       = "email"
+	prefixAggregates  = "agg"
 	prefixCounter     = "use"
 	prefixPolicyState = "pol"
 	prefixIdempotency = "idem"
@@ -171,6 +173,8 @@ func customersPrefix(t engine.Tenant) []byte        { return prefixOf(tenantKey(
 func emailIndexKey(t engine.Tenant, email string) []byte {
 	return tenantKey(prefixEmail, t, strings.ToLower(email))
 }
+
+func aggregatesKey(t engine.Tenant) []byte { return tenantKey(prefixAggregates, t) }
 
 func counterKey(k engine.CounterKey) []byte {
 	key := tenantKey(prefixCounter, k.Tenant, k.CustomerID, k.Feature)
