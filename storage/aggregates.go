@@ -43,7 +43,8 @@ var platformPrefixes = []string{
 
 // PlatformBytes estimates the bytes a platform's records take on disk (in
 // sstables: what is still only in the memtable and the WAL is not counted)
-// from Pebble's EstimateDiskUsage over each of its key ranges. Index
+// from Pebble's EstimateDiskUsage over each of its key ranges, each to
+// within about a data block (a few KiB) of the sstables it touches. Index
 // entries keyed by something else (secret hashes, publishable keys, CORS
 // origins, Stripe accounts) are small and not counted. Cheap: it reads
 // sstable metadata, not data.
