@@ -72,12 +72,15 @@ type storedSize struct {
 func newQuotas(q Quotas, now Clock, store Store) *quotas {
 	qs := &quotas{q: q, now: now, tat: make(map[string]*atomic.Int64)}
 	if q.RPS > 0 {
-		qs.interval = max(int64(float64(time.Second)/q.RPS), 1)
+		// A call costs from a nanosecond to an hour; a burst is at most
+		// a year's worth of calls (no overflow).
+		qs.interval = min(max(int64(float64(time.Second)/q.RPS), 1), int64(time.Hour))
 		burst := q.Burst
 		if burst <= 0 {
-			burst = max(int64(q.RPS), 1)
+			burst = int64(min(max(q.RPS, 1), 1e12))
 		}
-		qs.tolerance = burst * qs.interval
+		burst = min(burst, int64(365*24*time.Hour)/qs.interval)
+		qs.tolerance = max(burst, 1) * qs.interval
 	}
 	if s, ok := store.(StoreSizer); ok {
 		qs.sizer = s
