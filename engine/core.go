@@ -298,6 +298,8 @@ func (c *core) changed(ch Change) {
 		c.plugins.settingsChanged(Tenant{PlatformID: ch.PlatformID, Mode: ch.Mode}, ch.PluginSettings)
 	case ch.Billing != nil:
 		c.stripe.setLiveAllowed(ch.PlatformID, ch.Billing.Active())
+	case ch.Quotas != nil:
+		c.quotas.set(ch.PlatformID, ch.Quotas)
 	}
 }
 

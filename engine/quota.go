@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,18 +18,18 @@ import (
 type Quotas struct {
 	// Customers is the most customers a platform may have in each mode,
 	// checked in the unit of work that creates one, from the aggregates.
-	Customers int64
+	Customers int64 `json:"customers"`
 	// RPS is the most authenticated API calls a platform may make per
 	// second (both modes, every route), on average; Burst calls may come
 	// at once (0: as many as RPS, at least 1). Beyond, a call is refused
 	// with Retry-After.
-	RPS   float64
-	Burst int64
+	RPS   float64 `json:"requestsPerSecond"`
+	Burst int64   `json:"burst"`
 	// StoredBytes is the most bytes a platform's records may take on disk,
 	// as the store estimates them (StoreSizer; refreshed at most once a
 	// minute per platform), checked where data grows: customer creation
 	// and plugin upload (on top of the plugin byte budget).
-	StoredBytes int64
+	StoredBytes int64 `json:"storedBytes"`
 }
 
 // DefaultQuotas are the quotas of `dream-api serve` when the operator sets
@@ -48,19 +49,101 @@ type StoreSizer interface {
 // sizeRefresh is how long a platform's estimated stored bytes are reused.
 const sizeRefresh = time.Minute
 
+// PlatformQuotas are one platform's own quotas, set by the operator (PUT
+// /admin/platforms/{id}/quotas) over the server's: a nil field is the
+// server's, 0 is unlimited. The burst of a platform's RPS is twice it.
+type PlatformQuotas struct {
+	Customers   *int64   `json:"customers"`
+	RPS         *float64 `json:"requestsPerSecond"`
+	StoredBytes *int64   `json:"storedBytes"`
+}
+
+// Validate refuses negative and infinite quotas.
+func (p *PlatformQuotas) Validate() error {
+	var v Validation
+	if p.Customers != nil && *p.Customers < 0 {
+		v.Add("customers", "must be 0 (unlimited) or more, or null (the server's)")
+	}
+	if p.RPS != nil && (*p.RPS < 0 || math.IsNaN(*p.RPS) || math.IsInf(*p.RPS, 0)) {
+		v.Add("requestsPerSecond", "must be 0 (unlimited) or more, or null (the server's)")
+	}
+	if p.StoredBytes != nil && *p.StoredBytes < 0 {
+		v.Add("storedBytes", "must be 0 (unlimited) or more, or null (the server's)")
+	}
+	return v.Err()
+}
+
+// over applies p over the server's quotas q.
+func (p *PlatformQuotas) over(q Quotas) Quotas {
+	if p == nil {
+		return q
+	}
+	if p.Customers != nil {
+		q.Customers = *p.Customers
+	}
+	if p.RPS != nil {
+		q.RPS, q.Burst = *p.RPS, 0
+		if q.RPS > 0 {
+			q.Burst = max(int64(math.Ceil(min(2*q.RPS, 1e12))), 1)
+		}
+	}
+	if p.StoredBytes != nil {
+		q.StoredBytes = *p.StoredBytes
+	}
+	return q
+}
+
+// PlatformQuotaSettings is the answer of GET and PUT
+// /admin/platforms/{id}/quotas: the quotas in force and the platform's own.
+type PlatformQuotaSettings struct {
+	PlatformID string         `json:"platformId"`
+	Quotas     Quotas         `json:"quotas"`
+	Overrides  PlatformQuotas `json:"overrides"`
+}
+
 // quotas enforces Quotas. Safe for concurrent use.
 type quotas struct {
-	q   Quotas
-	now Clock
-	// interval is the nanoseconds a call costs of the RPS budget and
-	// tolerance how far ahead of now a platform's budget may be spent
-	// (Burst calls): a GCRA rate limiter, one atomic per call.
-	interval, tolerance int64
-	mu                  sync.RWMutex
-	tat                 map[string]*atomic.Int64 // per platform: when its budget is spent up to, unix ns
+	q     Quotas
+	now   Clock
+	store Store
+
+	mu        sync.RWMutex
+	platforms map[string]*platformQuota
 
 	sizer StoreSizer // nil: StoredBytes is not enforced
 	sizes sync.Map   // platform id → *storedSize
+}
+
+// platformQuota is one platform's quotas in force and its request budget.
+type platformQuota struct {
+	limits atomic.Pointer[quotaLimits]
+	// tat is when the platform's request budget is spent up to, unix ns
+	// (a GCRA rate limiter: one atomic per call).
+	tat atomic.Int64
+}
+
+// quotaLimits are a platform's quotas in force: interval is the
+// nanoseconds a call costs of the RPS budget (0: unlimited) and
+// tolerance how far ahead of now the budget may be spent (Burst calls).
+type quotaLimits struct {
+	Quotas
+	interval, tolerance int64
+}
+
+func newLimits(q Quotas) *quotaLimits {
+	l := &quotaLimits{Quotas: q}
+	if q.RPS > 0 {
+		// A call costs from a nanosecond to an hour; a burst is at most
+		// a year's worth of calls (no overflow).
+		l.interval = min(max(int64(float64(time.Second)/q.RPS), 1), int64(time.Hour))
+		burst := q.Burst
+		if burst <= 0 {
+			burst = int64(min(max(q.RPS, 1), 1e12))
+		}
+		burst = min(burst, int64(365*24*time.Hour)/l.interval)
+		l.tolerance = max(burst, 1) * l.interval
+	}
+	return l
 }
 
 type storedSize struct {
@@ -70,60 +153,120 @@ type storedSize struct {
 }
 
 func newQuotas(q Quotas, now Clock, store Store) *quotas {
-	qs := &quotas{q: q, now: now, tat: make(map[string]*atomic.Int64)}
-	if q.RPS > 0 {
-		// A call costs from a nanosecond to an hour; a burst is at most
-		// a year's worth of calls (no overflow).
-		qs.interval = min(max(int64(float64(time.Second)/q.RPS), 1), int64(time.Hour))
-		burst := q.Burst
-		if burst <= 0 {
-			burst = int64(min(max(q.RPS, 1), 1e12))
-		}
-		burst = min(burst, int64(365*24*time.Hour)/qs.interval)
-		qs.tolerance = max(burst, 1) * qs.interval
-	}
+	qs := &quotas{q: q, now: now, store: store, platforms: make(map[string]*platformQuota)}
 	if s, ok := store.(StoreSizer); ok {
 		qs.sizer = s
 	}
 	return qs
 }
 
-// Quotas returns the quotas the engine enforces.
+// of returns platformID's quotas, reading its own from the store the
+// first time (the Watch listener, set, keeps them from then on).
+func (q *quotas) of(platformID string) *platformQuota {
+	q.mu.RLock()
+	p := q.platforms[platformID]
+	q.mu.RUnlock()
+	if p != nil {
+		return p
+	}
+	var own *PlatformQuotas
+	if q.store != nil {
+		var err error
+		own, err = q.store.PlatformQuotas(context.Background(), platformID)
+		if err != nil && ErrorCode(err) != ENOTFOUND {
+			// Not cached: the next call reads again.
+			p = new(platformQuota)
+			p.limits.Store(newLimits(q.q))
+			return p
+		}
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if cur := q.platforms[platformID]; cur != nil {
+		return cur // set (by the Watch listener) since: newer than own
+	}
+	p = new(platformQuota)
+	p.limits.Store(newLimits(own.over(q.q)))
+	q.platforms[platformID] = p
+	return p
+}
+
+// set is the Watch listener's: a platform's own quotas changed.
+func (q *quotas) set(platformID string, own *PlatformQuotas) {
+	l := newLimits(own.over(q.q))
+	q.mu.Lock()
+	p := q.platforms[platformID]
+	if p == nil {
+		p = new(platformQuota)
+		q.platforms[platformID] = p
+	}
+	p.limits.Store(l)
+	q.mu.Unlock()
+}
+
+// Quotas returns the server's quotas (the platforms' own aside).
 func (e *Engine) Quotas() Quotas { return e.c.quotas.q }
 
 // AllowRequest takes one call of platformID's requests-per-second quota:
 // call it for every authenticated API call. Returns EQUOTAEXCEEDED with
-// RetryAfter when the platform is over it. Cheap: a read-locked map lookup
-// and one atomic compare-and-swap.
+// RetryAfter when the platform is over it. Cheap: a read-locked map
+// lookup, an atomic load and one compare-and-swap.
 func (e *Engine) AllowRequest(platformID string) error {
-	q := e.c.quotas
-	if q.interval == 0 {
+	p := e.c.quotas.of(platformID)
+	l := p.limits.Load()
+	if l.interval == 0 {
 		return nil
 	}
-	q.mu.RLock()
-	tat := q.tat[platformID]
-	q.mu.RUnlock()
-	if tat == nil {
-		q.mu.Lock()
-		if tat = q.tat[platformID]; tat == nil {
-			tat = new(atomic.Int64)
-			q.tat[platformID] = tat
-		}
-		q.mu.Unlock()
-	}
-	now := q.now().UnixNano()
+	now := e.c.now().UnixNano()
 	for {
-		old := tat.Load()
-		next := max(old, now) + q.interval
-		if wait := next - now - q.tolerance; wait > 0 {
+		old := p.tat.Load()
+		next := max(old, now) + l.interval
+		if wait := next - now - l.tolerance; wait > 0 {
 			return &Error{Code: EQUOTAEXCEEDED, RetryAfter: int((wait + int64(time.Second) - 1) / int64(time.Second)),
 				Message: fmt.Sprintf("Requests-per-second quota: a platform may make %g API calls per second (bursts of %d) on this server; retry after the Retry-After seconds.",
-					q.q.RPS, q.tolerance/q.interval)}
+					l.RPS, l.tolerance/l.interval)}
 		}
-		if tat.CompareAndSwap(old, next) {
+		if p.tat.CompareAndSwap(old, next) {
 			return nil
 		}
 	}
+}
+
+// PlatformQuotas returns a platform's quotas in force and its own.
+// Returns ENOTFOUND for an unknown platform.
+func (s *Platforms) Quotas(ctx context.Context, platformID string) (*PlatformQuotaSettings, error) {
+	if _, err := s.Get(ctx, platformID); err != nil {
+		return nil, err
+	}
+	own, err := s.c.store.PlatformQuotas(ctx, platformID)
+	if ErrorCode(err) == ENOTFOUND {
+		own, err = &PlatformQuotas{}, nil
+	} else if err != nil {
+		return nil, err
+	}
+	return &PlatformQuotaSettings{PlatformID: platformID, Quotas: own.over(s.c.quotas.q), Overrides: *own}, nil
+}
+
+// SetQuotas replaces a platform's own quotas (nil fields: the server's).
+// Returns ENOTFOUND for an unknown platform and EVALIDATION.
+func (s *Platforms) SetQuotas(ctx context.Context, platformID string, in PlatformQuotas, idem *Idempotency) (*PlatformQuotaSettings, error) {
+	if err := in.Validate(); err != nil {
+		return nil, err
+	}
+	res, err := s.c.update(ctx, adminTenant, idem, []Lock{{Kind: LockQuotas, Platform: platformID}}, func(b Tx) (any, error) {
+		if _, err := b.Platform(ctx, platformID); ErrorCode(err) == ENOTFOUND {
+			return nil, Errorf(ENOTFOUND, "No platform %q.", platformID)
+		} else if err != nil {
+			return nil, err
+		}
+		own := in
+		b.PutPlatformQuotas(platformID, &own)
+		return &PlatformQuotaSettings{PlatformID: platformID, Quotas: own.over(s.c.quotas.q), Overrides: own}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res.(*PlatformQuotaSettings), nil
 }
 
 // customerAdded counts a new customer of t in the unit of work b that
@@ -136,7 +279,7 @@ func (c *core) customerAdded(ctx context.Context, b Tx, t Tenant, cus *Customer)
 	if err != nil {
 		return err
 	}
-	if limit := c.quotas.q.Customers; limit > 0 {
+	if limit := c.quotas.of(t.PlatformID).limits.Load().Customers; limit > 0 {
 		if n := a.Customers(); n >= limit {
 			return Errorf(EQUOTAEXCEEDED, "Customers quota: a platform may have %d customers in each mode on this server, and it has %d in %s mode. Delete customers, or ask the server's operator to raise the quota.",
 				limit, n, t.Mode)
@@ -154,8 +297,11 @@ func (c *core) customerAdded(ctx context.Context, b Tx, t Tenant, cus *Customer)
 // last estimated, at most sizeRefresh ago) and adding more would exceed
 // the StoredBytes quota.
 func (q *quotas) storedBytes(ctx context.Context, platformID string, adding int64) error {
-	limit := q.q.StoredBytes
-	if limit <= 0 || q.sizer == nil {
+	if q.sizer == nil {
+		return nil
+	}
+	limit := q.of(platformID).limits.Load().StoredBytes
+	if limit <= 0 {
 		return nil
 	}
 	v, ok := q.sizes.Load(platformID)

@@ -318,6 +318,21 @@ func (s *Server) listPlatforms(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+func (s *Server) getPlatformQuotas(w http.ResponseWriter, r *http.Request) error {
+	q, err := s.eng.Platforms.Quotas(r.Context(), mux.Vars(r)["id"])
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, q)
+	return nil
+}
+
+func (s *Server) putPlatformQuotas(w http.ResponseWriter, r *http.Request) error {
+	return command(w, r, false, ok200, func(in engine.PlatformQuotas, idem *engine.Idempotency) (*engine.PlatformQuotaSettings, error) {
+		return s.eng.Platforms.SetQuotas(r.Context(), mux.Vars(r)["id"], in, idem)
+	})
+}
+
 func (s *Server) backup(w http.ResponseWriter, r *http.Request) error {
 	body, err := readBody(r)
 	if err != nil {

@@ -234,3 +234,73 @@ func TestStoredBytesQuota(t *testing.T) {
 		t.Fatalf("%d estimates after a minute, want 2", n)
 	}
 }
+
+// TestPlatformQuotaOverrides: the operator sets one platform's own quotas
+// (PUT /admin/platforms/{id}/quotas) over the server's, in force at once
+// for that platform only; null is the server's; bad values are 422 and
+// change nothing; an unknown platform is 404.
+func TestPlatformQuotaOverrides(t *testing.T) {
+	clock := &fakeClock{now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
+	srv, _, eng, np := quotaServer(t, engine.Config{Now: clock.Now, Quotas: engine.Quotas{Customers: 100, RPS: 1000, Burst: 2000}})
+	ctx := context.Background()
+	token, err := eng.Platforms.EnsureAdminToken(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := eng.Platforms.Create(ctx, engine.CreatePlatformInput{Name: "Other"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := "/admin/platforms/" + np.Platform.ID + "/quotas"
+	w := call(t, srv, "GET", path, token, "")
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"quotas":{"customers":100,"requestsPerSecond":1000,"burst":2000,"storedBytes":0}`) ||
+		!strings.Contains(w.Body.String(), `"overrides":{"customers":null,"requestsPerSecond":null,"storedBytes":null}`) {
+		t.Fatalf("GET before any override: %d %s", w.Code, w.Body)
+	}
+	for _, bad := range []string{`{"customers":-1}`, `{"requestsPerSecond":-0.5}`, `{"storedBytes":-3}`, `{"rps":5}`} {
+		if w := call(t, srv, "PUT", path, token, bad); w.Code != http.StatusUnprocessableEntity {
+			t.Fatalf("PUT %s: %d %s", bad, w.Code, w.Body)
+		}
+	}
+	if w := call(t, srv, "PUT", "/admin/platforms/plt_nope/quotas", token, `{"customers":1}`); w.Code != http.StatusNotFound {
+		t.Fatalf("PUT for an unknown platform: %d %s", w.Code, w.Body)
+	}
+	if w := call(t, srv, "PUT", path, np.SecretKey, `{"customers":1}`); w.Code != http.StatusUnauthorized && w.Code != http.StatusForbidden {
+		t.Fatalf("PUT with a platform key: %d %s", w.Code, w.Body)
+	}
+	w = call(t, srv, "PUT", path, token, `{"customers":1,"requestsPerSecond":1,"storedBytes":null}`)
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"quotas":{"customers":1,"requestsPerSecond":1,"burst":2,"storedBytes":0}`) {
+		t.Fatalf("PUT: %d %s", w.Code, w.Body)
+	}
+	// Requests per second: two at once (the burst), then 429.
+	for i := range 2 {
+		if w := call(t, srv, "GET", "/api/customers", np.SecretKey, ""); w.Code != http.StatusOK {
+			t.Fatalf("call %d within the platform's burst: %d %s", i, w.Code, w.Body)
+		}
+	}
+	if w := call(t, srv, "GET", "/api/customers", np.SecretKey, ""); w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") == "" {
+		t.Fatalf("beyond the platform's own rate: %d %s", w.Code, w.Body)
+	}
+	clock.Add(2 * time.Second)
+	if w := call(t, srv, "POST", "/api/customers", np.SecretKey, `{"email":"a@own.example"}`); w.Code != http.StatusCreated {
+		t.Fatalf("the first customer: %d %s", w.Code, w.Body)
+	}
+	clock.Add(2 * time.Second)
+	w = call(t, srv, "POST", "/api/customers", np.SecretKey, `{"email":"b@own.example"}`)
+	if e := errorOf(t, w, http.StatusTooManyRequests, engine.EQUOTAEXCEEDED); !strings.Contains(e.Message, "Customers quota") {
+		t.Fatalf("beyond the platform's own customers quota: %s", w.Body)
+	}
+	// The other platform keeps the server's.
+	for i := range 5 {
+		if w := call(t, srv, "POST", "/api/customers", other.SecretKey, fmt.Sprintf(`{"email":"c%d@other.example"}`, i)); w.Code != http.StatusCreated {
+			t.Fatalf("another platform: %d %s", w.Code, w.Body)
+		}
+	}
+	// Back to the server's.
+	if w := call(t, srv, "PUT", path, token, `{}`); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"customers":100`) {
+		t.Fatalf("PUT {}: %d %s", w.Code, w.Body)
+	}
+	if w := call(t, srv, "POST", "/api/customers", np.SecretKey, `{"email":"b@own.example"}`); w.Code != http.StatusCreated {
+		t.Fatalf("after the override is gone: %d %s", w.Code, w.Body)
+	}
+}

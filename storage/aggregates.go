@@ -32,10 +32,37 @@ func (b *batch) PutAggregates(t engine.Tenant, a *engine.Aggregates) {
 	}
 }
 
+// PlatformQuotas returns a platform's own quotas, or ENOTFOUND when the
+// operator set none.
+func (s *Store) PlatformQuotas(ctx context.Context, platformID string) (*engine.PlatformQuotas, error) {
+	var q *engine.PlatformQuotas
+	found, err := s.get(platformQuotasKey(platformID), func(val []byte) error {
+		q = new(engine.PlatformQuotas)
+		return decodeJSON("platform quotas", val, q)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, engine.Errorf(engine.ENOTFOUND, "No quotas for %s.", platformID)
+	}
+	return q, nil
+}
+
+// PutPlatformQuotas writes a platform's own quotas; the Watch listener is
+// told.
+func (b *batch) PutPlatformQuotas(platformID string, q *engine.PlatformQuotas) {
+	if b.check(platformID) {
+		val, err := encodeJSON(q)
+		b.setEncoded(platformQuotasKey(platformID), val, err)
+		b.changed(engine.Change{PlatformID: platformID, Quotas: q})
+	}
+}
+
 // platformPrefixes are the key prefixes whose next component is the
 // platform id: every record a platform owns, in either mode.
 var platformPrefixes = []string{
-	prefixPlatform, prefixKey, prefixTiers, prefixCustomer, prefixEmail, prefixAggregates,
+	prefixPlatform, prefixKey, prefixTiers, prefixCustomer, prefixEmail, prefixAggregates, prefixQuotas,
 	prefixCounter, prefixPolicyState, prefixIdempotency, prefixPluginSet, prefixPluginVer,
 	prefixPluginMod, prefixCORS, prefixStripeConn, prefixStripeCatalog, prefixStripeCus,
 	prefixStripeSub, prefixStripeEvent, prefixPlatformBill,

@@ -28,6 +28,7 @@ import (
 //	cus   <platform> <mode> <customer>                 engine.Customer
 //	email <platform> <mode> <email, lowercased>        → customer id
 //	agg   <platform> <mode>                            engine.Aggregates
+//	quota <platform>                                   engine.PlatformQuotas
 //	use   <platform> <mode> <customer> <feature> <period start>  engine.Counter
 //	pol   <platform> <mode> <customer> <feature>       plugin state
 //	idem  <platform> <mode> <idempotency key>          engine.IdemRecord
@@ -65,6 +66,7 @@ const (
 	prefixCustomer    = "cus"
 	prefixEmail       = "email"
 	prefixAggregates  = "agg"
+	prefixQuotas      = "quota"
 	prefixCounter     = "use"
 	prefixPolicyState = "pol"
 	prefixIdempotency = "idem"
@@ -175,6 +177,8 @@ func emailIndexKey(t engine.Tenant, email string) []byte {
 }
 
 func aggregatesKey(t engine.Tenant) []byte { return tenantKey(prefixAggregates, t) }
+
+func platformQuotasKey(platformID string) []byte { return makeKey(prefixQuotas, platformID) }
 
 func counterKey(k engine.CounterKey) []byte {
 	key := tenantKey(prefixCounter, k.Tenant, k.CustomerID, k.Feature)

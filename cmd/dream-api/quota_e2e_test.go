@@ -181,3 +181,27 @@ func TestStatsSurviveRestartE2E(t *testing.T) {
 	}
 	check(startServerAt(t, dir, map[string]string{"DREAM_ADMIN_TOKEN": ts.AdminToken}))
 }
+
+// TestPlatformQuotasSurviveRestartE2E: a platform's own quotas, set by the
+// operator, are stored: after a restart they are in force again.
+func TestPlatformQuotasSurviveRestartE2E(t *testing.T) {
+	dir := t.TempDir()
+	ts := startServerAt(t, dir, nil)
+	p := ts.createPlatform(t, "Own quotas")
+	path := "/admin/platforms/" + p.ID + "/quotas"
+	res := ts.expect(t, req{Method: "PUT", Path: path, Key: ts.AdminToken, Body: map[string]any{"customers": 1}}, 200, "")
+	if num(res.Body, "quotas", "customers") != 1 || num(res.Body, "quotas", "requestsPerSecond") != 1000 {
+		t.Fatalf("PUT: %s", res.Raw)
+	}
+	ts.createCustomer(t, p.SK, map[string]any{"email": "a@own.example"})
+	if err := ts.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ts = startServerAt(t, dir, map[string]string{"DREAM_ADMIN_TOKEN": ts.AdminToken})
+	ts.expect(t, req{Method: "POST", Path: "/api/customers", Key: p.SK, Body: map[string]any{"email": "b@own.example"}}, 429, engine.EQUOTAEXCEEDED)
+	ts.createCustomer(t, p.TestSK, map[string]any{"email": "b@own.example"})
+	res = ts.expect(t, req{Method: "GET", Path: path, Key: ts.AdminToken}, 200, "")
+	if get(res.Body, "overrides", "customers") != float64(1) || get(res.Body, "overrides", "storedBytes") != nil {
+		t.Fatalf("GET after a restart: %s", res.Raw)
+	}
+}
