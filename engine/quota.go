@@ -107,8 +107,7 @@ type quotas struct {
 	now   Clock
 	store Store
 
-	mu        sync.RWMutex
-	platforms map[string]*platformQuota
+	platforms sync.Map // platform id → *platformQuota
 
 	sizer StoreSizer // nil: StoredBytes is not enforced
 	sizes sync.Map   // platform id → *storedSize
@@ -153,7 +152,7 @@ type storedSize struct {
 }
 
 func newQuotas(q Quotas, now Clock, store Store) *quotas {
-	qs := &quotas{q: q, now: now, store: store, platforms: make(map[string]*platformQuota)}
+	qs := &quotas{q: q, now: now, store: store}
 	if s, ok := store.(StoreSizer); ok {
 		qs.sizer = s
 	}
@@ -163,11 +162,8 @@ func newQuotas(q Quotas, now Clock, store Store) *quotas {
 // of returns platformID's quotas, reading its own from the store the
 // first time (the Watch listener, set, keeps them from then on).
 func (q *quotas) of(platformID string) *platformQuota {
-	q.mu.RLock()
-	p := q.platforms[platformID]
-	q.mu.RUnlock()
-	if p != nil {
-		return p
+	if p, ok := q.platforms.Load(platformID); ok {
+		return p.(*platformQuota)
 	}
 	var own *PlatformQuotas
 	if q.store != nil {
@@ -175,33 +171,26 @@ func (q *quotas) of(platformID string) *platformQuota {
 		own, err = q.store.PlatformQuotas(context.Background(), platformID)
 		if err != nil && ErrorCode(err) != ENOTFOUND {
 			// Not cached: the next call reads again.
-			p = new(platformQuota)
+			p := new(platformQuota)
 			p.limits.Store(newLimits(q.q))
 			return p
 		}
 	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if cur := q.platforms[platformID]; cur != nil {
-		return cur // set (by the Watch listener) since: newer than own
-	}
-	p = new(platformQuota)
+	p := new(platformQuota)
 	p.limits.Store(newLimits(own.over(q.q)))
-	q.platforms[platformID] = p
-	return p
+	// One set by the Watch listener since is newer than own: it stays.
+	cur, _ := q.platforms.LoadOrStore(platformID, p)
+	return cur.(*platformQuota)
 }
 
 // set is the Watch listener's: a platform's own quotas changed.
 func (q *quotas) set(platformID string, own *PlatformQuotas) {
 	l := newLimits(own.over(q.q))
-	q.mu.Lock()
-	p := q.platforms[platformID]
-	if p == nil {
-		p = new(platformQuota)
-		q.platforms[platformID] = p
-	}
+	p := new(platformQuota)
 	p.limits.Store(l)
-	q.mu.Unlock()
+	if cur, loaded := q.platforms.LoadOrStore(platformID, p); loaded {
+		cur.(*platformQuota).limits.Store(l)
+	}
 }
 
 // Quotas returns the server's quotas (the platforms' own aside).
@@ -209,8 +198,8 @@ func (e *Engine) Quotas() Quotas { return e.c.quotas.q }
 
 // AllowRequest takes one call of platformID's requests-per-second quota:
 // call it for every authenticated API call. Returns EQUOTAEXCEEDED with
-// RetryAfter when the platform is over it. Cheap: a read-locked map
-// lookup, an atomic load and one compare-and-swap.
+// RetryAfter when the platform is over it. Cheap: a sync.Map lookup, an
+// atomic load and one compare-and-swap.
 func (e *Engine) AllowRequest(platformID string) error {
 	p := e.c.quotas.of(platformID)
 	l := p.limits.Load()
