@@ -53,7 +53,7 @@ func TestStoredBytesQuotaOnPluginUpload(t *testing.T) {
 	if e := wantErr(t, "upload over the quota", err, engine.EQUOTAEXCEEDED); !strings.Contains(e.Message, "Stored bytes quota") {
 		t.Fatalf("message %q does not name the quota", e.Message)
 	}
-	if vs, err := st.PluginVersions(ctx, live.PlatformID); err != nil || len(vs) != 0 {
+	if vs, err := st.PluginVersions(ctx, live); err != nil || len(vs) != 0 {
 		t.Fatalf("versions after a refused upload: %v %v", vs, err)
 	}
 	sized.bytes.Store(100_000 - int64(len(wasm)))

@@ -68,7 +68,7 @@ func TestCheckStoresNoIdempotencyRecord(t *testing.T) {
 		}
 	}
 	// The same key twice with different bodies: no conflict, each answered.
-	other := fmt.Sprintf(`{"customerId":%q,"feature":"exports"}`, cus.ID)
+	other := fmt.Sprintf(`{"customerId":%q,"feature":"requests","quantity":2}`, cus.ID)
 	if w := call(t, srv, "POST", "/api/check", np.SecretKey, other, "Idempotency-Key", "check-0"); w.Code != http.StatusOK {
 		t.Fatalf("check with a reused key: %d %s", w.Code, w.Body)
 	}
