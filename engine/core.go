@@ -35,6 +35,9 @@ type Config struct {
 	Identity Identity
 	// Stripe turns Stripe billing on (stripe.go). Defaults to off.
 	Stripe StripeConfig
+	// Quotas bound each platform's use of the server (quota.go). The zero
+	// value limits nothing.
+	Quotas Quotas
 }
 
 // Engine holds the domain services. They share one store, one clock, the
@@ -65,6 +68,7 @@ type core struct {
 	stripe   *Stripe
 	keys     *Keys
 	plugins  *Plugins
+	quotas   *quotas
 }
 
 // New returns an Engine over cfg.Store.
@@ -86,6 +90,7 @@ func New(cfg Config) *Engine {
 		sealer:   cfg.Sealer,
 		identity: cfg.Identity,
 		outbox:   newOutbox(),
+		quotas:   newQuotas(cfg.Quotas, cfg.Now, cfg.Store),
 	}
 	if c.sealer == nil {
 		key := make([]byte, 32)
@@ -293,6 +298,8 @@ func (c *core) changed(ch Change) {
 		c.plugins.settingsChanged(Tenant{PlatformID: ch.PlatformID, Mode: ch.Mode}, ch.PluginSettings)
 	case ch.Billing != nil:
 		c.stripe.setLiveAllowed(ch.PlatformID, ch.Billing.Active())
+	case ch.Quotas != nil:
+		c.quotas.set(ch.PlatformID, ch.Quotas)
 	}
 }
 

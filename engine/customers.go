@@ -174,6 +174,9 @@ func (s *Customers) Create(ctx context.Context, t Tenant, pk string, in CreateCu
 			ID: NewID("cus_", now), Email: in.Email, FirstName: in.FirstName, LastName: in.LastName,
 			Plan: in.Plan, PublishableKey: pk, Metadata: md, CreatedAt: now,
 		}
+		if err := s.c.customerAdded(ctx, b, t, c); err != nil { // quota.go: the customers quota, the aggregates
+			return nil, err
+		}
 		b.PutCustomer(t, c, "")
 		return c, nil
 	})
@@ -291,7 +294,7 @@ func (s *Customers) Update(ctx context.Context, t Tenant, id string, in UpdateCu
 		if in.LastName != nil {
 			c.LastName = *in.LastName
 		}
-		prevPlan := c.Plan
+		prevPlan, before := c.Plan, shareOf(c)
 		if in.Plan != nil {
 			c.Plan = *in.Plan
 		}
@@ -310,6 +313,10 @@ func (s *Customers) Update(ctx context.Context, t Tenant, id string, in UpdateCu
 		}
 		b.PutCustomer(t, c, prevEmail)
 		if c.Plan != prevPlan {
+			// Under the tier lock (in.Plan is set): stats.go's aggregates.
+			if err := adjustAggregates(ctx, b, t, before, shareOf(c)); err != nil {
+				return nil, err
+			}
 			s.c.planChanged(b, t, c, prevPlan)
 		}
 		return c, nil
@@ -332,9 +339,13 @@ func (c *core) planChanged(b Writer, t Tenant, cus *Customer, prevPlan string) {
 // when Clerk fails, the outbox retries it. Returns ENOTFOUND.
 func (s *Customers) Delete(ctx context.Context, t Tenant, id string, idem *Idempotency) error {
 	var user *OutboxEntry
-	_, err := s.c.update(ctx, t, idem, []Lock{customerLock(t, id)}, func(b Tx) (any, error) {
+	// The tier lock serializes the aggregates' read-modify-write (stats.go).
+	_, err := s.c.update(ctx, t, idem, []Lock{customerLock(t, id), tiersLock(t)}, func(b Tx) (any, error) {
 		c, err := customerIn(ctx, b, t, id)
 		if err != nil {
+			return nil, err
+		}
+		if err := adjustAggregates(ctx, b, t, shareOf(c), aggShare{}); err != nil {
 			return nil, err
 		}
 		b.DeleteCustomer(t, c)

@@ -250,6 +250,9 @@ func (s *Customers) createWithIdentity(ctx context.Context, t Tenant, pk string,
 			ID: id, Email: in.Email, FirstName: in.FirstName, LastName: in.LastName,
 			Plan: in.Plan, PublishableKey: pk, Metadata: md, CreatedAt: now,
 		}
+		if err := c.customerAdded(ctx, b, t, cus); err != nil { // quota.go: the customers quota, the aggregates
+			return nil, err
+		}
 		b.PutCustomer(t, cus, "")
 		return cus, nil
 	})

@@ -333,6 +333,9 @@ func (p *Plugins) Upload(ctx context.Context, t Tenant, wasm []byte, onError str
 	if err := p.checkStorage(len(wasm)); err != nil {
 		return nil, err
 	}
+	if err := p.c.quotas.storedBytes(ctx, t.PlatformID, int64(len(wasm))); err != nil { // quota.go
+		return nil, err
+	}
 	now := p.c.now().UTC()
 	sum := sha256.Sum256(wasm)
 	v := &PluginVersion{Version: NewID("plg_", now), SHA256: hex.EncodeToString(sum[:]), Size: len(wasm), UploadedAt: now}

@@ -86,6 +86,12 @@ type Reader interface {
 	// (lowercased), or ENOTFOUND.
 	CustomerIDByEmail(ctx context.Context, t Tenant, email string) (string, error)
 	Customers(ctx context.Context, t Tenant, p Page) ([]*Customer, bool, error)
+	// PlatformQuotas returns a platform's own quotas (quota.go), or
+	// ENOTFOUND when the operator set none.
+	PlatformQuotas(ctx context.Context, platformID string) (*PlatformQuotas, error)
+	// Aggregates returns t's customer aggregates (stats.go), or ENOTFOUND
+	// when none are stored (a store from before they were kept).
+	Aggregates(ctx context.Context, t Tenant) (*Aggregates, error)
 
 	// Counter returns a usage counter; a zero Counter (no error) when absent.
 	Counter(ctx context.Context, k CounterKey) (Counter, error)
@@ -158,6 +164,10 @@ type Writer interface {
 	PutCustomer(t Tenant, c *Customer, prevEmail string)
 	// DeleteCustomer removes c and its email index; usage history stays.
 	DeleteCustomer(t Tenant, c *Customer)
+	// PutPlatformQuotas writes a platform's own quotas.
+	PutPlatformQuotas(platformID string, q *PlatformQuotas)
+	// PutAggregates writes t's customer aggregates.
+	PutAggregates(t Tenant, a *Aggregates)
 	PutCounter(k CounterKey, c Counter)
 	PutPolicyState(t Tenant, customerID, feature string, state []byte)
 	PutIdempotency(t Tenant, key string, r *IdemRecord)
@@ -213,6 +223,8 @@ const (
 	LockPlatformBilling
 	// LockPlatform: a platform record.
 	LockPlatform
+	// LockQuotas: a platform's own quotas.
+	LockQuotas
 )
 
 // Change is one change to stored state that the engine keeps a copy of in
@@ -226,4 +238,5 @@ type Change struct {
 	Key            *Key
 	PluginSettings *PluginSettings
 	Billing        *PlatformBilling
+	Quotas         *PlatformQuotas
 }

@@ -176,7 +176,9 @@ func (s *Stripe) applyToCustomer(ctx context.Context, t Tenant, ev *BillingEvent
 			return nil, err
 		}
 		if outcome == EventApplied {
-			s.c.putBillingCustomer(b, t, cus, prevPlan)
+			if err := s.c.putBillingCustomer(ctx, b, t, cus, prevPlan); err != nil {
+				return nil, err
+			}
 		}
 		b.PutStripeEvent(t, ev.ID, s.c.now().UTC())
 		return outcome, nil
@@ -188,13 +190,24 @@ func (s *Stripe) applyToCustomer(ctx context.Context, t Tenant, ev *BillingEvent
 }
 
 // putBillingCustomer writes a customer that Stripe changed. Every plan
-// change that comes from Stripe goes through here, so that planChanged
-// sees it in the same batch.
-func (c *core) putBillingCustomer(b Writer, t Tenant, cus *Customer, prevPlan string) {
+// or subscription change that comes from Stripe goes through here, so that
+// planChanged and the aggregates (stats.go) see it in the same batch. The
+// unit holds the customer's lock and the tier lock.
+func (c *core) putBillingCustomer(ctx context.Context, b Tx, t Tenant, cus *Customer, prevPlan string) error {
+	prev, err := b.CustomerShared(ctx, t, cus.ID) // as stored: cus holds the change
+	if err != nil && ErrorCode(err) != ENOTFOUND {
+		return err
+	}
+	if prev != nil {
+		if err := adjustAggregates(ctx, b, t, shareOf(prev), shareOf(cus)); err != nil {
+			return err
+		}
+	}
 	b.PutCustomer(t, cus, cus.Email)
 	if cus.Plan != prevPlan {
 		c.planChanged(b, t, cus, prevPlan)
 	}
+	return nil
 }
 
 // billingPlan returns the tier a paid subscription puts a customer on: the

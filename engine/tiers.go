@@ -195,24 +195,12 @@ func storedTiers(ctx context.Context, tx Reader, t Tenant) (*TierConfig, error) 
 	return tc, err
 }
 
-// customersOnPlan counts a tenant's customers on plan.
+// customersOnPlan counts a tenant's customers on plan, from the
+// aggregates (planCounts, stats.go).
 func customersOnPlan(ctx context.Context, tx Reader, t Tenant, plan string) (int, error) {
-	n := 0
-	p := Page{Limit: 100}
-	for {
-		cs, more, err := tx.Customers(ctx, t, p)
-		if err != nil {
-			return 0, err
-		}
-		for _, cu := range cs {
-			if cu.Plan == plan {
-				n++
-			}
-		}
-		if !more || len(cs) == 0 {
-			break
-		}
-		p.StartingAfter = cs[len(cs)-1].ID
+	counts, err := planCounts(ctx, tx, t)
+	if err != nil {
+		return 0, err
 	}
-	return n, nil
+	return int(counts[plan]), nil
 }

@@ -30,6 +30,9 @@ func (s *Server) secret(h secretHandler) handlerFunc {
 		if err != nil {
 			return err
 		}
+		if err := s.eng.AllowRequest(k.PlatformID); err != nil { // the platform's requests-per-second quota
+			return err
+		}
 		if err := s.liveAllowed(r.Context(), k.Tenant()); err != nil { // stripe.go: operator billing
 			return err
 		}
@@ -58,6 +61,9 @@ func (s *Server) publishable(h func(w http.ResponseWriter, r *http.Request, t en
 			if err != nil {
 				return err
 			}
+			if err := s.eng.AllowRequest(k.PlatformID); err != nil {
+				return err
+			}
 			if err := s.liveAllowed(r.Context(), k.Tenant()); err != nil {
 				return err
 			}
@@ -65,6 +71,9 @@ func (s *Server) publishable(h func(w http.ResponseWriter, r *http.Request, t en
 		}
 		t, err := s.eng.Keys.AuthenticatePublishable(r.Context(), tok)
 		if err != nil {
+			return err
+		}
+		if err := s.eng.AllowRequest(t.PlatformID); err != nil {
 			return err
 		}
 		if err := s.liveAllowed(r.Context(), t); err != nil { // stripe.go: operator billing

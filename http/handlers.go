@@ -204,9 +204,14 @@ func (s *Server) meter(w http.ResponseWriter, r *http.Request, k *engine.Key, ch
 		in.CustomerID = userID
 	}
 	rsp := trackReply(requestID(w), checkOnly)
-	idem, err := idempotency(w, r, body, rsp)
-	if err != nil {
-		return err
+	var idem *engine.Idempotency
+	if !checkOnly {
+		// A check changes nothing: there is nothing to replay, so its
+		// Idempotency-Key is accepted and ignored and no record is stored
+		// (storing one per fresh key filled disks: issue 10).
+		if idem, err = idempotency(w, r, body, rsp); err != nil {
+			return err
+		}
 	}
 	call := "track"
 	var res *engine.TrackResult
@@ -311,6 +316,21 @@ func (s *Server) listPlatforms(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, list[*engine.Platform]{Data: ps, HasMore: more})
 	return nil
+}
+
+func (s *Server) getPlatformQuotas(w http.ResponseWriter, r *http.Request) error {
+	q, err := s.eng.Platforms.Quotas(r.Context(), mux.Vars(r)["id"])
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, q)
+	return nil
+}
+
+func (s *Server) putPlatformQuotas(w http.ResponseWriter, r *http.Request) error {
+	return command(w, r, false, ok200, func(in engine.PlatformQuotas, idem *engine.Idempotency) (*engine.PlatformQuotaSettings, error) {
+		return s.eng.Platforms.SetQuotas(r.Context(), mux.Vars(r)["id"], in, idem)
+	})
 }
 
 func (s *Server) backup(w http.ResponseWriter, r *http.Request) error {

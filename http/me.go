@@ -37,6 +37,9 @@ func (s *Server) endUser(h endUserHandler) handlerFunc {
 			return err
 		}
 		noteCORSTenant(r, eu.Tenant)
+		if err := s.eng.AllowRequest(eu.Tenant.PlatformID); err != nil { // the platform's requests-per-second quota
+			return err
+		}
 		// Like the platform's live keys, its live end users pause while its
 		// dream-api subscription is not active (stripe.go).
 		if err := s.liveAllowed(r.Context(), eu.Tenant); err != nil {

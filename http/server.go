@@ -133,6 +133,8 @@ func (s *Server) routes(reg *prometheus.Registry) {
 
 	s.handle("POST", "/admin/platforms", s.admin(s.createPlatform))
 	s.handle("GET", "/admin/platforms", s.admin(s.listPlatforms))
+	s.handle("GET", "/admin/platforms/{id}/quotas", s.admin(s.getPlatformQuotas))
+	s.handle("PUT", "/admin/platforms/{id}/quotas", s.admin(s.putPlatformQuotas))
 	s.handle("POST", "/admin/backup", s.admin(s.backup))
 }
 

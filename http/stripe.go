@@ -48,6 +48,9 @@ func (s *Server) secretAnyMode(h secretHandler) handlerFunc {
 		if err != nil {
 			return err
 		}
+		if err := s.eng.AllowRequest(k.PlatformID); err != nil { // the platform's requests-per-second quota
+			return err
+		}
 		return h(w, r, k)
 	}
 }

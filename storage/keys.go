@@ -27,6 +27,8 @@ import (
 //	tier  <platform> <mode>                            engine.TierConfig
 //	cus   <platform> <mode> <customer>                 engine.Customer
 //	email <platform> <mode> <email, lowercased>        → customer id
+//	agg   <platform> <mode>                            engine.Aggregates
+//	quota <platform>                                   engine.PlatformQuotas
 //	use   <platform> <mode> <customer> <feature> <period start>  engine.Counter
 //	pol   <platform> <mode> <customer> <feature>       plugin state
 //	idem  <platform> <mode> <idempotency key>          engine.IdemRecord
@@ -63,6 +65,8 @@ const (
 	prefixTiers       = "tier"
 	prefixCustomer    = "cus"
 	prefixEmail       = "email"
+	prefixAggregates  = "agg"
+	prefixQuotas      = "quota"
 	prefixCounter     = "use"
 	prefixPolicyState = "pol"
 	prefixIdempotency = "idem"
@@ -171,6 +175,10 @@ func customersPrefix(t engine.Tenant) []byte        { return prefixOf(tenantKey(
 func emailIndexKey(t engine.Tenant, email string) []byte {
 	return tenantKey(prefixEmail, t, strings.ToLower(email))
 }
+
+func aggregatesKey(t engine.Tenant) []byte { return tenantKey(prefixAggregates, t) }
+
+func platformQuotasKey(platformID string) []byte { return makeKey(prefixQuotas, platformID) }
 
 func counterKey(k engine.CounterKey) []byte {
 	key := tenantKey(prefixCounter, k.Tenant, k.CustomerID, k.Feature)

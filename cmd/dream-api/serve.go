@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -41,6 +43,12 @@ type Config struct {
 	DebugAddr string
 	Plugins   PluginConfig
 	HTTP      HTTPConfig // httplimits.go: timeouts, unauthenticated bodies
+	// Quotas bound each platform's use of the server (engine.Quotas; 0 is
+	// unlimited): DREAM_QUOTA_CUSTOMERS, --quota-customers (per platform
+	// and mode); DREAM_QUOTA_RPS, --quota-rps (authenticated calls per
+	// second per platform, bursts of twice as many); DREAM_QUOTA_STORED_BYTES,
+	// --quota-stored-bytes. Default engine.DefaultQuotas.
+	Quotas engine.Quotas
 }
 
 // Main is the serve program: ParseFlags, then Run, then Close. Tests run it
@@ -89,6 +97,9 @@ var serveEnv = []envVar{
 	{"DREAM_WRITE_TIMEOUT", "--write-timeout"},
 	{"DREAM_IDLE_TIMEOUT", "--idle-timeout"},
 	{"DREAM_MAX_UNAUTHENTICATED_BODIES", "--max-unauthenticated-bodies"},
+	{"DREAM_QUOTA_CUSTOMERS", "--quota-customers (0: unlimited)"},
+	{"DREAM_QUOTA_RPS", "--quota-rps (0: unlimited)"},
+	{"DREAM_QUOTA_STORED_BYTES", "--quota-stored-bytes (0: unlimited)"},
 	{"DREAM_ADMIN_TOKEN", "the operator's admin token; generated on first start and printed once when unset"},
 	{"DREAM_MASTER_KEY", "64 hex characters: seals Stripe credentials; generated into DATA/master.key when unset"},
 	{"DREAM_PUBLIC_URL", "base of return and webhook URLs (default http://<addr>)"},
@@ -126,6 +137,9 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 	if err := c.HTTP.register(fs, env); err != nil {
 		return err
 	}
+	if err := registerQuotas(fs, env, &c.Quotas); err != nil {
+		return err
+	}
 	pos, err := parseArgs(fs, args, m.Stdout, "dream-api serve [flags]",
 		"Serves the API from the data dir (created if absent).", serveEnv)
 	if err != nil {
@@ -139,6 +153,9 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 	}
 	if c.BackupDir == "" {
 		c.BackupDir = filepath.Join(c.DataDir, "..", "backups")
+	}
+	if err := checkQuotas(&c.Quotas); err != nil {
+		return err
 	}
 	c.AdminToken = m.Getenv("DREAM_ADMIN_TOKEN")
 	c.MasterKey = m.Getenv("DREAM_MASTER_KEY")
@@ -197,7 +214,8 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	eng := engine.New(engine.Config{Store: st, Logger: m.log, PolicyLoader: m.wasm.Loader(), Sealer: sealer, Stripe: stripeCfg})
+	eng := engine.New(engine.Config{Store: st, Logger: m.log, PolicyLoader: m.wasm.Loader(), Sealer: sealer, Stripe: stripeCfg,
+		Quotas: m.Config.Quotas})
 	eng.Plugins.SetLimits(m.Config.Plugins.engineLimits())
 
 	handler := dhttp.NewServer(dhttp.Config{
@@ -388,4 +406,38 @@ func (m *Main) backup(ctx context.Context, dir string) (string, bool, error) {
 	}
 	m.log.Info("backup written", "dir", path, "masterKeyIncluded", !m.keyFromEnv)
 	return path, !m.keyFromEnv, nil
+}
+
+// registerQuotas adds the --quota-customers, --quota-rps and
+// --quota-stored-bytes flags, defaulting to their environment variables,
+// else to engine.DefaultQuotas. checkQuotas refuses what was given.
+func registerQuotas(fs *flag.FlagSet, env func(k, def string) string, q *engine.Quotas) error {
+	def := engine.DefaultQuotas()
+	customers, err1 := strconv.ParseInt(env("DREAM_QUOTA_CUSTOMERS", strconv.FormatInt(def.Customers, 10)), 10, 64)
+	rps, err2 := strconv.ParseFloat(env("DREAM_QUOTA_RPS", strconv.FormatFloat(def.RPS, 'f', -1, 64)), 64)
+	stored, err3 := strconv.ParseInt(env("DREAM_QUOTA_STORED_BYTES", strconv.FormatInt(def.StoredBytes, 10)), 10, 64)
+	var errs []error
+	for key, err := range map[string]error{"DREAM_QUOTA_CUSTOMERS": err1, "DREAM_QUOTA_RPS": err2, "DREAM_QUOTA_STORED_BYTES": err3} {
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", key, err))
+		}
+	}
+	fs.Int64Var(&q.Customers, "quota-customers", customers, "customers per platform and mode (0: unlimited)")
+	fs.Float64Var(&q.RPS, "quota-rps", rps, "authenticated API calls per second per platform, bursts of twice as many (0: unlimited)")
+	fs.Int64Var(&q.StoredBytes, "quota-stored-bytes", stored, "bytes a platform's records may take on disk, as estimated (0: unlimited)")
+	return errors.Join(errs...)
+}
+
+// checkQuotas refuses negative or infinite quotas and sets the burst of
+// the requests-per-second quota: twice the rate.
+func checkQuotas(q *engine.Quotas) error {
+	if q.Customers < 0 || q.StoredBytes < 0 || q.RPS < 0 || math.IsNaN(q.RPS) || math.IsInf(q.RPS, 0) {
+		return fmt.Errorf("quotas must be 0 (unlimited) or more: --quota-customers %d, --quota-rps %g, --quota-stored-bytes %d",
+			q.Customers, q.RPS, q.StoredBytes)
+	}
+	q.Burst = 0
+	if q.RPS > 0 {
+		q.Burst = max(int64(math.Ceil(min(2*q.RPS, 1e12))), 1)
+	}
+	return nil
 }
