@@ -85,9 +85,11 @@ func (m *Meter) Track(ctx context.Context, t Tenant, in TrackInput, idem *Idempo
 	return m.decide(ctx, t, in, false, idem)
 }
 
-// Check answers what Track would, counting nothing.
+// Check answers what Track would, counting nothing. It writes nothing
+// either: idem is ignored (a check needs no replay, and a stored record per
+// fresh key let a caller fill the disk).
 func (m *Meter) Check(ctx context.Context, t Tenant, in TrackInput, idem *Idempotency) (*TrackResult, error) {
-	return m.decide(ctx, t, in, true, idem)
+	return m.decide(ctx, t, in, true, nil)
 }
 
 func (m *Meter) decide(ctx context.Context, t Tenant, in TrackInput, checkOnly bool, idem *Idempotency) (*TrackResult, error) {

@@ -293,3 +293,18 @@ func TestPluginStateCarriesOver(t *testing.T) {
 		t.Fatalf("state after a restart and 2 more calls = %d, want 5", got)
 	}
 }
+
+// TestCheckWritesNothing: a check with an Idempotency-Key stores no record
+// (it changes nothing, and a record per fresh key filled disks).
+func TestCheckWritesNothing(t *testing.T) {
+	f := newFixture(t)
+	c := f.customer(t, "check@example.com")
+	ctx := context.Background()
+	idem := &engine.Idempotency{Key: "check-1", Render: func(any) (int, []byte) { return 200, []byte("{}") }}
+	if _, err := f.eng.Meter.Check(ctx, f.live, engine.TrackInput{CustomerID: c.ID}, idem); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.Idempotency(ctx, f.live, "check-1"); engine.ErrorCode(err) != engine.ENOTFOUND {
+		t.Fatalf("a check stored an idempotency record (err %v)", err)
+	}
+}

@@ -381,10 +381,11 @@ func TestSDKGoErrorShapes(t *testing.T) {
 			return err
 		}, 409, "conflict", nil},
 		{"key reused with another body", func() error {
-			if _, err := c.CheckWith(ctx, dream.TrackParams{CustomerID: cu.ID, IdempotencyKey: "k-1"}); err != nil {
+			// A track (a check keeps no record of its key).
+			if _, err := c.TrackWith(ctx, dream.TrackParams{CustomerID: cu.ID, IdempotencyKey: "k-1"}); err != nil {
 				return fmt.Errorf("first use: %w", err)
 			}
-			_, err := c.CheckWith(ctx, dream.TrackParams{CustomerID: cu.ID, Quantity: 2, IdempotencyKey: "k-1"})
+			_, err := c.TrackWith(ctx, dream.TrackParams{CustomerID: cu.ID, Quantity: 2, IdempotencyKey: "k-1"})
 			return err
 		}, 409, "idempotency_conflict", nil},
 		{"invalid fields", func() error {
