@@ -381,11 +381,12 @@ func TestSDKGoErrorShapes(t *testing.T) {
 			return err
 		}, 409, "conflict", nil},
 		{"key reused with another body", func() error {
-			// A track (a check keeps no record of its key).
-			if _, err := c.TrackWith(ctx, dream.TrackParams{CustomerID: cu.ID, IdempotencyKey: "k-1"}); err != nil {
+			// A creation (a check keeps no record of its key, and tracks
+			// would use up the tier's one call a minute).
+			if _, err := c.Customers.Create(ctx, dream.CustomerParams{Email: "k1@example.com", IdempotencyKey: "k-1"}); err != nil {
 				return fmt.Errorf("first use: %w", err)
 			}
-			_, err := c.TrackWith(ctx, dream.TrackParams{CustomerID: cu.ID, Quantity: 2, IdempotencyKey: "k-1"})
+			_, err := c.Customers.Create(ctx, dream.CustomerParams{Email: "k1-other@example.com", IdempotencyKey: "k-1"})
 			return err
 		}, 409, "idempotency_conflict", nil},
 		{"invalid fields", func() error {
@@ -405,6 +406,7 @@ func TestSDKGoErrorShapes(t *testing.T) {
 			// One call a minute: the second is refused with a Retry-After the
 			// client will not wait for (MaxRetryWait 1 s).
 			rl := dream.New(dream.Options{SecretKey: p.SK, BaseURL: ts.URL, MaxRetryWait: time.Second})
+			awayFromMinuteEnd()
 			if _, err := rl.Track(ctx, cu.ID); err != nil {
 				return fmt.Errorf("first call: %w", err)
 			}
@@ -441,5 +443,15 @@ func TestSDKGoErrorShapes(t *testing.T) {
 	var e *dream.Error
 	if err == nil || errors.As(err, &e) {
 		t.Errorf("unreachable server: %v", err)
+	}
+}
+
+// awayFromMinuteEnd waits out the last 10 seconds of a wall-clock minute:
+// the per-minute rate limit's window is the UTC minute, and two calls that
+// straddle its end are both allowed (and a Retry-After of 1 s is one the
+// client waits for).
+func awayFromMinuteEnd() {
+	if s := time.Now().UTC().Second(); s >= 50 {
+		time.Sleep(time.Duration(61-s) * time.Second)
 	}
 }
