@@ -38,6 +38,8 @@ type Config struct {
 	// Quotas bound each platform's use of the server (quota.go). The zero
 	// value limits nothing.
 	Quotas Quotas
+	// Webhooks tunes outgoing webhooks (webhooks_deliver.go).
+	Webhooks WebhookOptions
 }
 
 // Engine holds the domain services. They share one store, one clock, the
@@ -52,6 +54,7 @@ type Engine struct {
 	Meter     *Meter
 	Plugins   *Plugins
 	Stripe    *Stripe
+	Webhooks  *Webhooks
 }
 
 // core is what the services share.
@@ -69,6 +72,7 @@ type core struct {
 	keys     *Keys
 	plugins  *Plugins
 	quotas   *quotas
+	hooks    *hookWorker
 }
 
 // New returns an Engine over cfg.Store.
@@ -107,6 +111,7 @@ func New(cfg Config) *Engine {
 	c.stripe = newStripe(c, cfg.Stripe)
 	c.keys = &Keys{c: c, grace: cfg.KeyGrace, cache: make(map[[32]byte]*cachedKey)}
 	c.plugins = plugins
+	c.hooks = newHookWorker(c, cfg.Webhooks)
 	if c.store != nil {
 		c.store.Watch(c.changed)
 	}
@@ -119,6 +124,7 @@ func New(cfg Config) *Engine {
 		Tiers:     &Tiers{c: c},
 		Customers: &Customers{c: c},
 		Meter:     &Meter{c: c, rate: newRateLimiter()},
+		Webhooks:  &Webhooks{c: c},
 	}
 }
 
@@ -300,6 +306,8 @@ func (c *core) changed(ch Change) {
 		c.stripe.setLiveAllowed(ch.PlatformID, ch.Billing.Active())
 	case ch.Quotas != nil:
 		c.quotas.set(ch.PlatformID, ch.Quotas)
+	case ch.WebhookDelivery != nil:
+		c.hooks.notify(WebhookEndpointRef{Tenant: Tenant{PlatformID: ch.PlatformID, Mode: ch.Mode}, EndpointID: ch.WebhookDelivery.EndpointID})
 	}
 }
 

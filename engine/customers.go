@@ -178,6 +178,9 @@ func (s *Customers) Create(ctx context.Context, t Tenant, pk string, in CreateCu
 			return nil, err
 		}
 		b.PutCustomer(t, c, "")
+		if err := s.c.customerEvent(ctx, b, t, EventCustomerCreated, c); err != nil {
+			return nil, err
+		}
 		return c, nil
 	})
 	if err != nil {
@@ -317,7 +320,12 @@ func (s *Customers) Update(ctx context.Context, t Tenant, id string, in UpdateCu
 			if err := adjustAggregates(ctx, b, t, before, shareOf(c)); err != nil {
 				return nil, err
 			}
-			s.c.planChanged(b, t, c, prevPlan)
+			if err := s.c.planChanged(ctx, b, t, c, prevPlan, SourceAPI); err != nil {
+				return nil, err
+			}
+		}
+		if err := s.c.customerEvent(ctx, b, t, EventCustomerUpdated, c); err != nil {
+			return nil, err
 		}
 		return c, nil
 	})
@@ -330,8 +338,10 @@ func (s *Customers) Update(ctx context.Context, t Tenant, id string, in UpdateCu
 // planChanged is called, in the batch that changes it, whenever a
 // customer's plan changes (PATCH, Stripe webhooks), so that integrations
 // can add their own writes (e.g. an outbox record) to the same batch.
-func (c *core) planChanged(b Writer, t Tenant, cus *Customer, prevPlan string) {
+// source says who changed it (SourceAPI, SourceStripe, SourceDashboard).
+func (c *core) planChanged(ctx context.Context, b Tx, t Tenant, cus *Customer, prevPlan, source string) error {
 	c.identityPlanChanged(b, t, cus)
+	return c.emit(ctx, b, t, EventPlanChanged, PlanChangedData{CustomerID: cus.ID, From: prevPlan, To: cus.Plan, Source: source})
 }
 
 // Delete removes a customer; its usage history stays for billing reports.
@@ -350,6 +360,9 @@ func (s *Customers) Delete(ctx context.Context, t Tenant, id string, idem *Idemp
 		}
 		b.DeleteCustomer(t, c)
 		user = s.c.identityCustomerDeleted(b, t, c)
+		if err := s.c.customerEvent(ctx, b, t, EventCustomerDeleted, c); err != nil {
+			return nil, err
+		}
 		return c, nil
 	})
 	if err == nil && user != nil {

@@ -254,6 +254,9 @@ func (s *Customers) createWithIdentity(ctx context.Context, t Tenant, pk string,
 			return nil, err
 		}
 		b.PutCustomer(t, cus, "")
+		if err := c.customerEvent(ctx, b, t, EventCustomerCreated, cus); err != nil {
+			return nil, err
+		}
 		return cus, nil
 	})
 	if err != nil {

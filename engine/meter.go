@@ -193,6 +193,13 @@ func (m *Meter) decide(ctx context.Context, t Tenant, in TrackInput, checkOnly b
 			count += d.Cost
 			if d.Cost > 0 {
 				b.PutCounter(key, Counter{Count: count, PeriodEnd: end})
+				// Under the counter lock: each threshold is crossed by
+				// exactly one track. One that crosses none pays a comparison.
+				if reported > 0 && count >= reported-reported/5 && cnt.Count < reported {
+					if err := c.emitThresholds(ctx, b, t, cus.ID, feature, cnt.Count, count, reported, start, end); err != nil {
+						return nil, err
+					}
+				}
 			}
 		}
 		if d.ReplaceState && !checkOnly && info != nil && !info.Fallback {

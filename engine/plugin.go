@@ -205,6 +205,7 @@ func (p *Plugins) newActive(ctx context.Context, t Tenant, s *PluginSettings, m 
 	b.onOpen = func() {
 		p.c.log.Warn("plugin circuit breaker open: built-in limits or onError decide for a cool-down",
 			"platform", t.PlatformID, "mode", t.Mode.String(), "version", version, "coolDown", breakerCoolDown.String())
+		go p.c.pluginFallback(t, version, s.OnError, breakerCoolDown) // its own unit, off the track's locks
 	}
 	b.onClose = func(skipped int64) {
 		p.c.log.Info("plugin circuit breaker closed: the plugin decides again",

@@ -127,6 +127,8 @@ type Reader interface {
 
 	// StripeStore reads Stripe connections, catalogs and event records.
 	StripeStore
+	// WebhookStore reads webhook endpoints, events and deliveries.
+	WebhookStore
 }
 
 // Batch is one logical change. All its writes become visible and durable
@@ -183,6 +185,8 @@ type Writer interface {
 	PutPluginSettings(t Tenant, s *PluginSettings)
 	// StripeBatch writes Stripe connections, catalogs and event records.
 	StripeBatch
+	// WebhookBatch writes webhook endpoints, events and deliveries.
+	WebhookBatch
 }
 
 // Lock names what a unit of work holds alone while it reads and writes.
@@ -225,6 +229,9 @@ const (
 	LockPlatform
 	// LockQuotas: a platform's own quotas.
 	LockQuotas
+	// LockWebhook: a webhook endpoint and its deliveries (ID set), or the
+	// set of a tenant's endpoints (ID empty).
+	LockWebhook
 )
 
 // Change is one change to stored state that the engine keeps a copy of in
@@ -239,4 +246,6 @@ type Change struct {
 	PluginSettings *PluginSettings
 	Billing        *PlatformBilling
 	Quotas         *PlatformQuotas
+	// WebhookDelivery is a delivery written pending: the worker is woken.
+	WebhookDelivery *WebhookDelivery
 }

@@ -205,7 +205,7 @@ func (c *core) putBillingCustomer(ctx context.Context, b Tx, t Tenant, cus *Cust
 	}
 	b.PutCustomer(t, cus, cus.Email)
 	if cus.Plan != prevPlan {
-		c.planChanged(b, t, cus, prevPlan)
+		return c.planChanged(ctx, b, t, cus, prevPlan, SourceStripe)
 	}
 	return nil
 }

@@ -130,6 +130,7 @@ func (s *Server) routes(reg *prometheus.Registry) {
 
 	s.endUserRoutes() // me.go: /api/me…, CORS, /api/platform/cors
 	s.stripeRoutes()  // stripe.go: /api/platform/stripe…, checkout, portal, /webhook/stripe…, stats, billing
+	s.webhookRoutes() // webhooks.go: /api/platform/webhooks…
 
 	s.handle("POST", "/admin/platforms", s.admin(s.createPlatform))
 	s.handle("GET", "/admin/platforms", s.admin(s.listPlatforms))

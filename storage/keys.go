@@ -282,3 +282,55 @@ func stripeEventKey(t engine.Tenant, eventID string) []byte {
 }
 
 func platformBillingKey(platformID string) []byte { return makeKey(prefixPlatformBill, platformID) }
+
+// Webhooks (storage/webhooks.go):
+//
+//	whe   <platform> <mode> <endpoint id>              engine.WebhookEndpoint (sealed secrets inside)
+//	whev  <platform> <mode> <event id>                 engine.WebhookEvent
+//	whd   <platform> <mode> <endpoint id> <event id>   engine.WebhookDelivery
+//	whq   <platform> <mode> <endpoint id> <event id>   (empty: the delivery is pending)
+//
+// Event ids sort by creation, so an endpoint's deliveries and queue list
+// oldest event first.
+const (
+	prefixWebhookEndpoint = "whe"
+	prefixWebhookEvent    = "whev"
+	prefixWebhookDelivery = "whd"
+	prefixWebhookQueue    = "whq"
+)
+
+func webhookEndpointKey(t engine.Tenant, id string) []byte {
+	return tenantKey(prefixWebhookEndpoint, t, id)
+}
+func webhookEndpointsPrefix(t engine.Tenant) []byte {
+	return prefixOf(tenantKey(prefixWebhookEndpoint, t))
+}
+func webhookEventKey(t engine.Tenant, id string) []byte { return tenantKey(prefixWebhookEvent, t, id) }
+func webhookDeliveryKey(t engine.Tenant, endpointID, eventID string) []byte {
+	return tenantKey(prefixWebhookDelivery, t, endpointID, eventID)
+}
+func webhookDeliveriesPrefix(t engine.Tenant, endpointID string) []byte {
+	return prefixOf(tenantKey(prefixWebhookDelivery, t, endpointID))
+}
+func webhookQueueKey(t engine.Tenant, endpointID, eventID string) []byte {
+	return tenantKey(prefixWebhookQueue, t, endpointID, eventID)
+}
+func webhookQueuePrefix(t engine.Tenant, endpointID string) []byte {
+	return prefixOf(tenantKey(prefixWebhookQueue, t, endpointID))
+}
+
+// webhookQueueAll covers the queue of every endpoint of every tenant.
+func webhookQueueAll() []byte { return prefixOf(makeKey(prefixWebhookQueue)) }
+
+// parseWebhookQueueKey splits a queue key into its tenant and endpoint.
+func parseWebhookQueueKey(key []byte) (engine.WebhookEndpointRef, bool) {
+	parts := strings.Split(string(key), string(rune(sep)))
+	if len(parts) != 5 || parts[0] != prefixWebhookQueue {
+		return engine.WebhookEndpointRef{}, false
+	}
+	var m engine.Mode
+	if m.UnmarshalText([]byte(parts[2])) != nil {
+		return engine.WebhookEndpointRef{}, false
+	}
+	return engine.WebhookEndpointRef{Tenant: engine.Tenant{PlatformID: parts[1], Mode: m}, EndpointID: parts[3]}, true
+}

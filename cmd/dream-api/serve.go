@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dream-api/dream-api/engine"
@@ -41,8 +42,12 @@ type Config struct {
 	// (DREAM_DEBUG_ADDR, --debug-addr). Off by default: profiles show
 	// memory and must not be reachable from outside.
 	DebugAddr string
-	Plugins   PluginConfig
-	HTTP      HTTPConfig // httplimits.go: timeouts, unauthenticated bodies
+	// WebhookAllowPrivate lets outgoing webhooks use http and private or
+	// loopback addresses (DREAM_WEBHOOK_ALLOW_PRIVATE=1,
+	// --webhook-allow-private); link-local addresses stay refused.
+	WebhookAllowPrivate bool
+	Plugins             PluginConfig
+	HTTP                HTTPConfig // httplimits.go: timeouts, unauthenticated bodies
 	// Quotas bound each platform's use of the server (engine.Quotas; 0 is
 	// unlimited): DREAM_QUOTA_CUSTOMERS, --quota-customers (per platform
 	// and mode); DREAM_QUOTA_RPS, --quota-rps (authenticated calls per
@@ -90,6 +95,7 @@ var serveEnv = []envVar{
 	{"DREAM_ACCESS_LOG", "--access-log (1 or true)"},
 	{"DREAM_LOG_LEVEL", "--log-level"},
 	{"DREAM_DEBUG_ADDR", "--debug-addr"},
+	{"DREAM_WEBHOOK_ALLOW_PRIVATE", "--webhook-allow-private (1 or true): webhooks to http, private and loopback addresses"},
 	{"DREAM_PLUGIN_DEADLINE", "--plugin-deadline"},
 	{"DREAM_PLUGIN_MEMORY_PAGES", "--plugin-memory-pages"},
 	{"DREAM_READ_HEADER_TIMEOUT", "--read-header-timeout"},
@@ -131,6 +137,8 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 	fs.BoolVar(&c.AccessLog, "access-log", env("DREAM_ACCESS_LOG", "") == "1" || env("DREAM_ACCESS_LOG", "") == "true", "log every request")
 	fs.StringVar(&c.LogLevel, "log-level", env("DREAM_LOG_LEVEL", "info"), "debug, info, warn or error")
 	fs.StringVar(&c.DebugAddr, "debug-addr", env("DREAM_DEBUG_ADDR", ""), "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off when empty")
+	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", env("DREAM_WEBHOOK_ALLOW_PRIVATE", "") == "1" || env("DREAM_WEBHOOK_ALLOW_PRIVATE", "") == "true",
+		"let outgoing webhooks use http and private or loopback addresses (never link-local)")
 	if err := c.Plugins.register(fs, env); err != nil {
 		return err
 	}
@@ -215,7 +223,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	eng := engine.New(engine.Config{Store: st, Logger: m.log, PolicyLoader: m.wasm.Loader(), Sealer: sealer, Stripe: stripeCfg,
-		Quotas: m.Config.Quotas})
+		Quotas: m.Config.Quotas, Webhooks: engine.WebhookOptions{AllowPrivate: m.Config.WebhookAllowPrivate}})
 	eng.Plugins.SetLimits(m.Config.Plugins.engineLimits())
 
 	handler := dhttp.NewServer(dhttp.Config{
@@ -232,7 +240,13 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	bg, stop := context.WithCancel(context.Background())
 	m.stopBg, m.bgDone = stop, make(chan struct{})
-	go func() { defer close(m.bgDone); eng.RunMaintenance(bg, 0) }()
+	go func() {
+		defer close(m.bgDone)
+		var wg sync.WaitGroup
+		wg.Go(func() { eng.RunWebhooks(bg) }) // outgoing webhooks, pending ones from before included
+		eng.RunMaintenance(bg, 0)
+		wg.Wait()
+	}()
 	if err := m.startClerk(bg, eng); err != nil { // clerk.go: CLERK_SECRET_KEY, CLERK_API_URL
 		return err
 	}
