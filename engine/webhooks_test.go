@@ -564,3 +564,31 @@ func BenchmarkMeterTrackWebhook(b *testing.B) {
 		})
 	}
 }
+
+func TestWebhookReadsAtMost4KiBOfTheAnswer(t *testing.T) {
+	// The receiver answers 200 with 8 KiB and then holds the rest of its
+	// body until the test ends: a worker reading more than 4 KiB would
+	// wait out the attempt's timeout and record a failure.
+	f := newHookFixture(t, engine.WebhookOptions{Timeout: 5 * time.Second})
+	hold := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(200)
+		w.Write([]byte(strings.Repeat("x", 8<<10)))
+		w.(http.Flusher).Flush()
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(hold)
+	cw := f.endpoint(t, f.live, srv.URL)
+	f.customer(t, f.live, "a@example.com")
+	if _, err := f.eng.DeliverWebhooks(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ds, _, _ := f.eng.Webhooks.Deliveries(context.Background(), f.live, cw.Endpoint.ID, engine.Page{})
+	if len(ds) != 1 || ds[0].State != engine.DeliveryDelivered {
+		t.Errorf("deliveries = %+v, want delivered", ds)
+	}
+}
