@@ -421,6 +421,9 @@ func (s *Stripe) applySubscription(ctx context.Context, t Tenant, conn *StripeCo
 			}
 			setPeriod(cus, sub.CurrentPeriodStart, sub.CurrentPeriodEnd)
 		}
+		if err := s.c.emit(ctx, b, t, EventSubscriptionUpdated, SubscriptionUpdatedData{CustomerID: cus.ID, Plan: cus.Plan, Subscription: view}); err != nil {
+			return "", err
+		}
 		return EventApplied, nil
 	})
 }

@@ -542,6 +542,14 @@ type PlanChangedData struct {
 	Source string `json:"source"`
 }
 
+// SubscriptionUpdatedData is the data of subscription.updated: a Stripe
+// subscription event changed the customer's subscription.
+type SubscriptionUpdatedData struct {
+	CustomerID   string        `json:"customerId"`
+	Plan         string        `json:"plan"`
+	Subscription *Subscription `json:"subscription"`
+}
+
 // Sources of a plan change.
 const (
 	SourceAPI       = "api"
@@ -620,6 +628,10 @@ type WebhookStore interface {
 	// WebhookPendingEndpoints lists every endpoint that has a pending
 	// delivery, in every tenant.
 	WebhookPendingEndpoints(ctx context.Context) ([]WebhookEndpointRef, error)
+	// ExpireWebhooks deletes the events made before before and the
+	// deliveries (not pending) that were, and returns how many records
+	// went.
+	ExpireWebhooks(ctx context.Context, before time.Time) (int, error)
 }
 
 // WebhookBatch is the part of Writer that writes webhook state.

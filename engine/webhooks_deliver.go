@@ -43,6 +43,9 @@ type WebhookOptions struct {
 	Poll time.Duration
 	// UserAgent defaults to "dream-api-webhooks/1".
 	UserAgent string
+	// Retention is how long events and finished deliveries are kept (the
+	// delivery log, manual retries). Defaults to 30 days.
+	Retention time.Duration
 }
 
 func (o *WebhookOptions) ensureDefaults() {
@@ -63,6 +66,9 @@ func (o *WebhookOptions) ensureDefaults() {
 	}
 	if o.UserAgent == "" {
 		o.UserAgent = "dream-api-webhooks/1"
+	}
+	if o.Retention <= 0 {
+		o.Retention = 30 * 24 * time.Hour
 	}
 }
 
@@ -226,6 +232,7 @@ func (e *Engine) RunWebhooks(ctx context.Context) {
 	}()
 	t := time.NewTicker(w.opts.Poll)
 	defer t.Stop()
+	var expired time.Time
 	for {
 		refs, err := c.store.WebhookPendingEndpoints(ctx)
 		if err != nil && ctx.Err() == nil {
@@ -233,6 +240,14 @@ func (e *Engine) RunWebhooks(ctx context.Context) {
 		}
 		for _, ref := range refs {
 			w.notify(ref)
+		}
+		if now := c.now(); now.Sub(expired) >= time.Hour {
+			expired = now
+			if n, err := c.store.ExpireWebhooks(ctx, now.Add(-w.opts.Retention)); err != nil && ctx.Err() == nil {
+				c.log.Warn("expiring webhook events failed", "err", err)
+			} else if n > 0 {
+				c.log.Info("expired webhook events and deliveries", "count", n)
+			}
 		}
 		select {
 		case <-ctx.Done():

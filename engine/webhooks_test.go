@@ -612,3 +612,29 @@ func TestWebhookReadsAtMost4KiBOfTheAnswer(t *testing.T) {
 		t.Errorf("deliveries = %+v, want delivered", ds)
 	}
 }
+
+func TestWebhookEventsExpire(t *testing.T) {
+	f := newHookFixture(t, engine.WebhookOptions{})
+	ok, down := newReceiver(t, nil), newReceiver(t, func(int) int { return 500 })
+	good := f.endpoint(t, f.live, ok.srv.URL)
+	bad := f.endpoint(t, f.live, down.srv.URL)
+	f.customer(t, f.live, "a@example.com")
+	ctx := context.Background()
+	if _, err := f.eng.DeliverWebhooks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Add(31 * 24 * time.Hour)
+	n, err := f.store.ExpireWebhooks(ctx, f.clock.Now().Add(-30*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 { // the delivered delivery and the event
+		t.Errorf("expired %d records, want 2", n)
+	}
+	if ds, _, _ := f.eng.Webhooks.Deliveries(ctx, f.live, good.Endpoint.ID, engine.Page{}); len(ds) != 0 {
+		t.Errorf("delivered log entries left: %+v", ds)
+	}
+	if ds, _, _ := f.eng.Webhooks.Deliveries(ctx, f.live, bad.Endpoint.ID, engine.Page{}); len(ds) != 1 || ds[0].State != engine.DeliveryPending {
+		t.Errorf("a pending delivery must stay: %+v", ds)
+	}
+}

@@ -241,3 +241,64 @@ func (b *batch) PutWebhookDelivery(t engine.Tenant, d *engine.WebhookDelivery) {
 		b.delete(webhookQueueKey(t, d.EndpointID, d.EventID))
 	}
 }
+
+// ExpireWebhooks deletes the deliveries (not pending) and the events made
+// before before, and returns how many records went.
+func (s *Store) ExpireWebhooks(ctx context.Context, before time.Time) (int, error) {
+	n := 0
+	for _, prefix := range []string{prefixWebhookDelivery, prefixWebhookEvent} {
+		lower := prefixOf(makeKey(prefix))
+		for {
+			var expired [][]byte
+			err := s.scan(ctx, lower, prefixEnd(lower), func(key, val []byte) error {
+				var created time.Time
+				if prefix == prefixWebhookDelivery {
+					d, err := decodeDelivery(val)
+					if err == nil && d.State == engine.DeliveryPending {
+						return nil
+					}
+					if err == nil {
+						created = d.CreatedAt
+					}
+				} else {
+					var r eventRecord
+					if decodeJSON("webhook event", val, &r) == nil {
+						created = r.CreatedAt
+					}
+				}
+				if created.Before(before) { // undecodable ones too
+					expired = append(expired, append([]byte(nil), key...))
+				}
+				if len(expired) == 1000 {
+					return errStop
+				}
+				return nil
+			})
+			if err != nil {
+				return n, err
+			}
+			if len(expired) > 0 {
+				s.mu.RLock()
+				if s.db == nil {
+					s.mu.RUnlock()
+					return n, ErrClosed
+				}
+				pb := s.db.NewBatch()
+				for _, k := range expired {
+					_ = pb.Delete(k, nil)
+				}
+				err = pb.Commit(pebble.NoSync)
+				pb.Close()
+				s.mu.RUnlock()
+				if err != nil {
+					return n, fmt.Errorf("storage: expire webhook records: %w", err)
+				}
+				n += len(expired)
+			}
+			if len(expired) < 1000 {
+				break
+			}
+		}
+	}
+	return n, nil
+}

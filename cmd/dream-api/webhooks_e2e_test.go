@@ -190,10 +190,10 @@ func TestWebhookPlanChangedByStripeOnce(t *testing.T) {
 	ts, _ := stripeServer(t, map[string]string{"DREAM_WEBHOOK_ALLOW_PRIVATE": "1"})
 	p := ts.createPlatform(t, "Hook Co")
 	ts.stripeConnectByKey(t, p)
-	ts.stripeTiers(t, p.TestSK, 1500)
+	tiers := ts.stripeTiers(t, p.TestSK, 1500)
 	rcv := newHookReceiver(t)
 	ts.expect(t, req{Method: "POST", Path: "/api/platform/webhooks", Key: p.TestSK,
-		Body: map[string]any{"url": rcv.srv.URL, "events": []string{"customer.plan_changed"}}}, 201, "")
+		Body: map[string]any{"url": rcv.srv.URL, "events": []string{"customer.plan_changed", "subscription.updated"}}}, 201, "")
 	id := str(ts.createCustomer(t, p.TestSK, map[string]any{"email": "ada@example.com"}), "id")
 	completed := stripeEvent("evt_s1", "checkout.session.completed", time.Now().Add(-time.Minute), false, "", map[string]any{
 		"id": "cs_1", "object": "checkout.session", "mode": "subscription", "payment_status": "paid", "status": "complete",
@@ -213,6 +213,21 @@ func TestWebhookPlanChangedByStripeOnce(t *testing.T) {
 	}
 	if d := got[0].Data; d["customerId"] != id || d["from"] != "free" || d["to"] != "pro" || d["source"] != "stripe" || got[0].Mode != "test" {
 		t.Errorf("event: %s", got[0].Body)
+	}
+
+	// The subscription's own event: subscription.updated, no plan change.
+	start, end := time.Now().Add(-24*time.Hour).Truncate(time.Second), time.Now().Add(29*24*time.Hour).Truncate(time.Second)
+	upd := stripeEvent("evt_s2", "customer.subscription.updated", time.Now().Add(-30*time.Second), false, "",
+		stripeSubscription("sub_1", "", "active", str(tiers["pro"], "priceId"), 1500, start, end, map[string]string{"dreamCustomerId": id}))
+	ts.stripeApply(t, hook, upd, stripePlatformSecret, "applied")
+	ts.stripeApply(t, hook, upd, stripePlatformSecret, "duplicate")
+	eventually(t, "subscription.updated", func() bool { return len(rcv.events("subscription.updated")) >= 1 })
+	time.Sleep(300 * time.Millisecond)
+	if n, m := len(rcv.events("subscription.updated")), len(rcv.events("customer.plan_changed")); n != 1 || m != 1 {
+		t.Errorf("got %d subscription.updated and %d customer.plan_changed, want 1 and 1", n, m)
+	}
+	if d := rcv.events("subscription.updated")[0].Data; d["customerId"] != id || d["plan"] != "pro" || str(d, "subscription", "id") != "sub_1" {
+		t.Errorf("subscription.updated: %v", d)
 	}
 }
 
