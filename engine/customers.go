@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -63,6 +64,9 @@ type UpdateCustomerInput struct {
 	LastName  *string        `json:"lastName"`
 	Plan      *string        `json:"plan"`
 	Metadata  map[string]any `json:"metadata"`
+	// Source names the caller in customer.plan_changed webhooks
+	// (SourceDashboard); not part of the body. Defaults to SourceAPI.
+	Source string `json:"-"`
 }
 
 // Validate reports every problem of in that needs no lookup.
@@ -320,7 +324,7 @@ func (s *Customers) Update(ctx context.Context, t Tenant, id string, in UpdateCu
 			if err := adjustAggregates(ctx, b, t, before, shareOf(c)); err != nil {
 				return nil, err
 			}
-			if err := s.c.planChanged(ctx, b, t, c, prevPlan, SourceAPI); err != nil {
+			if err := s.c.planChanged(ctx, b, t, c, prevPlan, cmp.Or(in.Source, SourceAPI)); err != nil {
 				return nil, err
 			}
 		}

@@ -120,6 +120,7 @@ type hookFixture struct {
 	opts  engine.WebhookOptions
 	// realClock runs the engine on time.Now (for the worker's own retries).
 	realClock bool
+	loader    engine.PolicyLoader
 	live      engine.Tenant
 	test      engine.Tenant
 	pk        string
@@ -162,7 +163,7 @@ func (f *hookFixture) open(t *testing.T) {
 	if f.realClock {
 		now = time.Now
 	}
-	f.eng = engine.New(engine.Config{Store: st, Now: now, Sealer: sealer, Webhooks: opts})
+	f.eng = engine.New(engine.Config{Store: st, Now: now, Sealer: sealer, Webhooks: opts, PolicyLoader: f.loader})
 	t.Cleanup(func() { st.Close() })
 }
 
@@ -636,5 +637,42 @@ func TestWebhookEventsExpire(t *testing.T) {
 	}
 	if ds, _, _ := f.eng.Webhooks.Deliveries(ctx, f.live, bad.Endpoint.ID, engine.Page{}); len(ds) != 1 || ds[0].State != engine.DeliveryPending {
 		t.Errorf("a pending delivery must stay: %+v", ds)
+	}
+}
+
+func TestWebhookPluginFallbackWhenTheBreakerOpens(t *testing.T) {
+	fl := &failingLoader{}
+	f := &hookFixture{dir: t.TempDir(), clock: &fakeClock{now: hookStart}, loader: fl}
+	f.open(t)
+	ctx := context.Background()
+	np, err := f.eng.Platforms.Create(ctx, engine.CreatePlatformInput{Name: "Plugged"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.live = engine.Tenant{PlatformID: np.Platform.ID, Mode: engine.Live}
+	rcv := newReceiver(t, nil)
+	f.endpoint(t, f.live, rcv.srv.URL, engine.EventPluginFallback)
+	up, err := f.eng.Plugins.Upload(ctx, f.live, []byte("\x00asm"), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cus := f.customer(t, f.live, "a@example.com")
+	f.run(t)
+	fl.fail.Store(true)
+	for range 50 { // opens the breaker once; the calls after it are skipped
+		if _, err := f.eng.Meter.Track(ctx, f.live, engine.TrackInput{CustomerID: cus.ID}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "plugin.fallback", func() bool { return len(rcv.ofType(engine.EventPluginFallback)) == 1 })
+	time.Sleep(100 * time.Millisecond)
+	got := rcv.ofType(engine.EventPluginFallback)
+	if len(got) != 1 {
+		t.Fatalf("got %d plugin.fallback events, want 1", len(got))
+	}
+	var d map[string]any
+	json.Unmarshal(got[0].Event.Data, &d)
+	if d["version"] != up.Version || d["coolDownSeconds"] == nil {
+		t.Errorf("plugin.fallback data = %v", d)
 	}
 }
