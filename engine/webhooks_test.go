@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -674,5 +675,67 @@ func TestWebhookPluginFallbackWhenTheBreakerOpens(t *testing.T) {
 	json.Unmarshal(got[0].Event.Data, &d)
 	if d["version"] != up.Version || d["coolDownSeconds"] == nil {
 		t.Errorf("plugin.fallback data = %v", d)
+	}
+}
+
+// endpointReads counts the reads of a tenant's webhook endpoints made in
+// units of work.
+type endpointReads struct {
+	*storage.Store
+	n atomic.Int64
+}
+
+func (s *endpointReads) Update(ctx context.Context, locks []engine.Lock, fn func(engine.Tx) (any, error)) (any, error) {
+	return s.Store.Update(ctx, locks, func(tx engine.Tx) (any, error) { return fn(endpointReadsTx{Tx: tx, s: s}) })
+}
+
+type endpointReadsTx struct {
+	engine.Tx
+	s *endpointReads
+}
+
+func (tx endpointReadsTx) WebhookEndpoints(ctx context.Context, t engine.Tenant) ([]*engine.WebhookEndpoint, error) {
+	tx.s.n.Add(1)
+	return tx.Tx.WebhookEndpoints(ctx, t)
+}
+
+// A track that crosses no threshold does not look at webhook endpoints: it
+// pays a comparison. Only the tracks reaching 80 and 100 read them.
+func TestTrackReadsEndpointsOnlyWhenCrossing(t *testing.T) {
+	st, err := storage.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	s := &endpointReads{Store: st}
+	eng := engine.New(engine.Config{Store: s})
+	ctx := context.Background()
+	np, err := eng.Platforms.Create(ctx, engine.CreatePlatformInput{Name: "Reads"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := engine.Tenant{PlatformID: np.Platform.ID, Mode: engine.Live}
+	in := engine.TierConfigInput{Tiers: []engine.TierInput{{Name: "free", Limits: map[string]int64{"requests": 100}}}}
+	if _, err := eng.Tiers.Put(ctx, live, in, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.Webhooks.Create(ctx, live, engine.CreateWebhookInput{URL: "https://hooks.example.com/x"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	cus, err := eng.Customers.Create(ctx, live, "pk", engine.CreateCustomerInput{Email: "a@example.com"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := s.n.Load()
+	want := map[int64]int64{79: 0, 80: 1, 99: 1, 100: 2, 110: 2}
+	for i := int64(1); i <= 110; i++ {
+		if _, err := eng.Meter.Track(ctx, live, engine.TrackInput{CustomerID: cus.ID}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if w, ok := want[i]; ok {
+			if got := s.n.Load() - base; got != w {
+				t.Errorf("after %d tracks: endpoints read %d times, want %d", i, got, w)
+			}
+		}
 	}
 }
