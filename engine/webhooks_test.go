@@ -294,7 +294,7 @@ func TestWebhookThresholdOnceUnderRace(t *testing.T) {
 		t.Fatal(err)
 	}
 	rcv := newReceiver(t, nil)
-	f.endpoint(t, f.live, rcv.srv.URL, engine.EventUsageThreshold)
+	ep := f.endpoint(t, f.live, rcv.srv.URL, engine.EventUsageThreshold)
 	cus := f.customer(t, f.live, "a@example.com")
 	f.run(t)
 	// 32 goroutines, 5 tracks each: 160 tries at a limit of 100, which
@@ -312,6 +312,10 @@ func TestWebhookThresholdOnceUnderRace(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	// Events are written with their tracks: the log is complete now.
+	if ds, _, err := f.eng.Webhooks.Deliveries(context.Background(), f.live, ep.Endpoint.ID, engine.Page{}); err != nil || len(ds) != 2 {
+		t.Errorf("%d usage.threshold deliveries queued (%v), want 2", len(ds), err)
+	}
 	waitFor(t, "two threshold events", func() bool { return len(rcv.ofType(engine.EventUsageThreshold)) >= 2 })
 	time.Sleep(100 * time.Millisecond) // a third would arrive now
 	got := rcv.ofType(engine.EventUsageThreshold)
@@ -343,10 +347,21 @@ func TestWebhookOtherPlatformsAndModesNeverReceive(t *testing.T) {
 	otherLive := engine.Tenant{PlatformID: other.Platform.ID, Mode: engine.Live}
 	live, test, foreign := newReceiver(t, nil), newReceiver(t, nil), newReceiver(t, nil)
 	f.endpoint(t, f.live, live.srv.URL)
-	f.endpoint(t, f.test, test.srv.URL)
-	f.endpoint(t, otherLive, foreign.srv.URL)
+	testEP := f.endpoint(t, f.test, test.srv.URL)
+	foreignEP := f.endpoint(t, otherLive, foreign.srv.URL)
+	queued := func(tn engine.Tenant, id string) int {
+		ds, _, err := f.eng.Webhooks.Deliveries(context.Background(), tn, id, engine.Page{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ds)
+	}
 	f.run(t)
 	cus := f.customer(t, f.live, "a@example.com")
+	// Deliveries are written with their cause: none queued is none sent.
+	if n, m := queued(f.test, testEP.Endpoint.ID), queued(otherLive, foreignEP.Endpoint.ID); n != 0 || m != 0 {
+		t.Errorf("queued for the test-mode endpoint %d, for the other platform's %d, want 0 and 0", n, m)
+	}
 	waitFor(t, "the live endpoint", func() bool { return len(live.received()) == 1 })
 	time.Sleep(100 * time.Millisecond)
 	if n, m := len(test.received()), len(foreign.received()); n != 0 || m != 0 {
@@ -357,6 +372,9 @@ func TestWebhookOtherPlatformsAndModesNeverReceive(t *testing.T) {
 	}
 	// And the other way round: a test-mode customer reaches only test.
 	f.customer(t, f.test, "b@example.com")
+	if m := queued(otherLive, foreignEP.Endpoint.ID); m != 0 {
+		t.Errorf("queued for the other platform's endpoint: %d", m)
+	}
 	waitFor(t, "the test endpoint", func() bool { return len(test.received()) == 1 })
 	if got := test.received()[0].Event.Mode; got != "test" {
 		t.Errorf("test event mode = %q", got)

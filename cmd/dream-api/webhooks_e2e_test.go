@@ -192,8 +192,18 @@ func TestWebhookPlanChangedByStripeOnce(t *testing.T) {
 	ts.stripeConnectByKey(t, p)
 	tiers := ts.stripeTiers(t, p.TestSK, 1500)
 	rcv := newHookReceiver(t)
-	ts.expect(t, req{Method: "POST", Path: "/api/platform/webhooks", Key: p.TestSK,
+	ep := ts.expect(t, req{Method: "POST", Path: "/api/platform/webhooks", Key: p.TestSK,
 		Body: map[string]any{"url": rcv.srv.URL, "events": []string{"customer.plan_changed", "subscription.updated"}}}, 201, "")
+	logged := func(typ string) int { // deliveries are written with their cause
+		res := ts.expect(t, req{Method: "GET", Path: "/api/platform/webhooks/" + str(ep.Body, "endpoint", "id") + "/deliveries", Key: p.TestSK}, 200, "")
+		n := 0
+		for _, d := range res.Body["data"].([]any) {
+			if str(d.(map[string]any), "type") == typ {
+				n++
+			}
+		}
+		return n
+	}
 	id := str(ts.createCustomer(t, p.TestSK, map[string]any{"email": "ada@example.com"}), "id")
 	completed := stripeEvent("evt_s1", "checkout.session.completed", time.Now().Add(-time.Minute), false, "", map[string]any{
 		"id": "cs_1", "object": "checkout.session", "mode": "subscription", "payment_status": "paid", "status": "complete",
@@ -203,6 +213,9 @@ func TestWebhookPlanChangedByStripeOnce(t *testing.T) {
 	ts.stripeApply(t, hook, completed, stripePlatformSecret, "applied")
 	ts.stripeApply(t, hook, completed, stripePlatformSecret, "duplicate") // Stripe redelivers
 	ts.stripeApply(t, hook, completed, stripePlatformSecret, "duplicate")
+	if n := logged("customer.plan_changed"); n != 1 {
+		t.Errorf("%d customer.plan_changed deliveries logged, want 1", n)
+	}
 	eventually(t, "customer.plan_changed", func() bool { return len(rcv.events("customer.plan_changed")) >= 1 })
 	// A second event would be queued by now: the redeliveries' answers
 	// came after their (absent) commits. Let the worker run a while.
@@ -221,6 +234,9 @@ func TestWebhookPlanChangedByStripeOnce(t *testing.T) {
 		stripeSubscription("sub_1", "", "active", str(tiers["pro"], "priceId"), 1500, start, end, map[string]string{"dreamCustomerId": id}))
 	ts.stripeApply(t, hook, upd, stripePlatformSecret, "applied")
 	ts.stripeApply(t, hook, upd, stripePlatformSecret, "duplicate")
+	if n, m := logged("subscription.updated"), logged("customer.plan_changed"); n != 1 || m != 1 {
+		t.Errorf("logged %d subscription.updated and %d customer.plan_changed, want 1 and 1", n, m)
+	}
 	eventually(t, "subscription.updated", func() bool { return len(rcv.events("subscription.updated")) >= 1 })
 	time.Sleep(300 * time.Millisecond)
 	if n, m := len(rcv.events("subscription.updated")), len(rcv.events("customer.plan_changed")); n != 1 || m != 1 {
