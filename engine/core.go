@@ -38,6 +38,8 @@ type Config struct {
 	// Quotas bound each platform's use of the server (quota.go). The zero
 	// value limits nothing.
 	Quotas Quotas
+	// Developers tunes developer accounts and sessions (developers.go).
+	Developers DeveloperConfig
 }
 
 // Engine holds the domain services. They share one store, one clock, the
@@ -52,6 +54,8 @@ type Engine struct {
 	Meter     *Meter
 	Plugins   *Plugins
 	Stripe    *Stripe
+	// Developers are the dashboard's accounts and sessions.
+	Developers *Developers
 }
 
 // core is what the services share.
@@ -110,15 +114,17 @@ func New(cfg Config) *Engine {
 	if c.store != nil {
 		c.store.Watch(c.changed)
 	}
+	platforms := &Platforms{c: c}
 	return &Engine{
-		c:         c,
-		Stripe:    c.stripe,
-		Plugins:   plugins,
-		Platforms: &Platforms{c: c},
-		Keys:      c.keys,
-		Tiers:     &Tiers{c: c},
-		Customers: &Customers{c: c},
-		Meter:     &Meter{c: c, rate: newRateLimiter()},
+		c:          c,
+		Stripe:     c.stripe,
+		Plugins:    plugins,
+		Platforms:  platforms,
+		Developers: newDevelopers(c, cfg.Developers, platforms),
+		Keys:       c.keys,
+		Tiers:      &Tiers{c: c},
+		Customers:  &Customers{c: c},
+		Meter:      &Meter{c: c, rate: newRateLimiter()},
 	}
 }
 

@@ -127,6 +127,8 @@ type Reader interface {
 
 	// StripeStore reads Stripe connections, catalogs and event records.
 	StripeStore
+	// DeveloperStore reads developer accounts and dashboard sessions.
+	DeveloperStore
 }
 
 // Batch is one logical change. All its writes become visible and durable
@@ -183,6 +185,8 @@ type Writer interface {
 	PutPluginSettings(t Tenant, s *PluginSettings)
 	// StripeBatch writes Stripe connections, catalogs and event records.
 	StripeBatch
+	// DeveloperBatch writes developer accounts and dashboard sessions.
+	DeveloperBatch
 }
 
 // Lock names what a unit of work holds alone while it reads and writes.
@@ -225,6 +229,10 @@ const (
 	LockPlatform
 	// LockQuotas: a platform's own quotas.
 	LockQuotas
+	// LockDeveloper: a developer account (ID is its id).
+	LockDeveloper
+	// LockDeveloperEmail: an email among developer accounts (uniqueness).
+	LockDeveloperEmail
 )
 
 // Change is one change to stored state that the engine keeps a copy of in

@@ -282,3 +282,22 @@ func stripeEventKey(t engine.Tenant, eventID string) []byte {
 }
 
 func platformBillingKey(platformID string) []byte { return makeKey(prefixPlatformBill, platformID) }
+
+// Developer accounts and dashboard sessions (storage/developers.go):
+//
+//	dev    <developer id>                 engine.Developer
+//	demail <email, lowercased>            → developer id
+//	dses   <sha-256 of the token, 32 bytes>  engine.Session
+const (
+	prefixDeveloper      = "dev"
+	prefixDeveloperEmail = "demail"
+	prefixSession        = "dses"
+)
+
+func developerKey(id string) []byte { return makeKey(prefixDeveloper, id) }
+
+func developerEmailKey(email string) []byte {
+	return makeKey(prefixDeveloperEmail, strings.ToLower(email))
+}
+
+func sessionKey(h [32]byte) []byte { return append(prefixOf(makeKey(prefixSession)), h[:]...) }

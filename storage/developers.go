@@ -1,0 +1,89 @@
+package storage
+
+import (
+	"context"
+
+	"github.com/dream-api/dream-api/engine"
+)
+
+// Developer accounts and their dashboard sessions. Key layout in keys.go.
+
+// developerRecord is a developer as stored: engine.Developer does not
+// marshal its password hash.
+type developerRecord struct {
+	engine.Developer
+	Password engine.PasswordHash `json:"password"`
+}
+
+// Developer returns a developer account, or ENOTFOUND.
+func (s *Store) Developer(ctx context.Context, id string) (*engine.Developer, error) {
+	var d *engine.Developer
+	found, err := s.get(developerKey(id), func(val []byte) error {
+		var r developerRecord
+		if err := decodeJSON("developer", val, &r); err != nil {
+			return err
+		}
+		r.Developer.Password = r.Password
+		d = &r.Developer
+		return nil
+	})
+	if err == nil && !found {
+		err = engine.Errorf(engine.ENOTFOUND, "No developer %s.", id)
+	}
+	return d, err
+}
+
+// DeveloperIDByEmail returns the id of the developer with email, or
+// ENOTFOUND.
+func (s *Store) DeveloperIDByEmail(ctx context.Context, email string) (string, error) {
+	var id []byte
+	found, err := s.get(developerEmailKey(email), func(val []byte) (err error) {
+		id, err = decodeBytes("developer email index", val)
+		return err
+	})
+	if err == nil && (!found || len(id) == 0) {
+		err = engine.Errorf(engine.ENOTFOUND, "No developer with that email.")
+	}
+	return string(id), err
+}
+
+// Session returns the session whose token hashes to h, or ENOTFOUND.
+func (s *Store) Session(ctx context.Context, h [32]byte) (*engine.Session, error) {
+	var sess *engine.Session
+	found, err := s.get(sessionKey(h), func(val []byte) error {
+		sess = new(engine.Session)
+		return decodeJSON("session", val, sess)
+	})
+	if err == nil && !found {
+		err = engine.Errorf(engine.ENOTFOUND, "No session.")
+	}
+	if sess != nil {
+		sess.TokenHash = h
+	}
+	return sess, err
+}
+
+// PutDeveloper writes d and its email index; prevEmail's entry goes when
+// the email changed.
+func (b *batch) PutDeveloper(d *engine.Developer, prevEmail string) {
+	if !b.check(d.ID, d.Email) {
+		return
+	}
+	val, err := encodeJSON(developerRecord{Developer: *d, Password: d.Password})
+	b.setEncoded(developerKey(d.ID), val, err)
+	if prevEmail != "" && prevEmail != d.Email {
+		b.delete(developerEmailKey(prevEmail))
+	}
+	b.set(developerEmailKey(d.Email), encodeBytes([]byte(d.ID)))
+}
+
+// PutSession writes a session under the hash of its token.
+func (b *batch) PutSession(sess *engine.Session) {
+	if b.check(sess.DeveloperID) {
+		val, err := encodeJSON(sess)
+		b.setEncoded(sessionKey(sess.TokenHash), val, err)
+	}
+}
+
+// DeleteSession removes the session whose token hashes to h.
+func (b *batch) DeleteSession(h [32]byte) { b.delete(sessionKey(h)) }
