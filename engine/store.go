@@ -129,6 +129,8 @@ type Reader interface {
 	StripeStore
 	// DeveloperStore reads developer accounts and dashboard sessions.
 	DeveloperStore
+	// UsageDayStore reads daily usage rollups (usage_days.go).
+	UsageDayStore
 }
 
 // Batch is one logical change. All its writes become visible and durable
@@ -187,6 +189,8 @@ type Writer interface {
 	StripeBatch
 	// DeveloperBatch writes developer accounts and dashboard sessions.
 	DeveloperBatch
+	// UsageDayBatch writes daily usage rollups.
+	UsageDayBatch
 }
 
 // Lock names what a unit of work holds alone while it reads and writes.
@@ -233,6 +237,8 @@ const (
 	LockDeveloper
 	// LockDeveloperEmail: an email among developer accounts (uniqueness).
 	LockDeveloperEmail
+	// LockUsageDay: one shard of a tenant's daily rollup of a feature.
+	LockUsageDay
 )
 
 // Change is one change to stored state that the engine keeps a copy of in

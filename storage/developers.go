@@ -2,6 +2,8 @@ package storage
 
 import (
 	"context"
+	"encoding/binary"
+	"fmt"
 
 	"github.com/dream-api/dream-api/engine"
 )
@@ -87,3 +89,54 @@ func (b *batch) PutSession(sess *engine.Session) {
 
 // DeleteSession removes the session whose token hashes to h.
 func (b *batch) DeleteSession(h [32]byte) { b.delete(sessionKey(h)) }
+
+// UsageDay returns a shard of a daily rollup; zero when absent.
+func (s *Store) UsageDay(ctx context.Context, k engine.DayKey) (engine.DayCount, error) {
+	var c engine.DayCount
+	_, err := s.get(usageDayKey(k), func(val []byte) (err error) {
+		c, err = decodeDayCount(val)
+		return err
+	})
+	return c, err
+}
+
+// UsageDays calls fn with every stored shard of t's rollups from the date
+// from to the date to, both included.
+func (s *Store) UsageDays(ctx context.Context, t engine.Tenant, from, to string, fn func(engine.DayKey, engine.DayCount) error) error {
+	lo, hi := usageDaysRange(t, from, to)
+	return s.scan(ctx, lo, hi, func(key, val []byte) error {
+		k, err := parseUsageDayKey(t, key)
+		if err != nil {
+			return err
+		}
+		c, err := decodeDayCount(val)
+		if err != nil {
+			return err
+		}
+		return fn(k, c)
+	})
+}
+
+// PutUsageDay writes a shard of a daily rollup.
+func (b *batch) PutUsageDay(k engine.DayKey, c engine.DayCount) {
+	if b.check(k.PlatformID, k.Date, k.Feature) {
+		b.set(usageDayKey(k), encodeDayCount(c))
+	}
+}
+
+// A day count is two big-endian int64: count, denied.
+func encodeDayCount(c engine.DayCount) []byte {
+	b := binary.BigEndian.AppendUint64([]byte{formatV1}, uint64(c.Count))
+	return binary.BigEndian.AppendUint64(b, uint64(c.Denied))
+}
+
+func decodeDayCount(val []byte) (engine.DayCount, error) {
+	p, err := payload("usage day", val)
+	if err != nil {
+		return engine.DayCount{}, err
+	}
+	if len(p) != 16 {
+		return engine.DayCount{}, fmt.Errorf("%w: usage day is %d bytes", ErrFormat, len(p))
+	}
+	return engine.DayCount{Count: int64(binary.BigEndian.Uint64(p)), Denied: int64(binary.BigEndian.Uint64(p[8:]))}, nil
+}

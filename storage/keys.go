@@ -301,3 +301,31 @@ func developerEmailKey(email string) []byte {
 }
 
 func sessionKey(h [32]byte) []byte { return append(prefixOf(makeKey(prefixSession)), h[:]...) }
+
+// Daily usage rollups (storage/developers.go):
+//
+//	uday <platform> <mode> <YYYY-MM-DD> <feature> <shard byte>  engine.DayCount
+//
+// Dates sort as strings, so a scan from one date to another lists a
+// tenant's days in order.
+const prefixUsageDay = "uday"
+
+func usageDayKey(k engine.DayKey) []byte {
+	return append(append(tenantKey(prefixUsageDay, k.Tenant, k.Date, k.Feature), sep), k.Shard)
+}
+
+// usageDaysRange is the range of t's rollups from the date from to the
+// date to, both included.
+func usageDaysRange(t engine.Tenant, from, to string) (lower, upper []byte) {
+	return prefixOf(tenantKey(prefixUsageDay, t, from)), prefixEnd(prefixOf(tenantKey(prefixUsageDay, t, to)))
+}
+
+// parseUsageDayKey splits a key of usageDaysRange.
+func parseUsageDayKey(t engine.Tenant, key []byte) (engine.DayKey, error) {
+	base := prefixOf(tenantKey(prefixUsageDay, t))
+	rest := key[len(base):]
+	if len(rest) < len("2006-01-02")+4 || rest[10] != sep || rest[len(rest)-2] != sep {
+		return engine.DayKey{}, fmt.Errorf("storage: malformed usage day key %q", key)
+	}
+	return engine.DayKey{Tenant: t, Date: string(rest[:10]), Feature: string(rest[11 : len(rest)-2]), Shard: rest[len(rest)-1]}, nil
+}
