@@ -140,3 +140,62 @@ func TestSignInThrottled(t *testing.T) {
 		t.Fatalf("after 20 failures from one IP: %q", got)
 	}
 }
+
+func TestUsageDaysRollUpTracks(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 1, 23, 59, 0, 0, time.UTC)
+	eng := newDevEngine(t, &now)
+	nd, err := eng.Developers.Signup(ctx, engine.SignupInput{Email: "ada@example.com", Password: "correct horse", PlatformName: "Acme"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ten := engine.Tenant{PlatformID: nd.Platform.Platform.ID, Mode: engine.Test}
+	if _, err := eng.Tiers.Put(ctx, ten, engine.TierConfigInput{Tiers: []engine.TierInput{{Name: "free", Limits: map[string]int64{"requests": 2, "exports": 5}}}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, e := range []string{"a@example.com", "b@example.com"} {
+		c, err := eng.Customers.Create(ctx, ten, "pk", engine.CreateCustomerInput{Email: e}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, c.ID)
+	}
+	track := func(id, feature string) {
+		t.Helper()
+		if _, err := eng.Meter.Track(ctx, ten, engine.TrackInput{CustomerID: id, Feature: feature}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 3; i++ { // the third is denied
+		track(ids[0], "requests")
+	}
+	track(ids[1], "requests")
+	track(ids[1], "exports")
+	if _, err := eng.Meter.Check(ctx, ten, engine.TrackInput{CustomerID: ids[1]}, nil); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(2 * time.Minute) // the next day
+	track(ids[1], "requests")
+	got, err := eng.Customers.UsageDays(ctx, ten, now.AddDate(0, 0, -1), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []engine.DayUsage{
+		{Date: "2026-12-01", Feature: "exports", Count: 1},
+		{Date: "2026-12-01", Feature: "requests", Count: 3, Denied: 1},
+		{Date: "2026-12-02", Feature: "requests", Count: 1},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("days = %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("day %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	// The other mode sees none of it.
+	if live, _ := eng.Customers.UsageDays(ctx, engine.Tenant{PlatformID: ten.PlatformID, Mode: engine.Live}, now.AddDate(0, 0, -1), now); len(live) != 0 {
+		t.Errorf("live days: %+v", live)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"hash/maphash"
 	"sort"
+	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -52,14 +54,44 @@ const dayShards = 32
 
 var daySeed = maphash.MakeSeed()
 
+// dayNames are the strings of one UTC day: its date and the lock ids of
+// its shards, made once a day instead of on every track.
+type dayNames struct {
+	day  int64 // days since 1970
+	date string
+	ids  [dayShards]string
+}
+
+var today atomic.Pointer[dayNames]
+
+func namesOf(now time.Time) *dayNames {
+	d := now.Unix() / 86400
+	if now.Unix() < 0 {
+		d = (now.Unix() - 86399) / 86400
+	}
+	if n := today.Load(); n != nil && n.day == d {
+		return n
+	}
+	n := &dayNames{day: d, date: now.UTC().Format(time.DateOnly)}
+	for i := range n.ids {
+		n.ids[i] = n.date + "/" + strconv.Itoa(i)
+	}
+	today.Store(n)
+	return n
+}
+
 // dayKey is the shard of customerID's tracks of feature at now.
 func dayKey(t Tenant, customerID, feature string, now time.Time) DayKey {
-	return DayKey{Tenant: t, Date: now.UTC().Format(time.DateOnly), Feature: feature,
+	return DayKey{Tenant: t, Date: namesOf(now).date, Feature: feature,
 		Shard: uint8(maphash.String(daySeed, customerID) % dayShards)}
 }
 
 func dayLock(k DayKey) Lock {
-	return Lock{Kind: LockUsageDay, Mode: k.Mode, Platform: k.PlatformID, ID: k.Date + "/" + string(rune('a'+k.Shard)), Feature: k.Feature}
+	id := k.Date + "/" + strconv.Itoa(int(k.Shard))
+	if n := today.Load(); n != nil && n.date == k.Date {
+		id = n.ids[k.Shard]
+	}
+	return Lock{Kind: LockUsageDay, Mode: k.Mode, Platform: k.PlatformID, ID: id, Feature: k.Feature}
 }
 
 // addDay adds one track (accepted or denied) to its day's rollup inside a
@@ -78,10 +110,21 @@ func addDay(ctx context.Context, tx Tx, k DayKey, denied bool) error {
 	return nil
 }
 
+// DefaultUsageDays is how many days UsageDays covers without a from.
+const DefaultUsageDays = 30
+
 // UsageDays returns t's tracks per UTC day and feature from the day of
 // from to the day of to, by date then feature. Days without tracks are
-// absent.
+// absent. A zero to is today; a zero from is DefaultUsageDays-1 days before
+// to. Returns EVALIDATION for a range that is backwards or longer than
+// 400 days.
 func (s *Customers) UsageDays(ctx context.Context, t Tenant, from, to time.Time) ([]DayUsage, error) {
+	if to.IsZero() {
+		to = s.c.now()
+	}
+	if from.IsZero() {
+		from = to.AddDate(0, 0, -(DefaultUsageDays - 1))
+	}
 	if to.Before(from) {
 		return nil, invalid("to", "must not be before from")
 	}

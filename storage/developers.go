@@ -3,7 +3,10 @@ package storage
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/dream-api/dream-api/engine"
 )
@@ -91,13 +94,21 @@ func (b *batch) PutSession(sess *engine.Session) {
 func (b *batch) DeleteSession(h [32]byte) { b.delete(sessionKey(h)) }
 
 // UsageDay returns a shard of a daily rollup; zero when absent.
+// It is read on every track: no closure, one key.
 func (s *Store) UsageDay(ctx context.Context, k engine.DayKey) (engine.DayCount, error) {
-	var c engine.DayCount
-	_, err := s.get(usageDayKey(k), func(val []byte) (err error) {
-		c, err = decodeDayCount(val)
-		return err
-	})
-	return c, err
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return engine.DayCount{}, ErrClosed
+	}
+	val, closer, err := s.db.Get(usageDayKey(k))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return engine.DayCount{}, nil
+	} else if err != nil {
+		return engine.DayCount{}, fmt.Errorf("storage: get: %w", err)
+	}
+	defer closer.Close()
+	return decodeDayCount(val)
 }
 
 // UsageDays calls fn with every stored shard of t's rollups from the date

@@ -311,7 +311,10 @@ func sessionKey(h [32]byte) []byte { return append(prefixOf(makeKey(prefixSessio
 const prefixUsageDay = "uday"
 
 func usageDayKey(k engine.DayKey) []byte {
-	return append(append(tenantKey(prefixUsageDay, k.Tenant, k.Date, k.Feature), sep), k.Shard)
+	mode := modePart(k.Mode)
+	b := make([]byte, 0, len(prefixUsageDay)+len(k.PlatformID)+len(mode)+len(k.Date)+len(k.Feature)+6)
+	b = appendKey(b, prefixUsageDay, k.PlatformID, mode, k.Date, k.Feature)
+	return append(b, sep, k.Shard)
 }
 
 // usageDaysRange is the range of t's rollups from the date from to the

@@ -96,7 +96,11 @@ func newChart(days []engine.DayUsage, now time.Time) *chart {
 	}
 	for _, i := range []int{0, 10, 20, 29} {
 		d, _ := time.Parse(time.DateOnly, dates[i])
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" class="axis" text-anchor="middle">%s</text>`, left+float64(i)*bw+bw/2, hgt-6, d.Format("2 Jan"))
+		x, anchor := left+float64(i)*bw+bw/2, "middle"
+		if i == 29 {
+			x, anchor = w, "end"
+		}
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" class="axis" text-anchor="%s">%s</text>`, x, hgt-6, anchor, d.Format("2 Jan"))
 	}
 	b.WriteString(`</svg>`)
 	ch.SVG = template.HTML(b.String())

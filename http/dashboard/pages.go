@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/dream-api/dream-api/engine"
 )
@@ -63,7 +64,7 @@ func (h *handler) overviewShow(w http.ResponseWriter, r *http.Request, a *auth) 
 		h.fail(w, r, err)
 		return
 	}
-	days, err := h.eng.Customers.UsageDays(r.Context(), t, timeNow(h).AddDate(0, 0, -29), timeNow(h))
+	days, err := h.eng.Customers.UsageDays(r.Context(), t, time.Time{}, time.Time{}) // the last 30 days
 	if err != nil {
 		h.fail(w, r, err)
 		return
