@@ -238,6 +238,28 @@ func TestDashboardInBrowser(t *testing.T) {
 	p.run("chart", chromedp.WaitVisible(chromedp.CSS(`[data-testid="usage-chart"] rect`)))
 	p.shot("overview")
 
+	// A limit plugin: upload, dry-run, remove.
+	wasm, err := filepath.Abs("../../testdata/plugins/builtin.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.open("/dashboard/plugin")
+	p.run("choose the module", chromedp.SetUploadFiles(chromedp.CSS("#module"), []string{wasm}))
+	p.submit("upload the plugin", nil, `form[action="/dashboard/plugin"] button`)
+	if got := p.text(`[data-testid="notice"]`); !strings.Contains(got, "uploaded and active") {
+		t.Fatalf("after the upload: %q", got)
+	}
+	p.submit("dry run", map[string]string{"#dplan": "free", "#dusage": "5"}, `form[action="/dashboard/plugin/dry-run"] button`)
+	if got := p.text(`[data-testid="dry-run"] .pill`); got != "denied" {
+		t.Errorf("dry run at the limit: %q", got)
+	}
+	p.shot("plugin")
+	p.open("/dashboard/plugin/remove")
+	p.submit("remove the plugin", nil, `[data-testid="confirm"]`)
+	if got := p.text(`[data-testid="notice"]`); !strings.Contains(got, "removed") {
+		t.Fatalf("after removing: %q", got)
+	}
+
 	p.open("/dashboard/keys")
 	p.shot("keys")
 	p.open("/dashboard/settings")

@@ -136,7 +136,12 @@ func (h *handler) platformCreate(w http.ResponseWriter, r *http.Request, a *auth
 		h.fail(w, r, err)
 		return
 	}
-	if err := h.eng.Developers.Switch(r.Context(), a.sess, &engine.Developer{Platforms: []string{np.Platform.ID}}, np.Platform.ID, engine.Test); err != nil {
+	d, err := h.eng.Developers.Get(r.Context(), a.dev.ID)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if err := h.eng.Developers.Switch(r.Context(), a.sess, d, np.Platform.ID, engine.Test); err != nil {
 		h.fail(w, r, err)
 		return
 	}

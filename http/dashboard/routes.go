@@ -36,6 +36,13 @@ func (h *handler) routes() {
 	m.HandleFunc("GET /dashboard/keys/{id}/revoke", h.signedIn(h.keyRevokeConfirm))
 	m.HandleFunc("POST /dashboard/keys/{id}/revoke", h.signedIn(h.keyRevoke))
 
+	m.HandleFunc("GET /dashboard/plugin", h.signedIn(h.pluginShow))
+	m.HandleFunc("POST /dashboard/plugin", h.signedIn(h.pluginUpload))
+	m.HandleFunc("POST /dashboard/plugin/rollback", h.signedIn(h.pluginRollback))
+	m.HandleFunc("POST /dashboard/plugin/dry-run", h.signedIn(h.pluginDryRun))
+	m.HandleFunc("GET /dashboard/plugin/remove", h.signedIn(h.pluginRemoveConfirm))
+	m.HandleFunc("POST /dashboard/plugin/remove", h.signedIn(h.pluginRemove))
+
 	m.HandleFunc("GET /dashboard/stripe", h.signedIn(h.stripeShow))
 	m.HandleFunc("POST /dashboard/stripe/connect", h.signedIn(h.stripeConnect))
 
