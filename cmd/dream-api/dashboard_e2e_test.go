@@ -264,6 +264,15 @@ func TestDashboardInBrowser(t *testing.T) {
 	p.shot("keys")
 	p.open("/dashboard/settings")
 	p.shot("settings")
+	// The operator's view, behind the admin token.
+	p.open("/dashboard/admin")
+	p.submit("operator sign-in", map[string]string{"#token": ts.AdminToken}, `form[action="/dashboard/admin"] button`)
+	if got := p.text(`[data-testid="admin-platforms"] tbody td`); !strings.Contains(got, "Acme AI") {
+		t.Errorf("operator view: %q", got)
+	}
+	p.shot("admin")
+
+	p.open("/dashboard")
 	p.run("log out", chromedp.Click(chromedp.CSS(`[data-testid="logout"]`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid="login-submit"]`)))
 	p.shot("login")
 	p.open("/dashboard/customers")
