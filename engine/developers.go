@@ -119,6 +119,7 @@ const (
 	signInWindow        = 15 * time.Minute
 	signInFailsPerEmail = 5
 	signInFailsPerIP    = 20
+	signupsPerIP        = 10
 )
 
 // DeveloperConfig tunes developer accounts; the zero value is the defaults.
@@ -167,6 +168,10 @@ type SignupInput struct {
 	Email        string `json:"email"`
 	Password     string `json:"password"`
 	PlatformName string `json:"platformName"`
+	// IP is the client's address on self-serve signup: at most
+	// signupsPerIP valid attempts an address per 15 minutes. Empty (the
+	// operator) is not limited.
+	IP string `json:"-"`
 }
 
 // Validate reports every problem of in and lowercases the email.
@@ -212,6 +217,17 @@ type NewDeveloper struct {
 func (s *Developers) Signup(ctx context.Context, in SignupInput, idem *Idempotency) (*NewDeveloper, error) {
 	if err := in.Validate(); err != nil {
 		return nil, err
+	}
+	if in.IP != "" {
+		// Every attempt counts, so that probing which emails have an
+		// account (ECONFLICT) is as slow as making accounts.
+		if s.throttledKey("s:"+in.IP, signupsPerIP) > 0 {
+			return nil, &Error{Code: ERATELIMITED, RetryAfter: int(signInWindow.Seconds()),
+				Message: "Too many sign-ups from your address. Try again later."}
+		}
+		s.mu.Lock()
+		s.fails["s:"+in.IP] = append(s.recent("s:"+in.IP, s.c.now()), s.c.now())
+		s.mu.Unlock()
 	}
 	hash := hashPassword(s.cfg.Argon2, in.Password) // slow: never under a lock
 	now := s.c.now().UTC()
@@ -457,22 +473,20 @@ func (s *Developers) ChangePassword(ctx context.Context, id, current, next strin
 // throttled returns how long until a sign-in for email from ip may be
 // tried again; 0 when it may now.
 func (s *Developers) throttled(email, ip string) time.Duration {
+	return max(s.throttledKey("e:"+email, signInFailsPerEmail), s.throttledKey("i:"+ip, signInFailsPerIP))
+}
+
+// throttledKey returns how long until key has fewer than limit events in
+// the window; 0 when it has now.
+func (s *Developers) throttledKey(key string, limit int) time.Duration {
 	now := s.c.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var wait time.Duration
-	for _, k := range []struct {
-		key string
-		max int
-	}{{"e:" + email, signInFailsPerEmail}, {"i:" + ip, signInFailsPerIP}} {
-		fs := s.recent(k.key, now)
-		if len(fs) >= k.max {
-			if w := fs[len(fs)-k.max].Add(signInWindow).Sub(now); w > wait {
-				wait = w
-			}
-		}
+	fs := s.recent(key, now)
+	if len(fs) < limit {
+		return 0
 	}
-	return wait
+	return fs[len(fs)-limit].Add(signInWindow).Sub(now)
 }
 
 // recent drops failures older than the window and returns the rest. s.mu

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -197,5 +198,33 @@ func TestUsageDaysRollUpTracks(t *testing.T) {
 	// The other mode sees none of it.
 	if live, _ := eng.Customers.UsageDays(ctx, engine.Tenant{PlatformID: ten.PlatformID, Mode: engine.Live}, now.AddDate(0, 0, -1), now); len(live) != 0 {
 		t.Errorf("live days: %+v", live)
+	}
+}
+
+func TestSignupThrottledPerAddress(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	eng := newDevEngine(t, &now)
+	signup := func(i int, ip string) string {
+		_, err := eng.Developers.Signup(ctx, engine.SignupInput{Email: fmt.Sprintf("u%d@example.com", i), Password: "correct horse", PlatformName: "P", IP: ip}, nil)
+		return engine.ErrorCode(err)
+	}
+	for i := 0; i < 10; i++ {
+		if got := signup(i, "1.1.1.1"); got != "" {
+			t.Fatalf("signup %d: %s", i, got)
+		}
+	}
+	if got := signup(10, "1.1.1.1"); got != engine.ERATELIMITED {
+		t.Fatalf("11th signup from one address: %q", got)
+	}
+	if got := signup(11, "2.2.2.2"); got != "" {
+		t.Fatalf("another address: %q", got)
+	}
+	if got := signup(12, ""); got != "" {
+		t.Fatalf("the operator: %q", got)
+	}
+	now = now.Add(16 * time.Minute)
+	if got := signup(13, "1.1.1.1"); got != "" {
+		t.Fatalf("after the window: %q", got)
 	}
 }

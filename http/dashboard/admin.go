@@ -86,8 +86,14 @@ func (h *handler) adminLogin(w http.ResponseWriter, r *http.Request) {
 	b := make([]byte, 32)
 	rand.Read(b)
 	tok := hex.EncodeToString(b)
+	now := timeNow(h)
 	h.mu.Lock()
-	h.admins[engine.HashSecret(tok)] = timeNow(h).Add(adminSessionTTL)
+	for k, exp := range h.admins {
+		if now.After(exp) {
+			delete(h.admins, k)
+		}
+	}
+	h.admins[engine.HashSecret(tok)] = now.Add(adminSessionTTL)
 	h.mu.Unlock()
 	h.setCookie(w, adminCookie, tok, adminSessionTTL)
 	http.Redirect(w, r, "/dashboard/admin", http.StatusSeeOther)

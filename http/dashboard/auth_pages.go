@@ -33,10 +33,17 @@ func (h *handler) signupSave(w http.ResponseWriter, r *http.Request) {
 		if f := v.Fields["platformName"]; f != "" {
 			v.Fields["name"] = f
 		}
-		if engine.ErrorCode(err) == engine.ECONFLICT {
+		status := http.StatusUnprocessableEntity
+		switch engine.ErrorCode(err) {
+		case engine.ECONFLICT:
 			v.Fields["email"] = "already has an account: sign in instead"
+		case engine.ERATELIMITED:
+			status = http.StatusTooManyRequests
+		case engine.EINTERNAL:
+			h.fail(w, r, err)
+			return
 		}
-		h.render(w, http.StatusUnprocessableEntity, "signup", v)
+		h.render(w, status, "signup", v)
 		return
 	}
 	token, _, err := h.eng.Developers.StartSession(r.Context(), nd.Developer)

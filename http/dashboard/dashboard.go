@@ -79,7 +79,12 @@ type handler struct {
 type flash struct {
 	Notice  string
 	Secrets *secrets
+	at      time.Time
 }
+
+// flashTTL is how long a flash waits for its page: one never shown (the
+// browser went away) is forgotten, secrets included.
+const flashTTL = 10 * time.Minute
 
 // secrets are keys shown once.
 type secrets struct {
@@ -114,7 +119,7 @@ func New(cfg Config) http.Handler {
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd := w.Header()
 	hd.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
-		"form-action 'self' https://checkout.stripe.com https://billing.stripe.com; frame-ancestors 'none'; base-uri 'none'; connect-src 'self'")
+		"form-action 'self' https://*.stripe.com; frame-ancestors 'none'; base-uri 'none'; connect-src 'self'")
 	hd.Set("X-Content-Type-Options", "nosniff")
 	hd.Set("Referrer-Policy", "same-origin")
 	hd.Set("X-Frame-Options", "DENY")
@@ -176,9 +181,16 @@ func (h *handler) clearCookie(w http.ResponseWriter, name string) {
 
 // setFlash keeps f for the session's next page.
 func (h *handler) setFlash(a *auth, f flash) {
+	now := timeNow(h)
+	f.at = now
 	h.mu.Lock()
+	defer h.mu.Unlock()
+	for k, old := range h.flashes {
+		if now.Sub(old.at) > flashTTL {
+			delete(h.flashes, k)
+		}
+	}
 	h.flashes[engine.HashSecret(a.token)] = f
-	h.mu.Unlock()
 }
 
 // takeFlash returns and forgets the session's flash.
@@ -188,6 +200,9 @@ func (h *handler) takeFlash(a *auth) flash {
 	defer h.mu.Unlock()
 	f := h.flashes[k]
 	delete(h.flashes, k)
+	if timeNow(h).Sub(f.at) > flashTTL {
+		return flash{}
+	}
 	return f
 }
 

@@ -19,6 +19,7 @@ func parseSignup(r *http.Request) engine.SignupInput {
 		Email:        strings.TrimSpace(r.PostFormValue("email")),
 		Password:     r.PostFormValue("password"),
 		PlatformName: r.PostFormValue("name"),
+		IP:           clientIP(r),
 	}
 }
 
