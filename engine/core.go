@@ -388,8 +388,8 @@ func (e *Engine) ExpireIdempotency(ctx context.Context) (int, error) {
 	return c.store.ExpireIdempotency(ctx, c.now().Add(-IdempotencyTTL))
 }
 
-// RunMaintenance expires idempotency records every interval until ctx is
-// done. Defaults to hourly when interval is 0.
+// RunMaintenance expires idempotency records and dashboard sessions every
+// interval until ctx is done. Defaults to hourly when interval is 0.
 func (e *Engine) RunMaintenance(ctx context.Context, interval time.Duration) {
 	if interval == 0 {
 		interval = time.Hour
@@ -405,6 +405,11 @@ func (e *Engine) RunMaintenance(ctx context.Context, interval time.Duration) {
 				e.c.log.Warn("expiring idempotency records failed", "err", err)
 			} else if n > 0 {
 				e.c.log.Info("expired idempotency records", "count", n)
+			}
+			if n, err := e.Developers.ExpireSessions(ctx); err != nil && ctx.Err() == nil {
+				e.c.log.Warn("expiring dashboard sessions failed", "err", err)
+			} else if n > 0 {
+				e.c.log.Info("expired dashboard sessions", "count", n)
 			}
 		}
 	}

@@ -94,6 +94,9 @@ type DeveloperStore interface {
 	DeveloperIDByEmail(ctx context.Context, email string) (string, error)
 	// Session returns the session whose token hashes to h.
 	Session(ctx context.Context, h [32]byte) (*Session, error)
+	// Sessions calls fn with every stored session, until fn returns an
+	// error, which Sessions returns.
+	Sessions(ctx context.Context, fn func(*Session) error) error
 }
 
 // DeveloperBatch is the part of Batch that writes developers and sessions.
@@ -414,6 +417,38 @@ func (s *Developers) Switch(ctx context.Context, sess *Session, d *Developer, pl
 	cp := *sess
 	cp.PlatformID, cp.Mode = platformID, mode
 	return s.putSession(ctx, &cp)
+}
+
+// ExpireSessions deletes the sessions past their idle or absolute expiry
+// and returns how many (RunMaintenance calls it hourly). A session is
+// refused once expired whether or not it has been deleted.
+func (s *Developers) ExpireSessions(ctx context.Context) (int, error) {
+	now := s.c.now()
+	var expired [][32]byte
+	err := s.c.store.Sessions(ctx, func(sess *Session) error {
+		if now.Sub(sess.LastSeenAt) > s.cfg.SessionIdle || now.Sub(sess.CreatedAt) > s.cfg.SessionAbsolute {
+			expired = append(expired, sess.TokenHash)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	total := len(expired)
+	for len(expired) > 0 {
+		n := min(len(expired), 1000)
+		chunk := expired[:n]
+		if _, err := s.c.store.Update(ctx, nil, func(tx Tx) (any, error) {
+			for _, h := range chunk {
+				tx.DeleteSession(h)
+			}
+			return nil, nil
+		}); err != nil {
+			return 0, err
+		}
+		expired = expired[n:]
+	}
+	return total, nil
 }
 
 // SignOut deletes the session of token, if any.

@@ -228,3 +228,29 @@ func TestSignupThrottledPerAddress(t *testing.T) {
 		t.Fatalf("after the window: %q", got)
 	}
 }
+
+func TestExpireSessions(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	eng := newDevEngine(t, &now) // idle 1 h
+	if _, err := eng.Developers.Signup(ctx, engine.SignupInput{Email: "ada@example.com", Password: "correct horse", PlatformName: "Acme"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	in := engine.SignInInput{Email: "ada@example.com", Password: "correct horse", IP: "1"}
+	old, _, _ := eng.Developers.SignIn(ctx, in)
+	now = now.Add(50 * time.Minute)
+	fresh, _, _ := eng.Developers.SignIn(ctx, in)
+	now = now.Add(20 * time.Minute) // old: 70 minutes idle; fresh: 20
+	if n, err := eng.Developers.ExpireSessions(ctx); err != nil || n != 1 {
+		t.Fatalf("ExpireSessions = %d, %v; want 1", n, err)
+	}
+	if _, _, err := eng.Developers.Authenticate(ctx, fresh); err != nil {
+		t.Errorf("the fresh session was expired: %v", err)
+	}
+	if _, _, err := eng.Developers.Authenticate(ctx, old); engine.ErrorCode(err) != engine.EINVALIDAPIKEY {
+		t.Errorf("the idle session: %v", err)
+	}
+	if n, _ := eng.Developers.ExpireSessions(ctx); n != 0 {
+		t.Errorf("a second sweep found %d", n)
+	}
+}

@@ -68,6 +68,22 @@ func (s *Store) Session(ctx context.Context, h [32]byte) (*engine.Session, error
 	return sess, err
 }
 
+// Sessions calls fn with every stored session.
+func (s *Store) Sessions(ctx context.Context, fn func(*engine.Session) error) error {
+	prefix := prefixOf(makeKey(prefixSession))
+	return s.scan(ctx, prefix, prefixEnd(prefix), func(key, val []byte) error {
+		sess := new(engine.Session)
+		if err := decodeJSON("session", val, sess); err != nil {
+			return err
+		}
+		if len(key) != len(prefix)+32 {
+			return fmt.Errorf("%w: session key %q", ErrFormat, key)
+		}
+		copy(sess.TokenHash[:], key[len(prefix):])
+		return fn(sess)
+	})
+}
+
 // PutDeveloper writes d and its email index; prevEmail's entry goes when
 // the email changed.
 func (b *batch) PutDeveloper(d *engine.Developer, prevEmail string) {
