@@ -237,6 +237,10 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	p.run("chart", chromedp.WaitVisible(chromedp.CSS(`[data-testid="usage-chart"] rect`)))
 	p.shot("overview")
+	p.run("phone width", chromedp.EmulateViewport(390, 844))
+	p.open("/dashboard/customers/" + id)
+	p.shot("customer-phone")
+	p.run("desktop width", chromedp.EmulateViewport(1280, 900))
 
 	// A limit plugin: upload, dry-run, remove.
 	wasm, err := filepath.Abs("../../testdata/plugins/builtin.wasm")
