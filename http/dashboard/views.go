@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -136,10 +137,7 @@ func (h *handler) newView(r *http.Request, a *auth, title, nav string) *view {
 // v.Error.
 func (v *view) fieldErrors(err error) {
 	var e *engine.Error
-	if ee, ok := err.(*engine.Error); ok {
-		e = ee
-	}
-	if e == nil || e.Code != engine.EVALIDATION || len(e.Fields) == 0 {
+	if !errors.As(err, &e) || e.Code != engine.EVALIDATION || len(e.Fields) == 0 {
 		v.Error = engine.ErrorMessage(err)
 		return
 	}
