@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -116,4 +119,42 @@ func TestSignupClosed(t *testing.T) {
 	if err := bad.ParseFlags(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "DREAM_SIGNUP") {
 		t.Errorf("DREAM_SIGNUP=maybe: %v", err)
 	}
+}
+
+// TestDashboardOperatorBilling: with DREAM_PLATFORM_PRICE_ID, a new
+// developer sees that live keys wait, and the dashboard starts the
+// platform's Checkout on the operator's Stripe.
+func TestDashboardOperatorBilling(t *testing.T) {
+	ts, mock := stripeServer(t, map[string]string{"STRIPE_SECRET_KEY": "sk_live_operator0001", "DREAM_PLATFORM_PRICE_ID": "price_dreamPlatform", "DREAM_PUBLIC_URL": ""})
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	post := func(path string, form url.Values) *http.Response {
+		t.Helper()
+		r, _ := http.NewRequest("POST", ts.URL+path, strings.NewReader(form.Encode()))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.Header.Set("Sec-Fetch-Site", "same-origin")
+		res, err := c.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res
+	}
+	post("/dashboard/signup", url.Values{"email": {"ada@example.com"}, "password": {"correct horse battery"}, "name": {"Paying"}})
+	res, err := c.Get(ts.URL + "/dashboard")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !strings.Contains(string(body), `data-testid="pay-first"`) {
+		t.Fatal("the overview does not say that live keys wait for the subscription")
+	}
+	csrf := regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`).FindSubmatch(body)
+	res = post("/dashboard/billing/checkout", url.Values{"csrf": {string(csrf[1])}})
+	if res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(res.Header.Get("Location"), "https://") {
+		t.Fatalf("subscribe: %d to %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	sess := stripeOnly(t, mock, "POST", "/v1/checkout/sessions")
+	stripeForm(t, sess, map[string]string{"mode": "subscription", "line_items[0][price]": "price_dreamPlatform", "customer_email": "ada@example.com"})
 }

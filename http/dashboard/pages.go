@@ -82,6 +82,21 @@ func (h *handler) overviewShow(w http.ResponseWriter, r *http.Request, a *auth) 
 	h.render(w, http.StatusOK, "overview", v)
 }
 
+// billingCheckout is POST /dashboard/billing/checkout: the platform's own
+// subscription on the operator's Stripe (DREAM_PLATFORM_PRICE_ID), as POST
+// /api/platform/billing/checkout starts it; the browser goes to Checkout
+// and comes back to the overview.
+func (h *handler) billingCheckout(w http.ResponseWriter, r *http.Request, a *auth) {
+	base := strings.TrimRight(h.cfg.PublicURL, "/")
+	res, err := h.eng.Stripe.PlatformCheckout(r.Context(), engine.Tenant{PlatformID: a.sess.PlatformID, Mode: engine.Live},
+		engine.PlatformCheckoutInput{SuccessURL: base + "/dashboard", CancelURL: base + "/dashboard"}, nil)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	http.Redirect(w, r, res.URL, http.StatusSeeOther)
+}
+
 // pageSize is the customers listed per page.
 const pageSize = 25
 

@@ -18,6 +18,7 @@ func (h *handler) routes() {
 	m.HandleFunc("POST /dashboard/switch", h.signedIn(h.platformSwitch))
 	m.HandleFunc("POST /dashboard/platforms", h.signedIn(h.platformCreate))
 	m.HandleFunc("GET /dashboard/credentials", h.signedIn(h.credentialsShow))
+	m.HandleFunc("POST /dashboard/billing/checkout", h.signedIn(h.billingCheckout))
 
 	m.HandleFunc("GET /dashboard/customers", h.signedIn(h.customerList))
 	m.HandleFunc("GET /dashboard/customers/{id}", h.signedIn(h.customerShow))

@@ -104,7 +104,10 @@ type view struct {
 	Mode      string
 	Notice    string
 	Secrets   *secrets // keys shown once, from the previous action
-	Error     string
+	// PayFirst: the operator bills platforms and this one's subscription
+	// is not active, so its live keys wait (test keys work).
+	PayFirst bool
+	Error    string
 	// Fields are validation errors by field name, shown next to it.
 	Fields map[string]string
 	Form   map[string]string
@@ -127,6 +130,9 @@ func (h *handler) newView(r *http.Request, a *auth, title, nav string) *view {
 		if id == a.sess.PlatformID {
 			v.Platform = p
 		}
+	}
+	if b, err := h.eng.Stripe.PlatformBilling(r.Context(), a.sess.PlatformID); err == nil {
+		v.PayFirst = b.Required && !b.Active
 	}
 	f := h.takeFlash(a)
 	v.Notice, v.Secrets = f.Notice, f.Secrets
