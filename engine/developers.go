@@ -477,18 +477,27 @@ func (s *Developers) SignOutEverywhere(ctx context.Context, id string) error {
 
 // ChangePassword replaces developer id's password after checking the
 // current one, and signs out every other session (the caller starts a new
-// one). Returns EVALIDATION naming "current" when it is wrong.
+// one). Returns EVALIDATION naming "current" when it is wrong, and
+// ERATELIMITED after 5 wrong ones in 15 minutes.
 func (s *Developers) ChangePassword(ctx context.Context, id, current, next string) error {
 	var v Validation
 	validatePassword(&v, "password", next)
 	if err := v.Err(); err != nil {
 		return err
 	}
+	if s.throttledKey("p:"+id, signInFailsPerEmail) > 0 {
+		return &Error{Code: ERATELIMITED, RetryAfter: int(signInWindow.Seconds()),
+			Message: "Too many wrong passwords. Wait a few minutes and try again."}
+	}
 	d, err := s.c.store.Developer(ctx, id)
 	if err != nil {
 		return err
 	}
 	if !d.Password.verify(current) {
+		now := s.c.now()
+		s.mu.Lock()
+		s.fails["p:"+id] = append(s.recent("p:"+id, now), now)
+		s.mu.Unlock()
 		return invalid("current", "is not your current password")
 	}
 	hash := hashPassword(s.cfg.Argon2, next)

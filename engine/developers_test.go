@@ -254,3 +254,29 @@ func TestExpireSessions(t *testing.T) {
 		t.Errorf("a second sweep found %d", n)
 	}
 }
+
+func TestChangePasswordThrottled(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	eng := newDevEngine(t, &now)
+	nd, err := eng.Developers.Signup(ctx, engine.SignupInput{Email: "ada@example.com", Password: "correct horse", PlatformName: "Acme"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := nd.Developer.ID
+	for i := 0; i < 5; i++ {
+		if err := eng.Developers.ChangePassword(ctx, id, "wrong guess!", "new password!"); engine.ErrorCode(err) != engine.EVALIDATION {
+			t.Fatalf("wrong current password %d: %v", i, err)
+		}
+	}
+	if err := eng.Developers.ChangePassword(ctx, id, "correct horse", "new password!"); engine.ErrorCode(err) != engine.ERATELIMITED {
+		t.Fatalf("after 5 wrong: %v", err)
+	}
+	now = now.Add(16 * time.Minute)
+	if err := eng.Developers.ChangePassword(ctx, id, "correct horse", "new password!"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := eng.Developers.SignIn(ctx, engine.SignInInput{Email: "ada@example.com", Password: "new password!", IP: "1"}); err != nil {
+		t.Fatalf("sign-in with the new password: %v", err)
+	}
+}
