@@ -5,7 +5,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.Version=$(VERSION)
 
-.PHONY: stripe-mock all build run test test-short vet fuzz bench bench-deps soak clean plugins plugins-bench sdk-js-test
+.PHONY: stripe-mock chromium all build run test test-short vet fuzz bench bench-deps soak clean plugins plugins-bench sdk-js-test
 
 all: build
 
@@ -20,7 +20,7 @@ vet:
 	$(GO) vet ./...
 
 # The fuzz corpora under */testdata/fuzz run as ordinary tests here.
-test: vet stripe-mock
+test: vet stripe-mock chromium
 	$(GO) test -race -count=1 -timeout 20m ./...
 	cd sdk/go && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 	$(MAKE) sdk-js-test
@@ -37,6 +37,11 @@ STRIPE_MOCK_VERSION := v0.203.0
 stripe-mock:
 	@command -v stripe-mock >/dev/null || test -x "$$($(GO) env GOPATH)/bin/stripe-mock" || \
 		$(GO) install github.com/stripe/stripe-mock@$(STRIPE_MOCK_VERSION)
+
+# Debian's Chromium, which the dashboard's browser test drives (chromedp);
+# installed with apt when missing (needs root, as on CI).
+chromium:
+	@command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
 test-short:
 	$(GO) test -count=1 -short ./...

@@ -40,6 +40,8 @@ type Config struct {
 	Quotas Quotas
 	// Webhooks tunes outgoing webhooks (webhooks_deliver.go).
 	Webhooks WebhookOptions
+	// Developers tunes developer accounts and sessions (developers.go).
+	Developers DeveloperConfig
 }
 
 // Engine holds the domain services. They share one store, one clock, the
@@ -55,6 +57,8 @@ type Engine struct {
 	Plugins   *Plugins
 	Stripe    *Stripe
 	Webhooks  *Webhooks
+	// Developers are the dashboard's accounts and sessions.
+	Developers *Developers
 }
 
 // core is what the services share.
@@ -115,16 +119,18 @@ func New(cfg Config) *Engine {
 	if c.store != nil {
 		c.store.Watch(c.changed)
 	}
+	platforms := &Platforms{c: c}
 	return &Engine{
-		c:         c,
-		Stripe:    c.stripe,
-		Plugins:   plugins,
-		Platforms: &Platforms{c: c},
-		Keys:      c.keys,
-		Tiers:     &Tiers{c: c},
-		Customers: &Customers{c: c},
-		Meter:     &Meter{c: c, rate: newRateLimiter()},
-		Webhooks:  &Webhooks{c: c},
+		c:          c,
+		Stripe:     c.stripe,
+		Plugins:    plugins,
+		Platforms:  platforms,
+		Developers: newDevelopers(c, cfg.Developers, platforms),
+		Keys:       c.keys,
+		Tiers:      &Tiers{c: c},
+		Customers:  &Customers{c: c},
+		Meter:      &Meter{c: c, rate: newRateLimiter()},
+		Webhooks:   &Webhooks{c: c},
 	}
 }
 
@@ -390,8 +396,8 @@ func (e *Engine) ExpireIdempotency(ctx context.Context) (int, error) {
 	return c.store.ExpireIdempotency(ctx, c.now().Add(-IdempotencyTTL))
 }
 
-// RunMaintenance expires idempotency records every interval until ctx is
-// done. Defaults to hourly when interval is 0.
+// RunMaintenance expires idempotency records and dashboard sessions every
+// interval until ctx is done. Defaults to hourly when interval is 0.
 func (e *Engine) RunMaintenance(ctx context.Context, interval time.Duration) {
 	if interval == 0 {
 		interval = time.Hour
@@ -407,6 +413,11 @@ func (e *Engine) RunMaintenance(ctx context.Context, interval time.Duration) {
 				e.c.log.Warn("expiring idempotency records failed", "err", err)
 			} else if n > 0 {
 				e.c.log.Info("expired idempotency records", "count", n)
+			}
+			if n, err := e.Developers.ExpireSessions(ctx); err != nil && ctx.Err() == nil {
+				e.c.log.Warn("expiring dashboard sessions failed", "err", err)
+			} else if n > 0 {
+				e.c.log.Info("expired dashboard sessions", "count", n)
 			}
 		}
 	}

@@ -145,7 +145,9 @@ func (m *Meter) decide(ctx context.Context, t Tenant, in TrackInput, checkOnly b
 	// move to the heap.
 	feature, quantity, metadata := in.Feature, *in.Quantity, in.Metadata
 	key := CounterKey{Tenant: t, CustomerID: cus.ID, Feature: feature, PeriodStart: start}
-	res, err := c.updateClaimed(ctx, t, idem, []Lock{counterLock(t, cus.ID, feature)}, func(b Tx) (any, error) {
+	// The day's rollup (usage_days.go) is written in the same unit.
+	day := dayKey(t, cus.ID, feature, now)
+	res, err := c.updateClaimed(ctx, t, idem, []Lock{counterLock(t, cus.ID, feature), dayLock(day)}, func(b Tx) (any, error) {
 		cnt, err := b.Counter(ctx, key)
 		if err != nil {
 			return nil, err
@@ -200,6 +202,11 @@ func (m *Meter) decide(ctx context.Context, t Tenant, in TrackInput, checkOnly b
 						return nil, err
 					}
 				}
+			}
+		}
+		if !checkOnly {
+			if err := addDay(ctx, b, day, !d.Allowed); err != nil {
+				return nil, err
 			}
 		}
 		if d.ReplaceState && !checkOnly && info != nil && !info.Fallback {

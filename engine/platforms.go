@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -59,22 +60,29 @@ func (s *Platforms) Create(ctx context.Context, in CreatePlatformInput, idem *Id
 	}
 	now := s.c.now().UTC()
 	res, err := s.c.update(ctx, adminTenant, idem, nil, func(b Tx) (any, error) {
-		p := &Platform{ID: NewID("plt_", now), Name: in.Name, Email: strings.ToLower(in.Email), CreatedAt: now}
-		live := newKeyPair(p.ID, Live, "", now)
-		test := newKeyPair(p.ID, Test, "", now)
-		b.PutPlatform(p)
-		b.PutKey(live.Key)
-		b.PutKey(test.Key)
-		b.PutTiers(Tenant{PlatformID: p.ID, Mode: Live}, DefaultTiers())
-		b.PutTiers(Tenant{PlatformID: p.ID, Mode: Test}, DefaultTiers())
-		np := &NewPlatform{Platform: p, PublishableKey: live.PublishableKey, SecretKey: live.SecretKey}
-		np.Test.PublishableKey, np.Test.SecretKey = test.PublishableKey, test.SecretKey
-		return np, nil
+		return s.put(b, in, now), nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	return res.(*NewPlatform), nil
+}
+
+// put writes a new platform of a validated in into b: the record, its
+// live and test key pairs and the default tiers. Developers.Signup makes
+// one in the same unit as its account.
+func (s *Platforms) put(b Writer, in CreatePlatformInput, now time.Time) *NewPlatform {
+	p := &Platform{ID: NewID("plt_", now), Name: in.Name, Email: strings.ToLower(in.Email), CreatedAt: now}
+	live := newKeyPair(p.ID, Live, "", now)
+	test := newKeyPair(p.ID, Test, "", now)
+	b.PutPlatform(p)
+	b.PutKey(live.Key)
+	b.PutKey(test.Key)
+	b.PutTiers(Tenant{PlatformID: p.ID, Mode: Live}, DefaultTiers())
+	b.PutTiers(Tenant{PlatformID: p.ID, Mode: Test}, DefaultTiers())
+	np := &NewPlatform{Platform: p, PublishableKey: live.PublishableKey, SecretKey: live.SecretKey}
+	np.Test.PublishableKey, np.Test.SecretKey = test.PublishableKey, test.SecretKey
+	return np
 }
 
 // Get returns a platform, or ENOTFOUND.

@@ -129,6 +129,10 @@ type Reader interface {
 	StripeStore
 	// WebhookStore reads webhook endpoints, events and deliveries.
 	WebhookStore
+	// DeveloperStore reads developer accounts and dashboard sessions.
+	DeveloperStore
+	// UsageDayStore reads daily usage rollups (usage_days.go).
+	UsageDayStore
 }
 
 // Batch is one logical change. All its writes become visible and durable
@@ -187,6 +191,10 @@ type Writer interface {
 	StripeBatch
 	// WebhookBatch writes webhook endpoints, events and deliveries.
 	WebhookBatch
+	// DeveloperBatch writes developer accounts and dashboard sessions.
+	DeveloperBatch
+	// UsageDayBatch writes daily usage rollups.
+	UsageDayBatch
 }
 
 // Lock names what a unit of work holds alone while it reads and writes.
@@ -232,6 +240,12 @@ const (
 	// LockWebhook: a webhook endpoint and its deliveries (ID set), or the
 	// set of a tenant's endpoints (ID empty).
 	LockWebhook
+	// LockDeveloper: a developer account (ID is its id).
+	LockDeveloper
+	// LockDeveloperEmail: an email among developer accounts (uniqueness).
+	LockDeveloperEmail
+	// LockUsageDay: one shard of a tenant's daily rollup of a feature.
+	LockUsageDay
 )
 
 // Change is one change to stored state that the engine keeps a copy of in

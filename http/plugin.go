@@ -16,6 +16,9 @@ func bodyLimit(r *http.Request) int64 {
 	if r.Method == http.MethodPut && r.URL.Path == "/api/platform/plugin" {
 		return MaxModuleBody
 	}
+	if r.Method == http.MethodPost && r.URL.Path == "/dashboard/plugin" {
+		return MaxModuleBody + 64<<10 // the dashboard's upload form: the module and a few fields
+	}
 	return MaxBodyBytes
 }
 

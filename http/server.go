@@ -49,6 +49,9 @@ type Config struct {
 	Backup BackupFunc
 	// Limits bound slow and unauthenticated request bodies (limits.go).
 	Limits Limits
+	// Dashboard serves every path under /dashboard (http/dashboard); none
+	// is served without it.
+	Dashboard http.Handler
 }
 
 // BackupFunc writes a backup named dir, as the request gave it, and returns
@@ -72,6 +75,7 @@ type Server struct {
 	metrics *metrics
 	backups BackupFunc
 	limits  *limiter
+	dash    http.Handler
 }
 
 // NewServer returns a Server with every route of the contract.
@@ -86,7 +90,7 @@ func NewServer(cfg Config) *Server {
 		eng: cfg.Engine, store: cfg.Store, version: cfg.Version, log: cfg.Logger, access: cfg.AccessLog,
 		router: mux.NewRouter(), metrics: newMetrics(cfg.Registry), static: make(map[routeKey]http.Handler),
 		paths: mux.NewRouter(), methods: make(map[string][]string),
-		backups: cfg.Backup, limits: newLimiter(cfg.Limits),
+		backups: cfg.Backup, limits: newLimiter(cfg.Limits), dash: cfg.Dashboard,
 	}
 	s.routes(cfg.Registry)
 	return s
@@ -136,6 +140,7 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	s.handle("GET", "/admin/platforms", s.admin(s.listPlatforms))
 	s.handle("GET", "/admin/platforms/{id}/quotas", s.admin(s.getPlatformQuotas))
 	s.handle("PUT", "/admin/platforms/{id}/quotas", s.admin(s.putPlatformQuotas))
+	s.handle("POST", "/admin/developers", s.admin(s.createDeveloper))
 	s.handle("POST", "/admin/backup", s.admin(s.backup))
 }
 
@@ -191,6 +196,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if h := s.static[routeKey{r.Method, r.URL.Path}]; h != nil {
 		h.ServeHTTP(w, r)
+		return
+	}
+	if s.dash != nil && (r.URL.Path == "/dashboard" || strings.HasPrefix(r.URL.Path, "/dashboard/")) {
+		s.dash.ServeHTTP(w, r)
 		return
 	}
 	s.router.ServeHTTP(w, r)

@@ -3,6 +3,7 @@ package http
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -99,12 +100,37 @@ func (s *Server) customerPortal(w http.ResponseWriter, r *http.Request, k *engin
 }
 
 func (s *Server) platformStats(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
+	var v engine.Validation
+	from, to := statsDate(&v, r, "from"), statsDate(&v, r, "to")
+	if err := v.Err(); err != nil {
+		return err
+	}
+	days, err := s.eng.Customers.UsageDays(r.Context(), k.Tenant(), from, to)
+	if err != nil {
+		return err
+	}
 	st, err := s.eng.Customers.Stats(r.Context(), k.Tenant())
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, st)
+	writeJSON(w, http.StatusOK, struct {
+		*engine.PlatformStats
+		Days []engine.DayUsage `json:"days"`
+	}{st, days})
 	return nil
+}
+
+// statsDate reads a YYYY-MM-DD query parameter; zero when absent.
+func statsDate(v *engine.Validation, r *http.Request, name string) time.Time {
+	q := r.URL.Query().Get(name)
+	if q == "" {
+		return time.Time{}
+	}
+	d, err := time.Parse(time.DateOnly, q)
+	if err != nil {
+		v.Add(name, "must be a date such as 2026-12-01")
+	}
+	return d
 }
 
 func (s *Server) getPlatformBilling(w http.ResponseWriter, r *http.Request, k *engine.Key) error {

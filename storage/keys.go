@@ -334,3 +334,53 @@ func parseWebhookQueueKey(key []byte) (engine.WebhookEndpointRef, bool) {
 	}
 	return engine.WebhookEndpointRef{Tenant: engine.Tenant{PlatformID: parts[1], Mode: m}, EndpointID: parts[3]}, true
 }
+
+// Developer accounts and dashboard sessions (storage/developers.go):
+//
+//	dev    <developer id>                 engine.Developer
+//	demail <email, lowercased>            → developer id
+//	dses   <sha-256 of the token, 32 bytes>  engine.Session
+const (
+	prefixDeveloper      = "dev"
+	prefixDeveloperEmail = "demail"
+	prefixSession        = "dses"
+)
+
+func developerKey(id string) []byte { return makeKey(prefixDeveloper, id) }
+
+func developerEmailKey(email string) []byte {
+	return makeKey(prefixDeveloperEmail, strings.ToLower(email))
+}
+
+func sessionKey(h [32]byte) []byte { return append(prefixOf(makeKey(prefixSession)), h[:]...) }
+
+// Daily usage rollups (storage/developers.go):
+//
+//	uday <platform> <mode> <YYYY-MM-DD> <feature> <shard byte>  engine.DayCount
+//
+// Dates sort as strings, so a scan from one date to another lists a
+// tenant's days in order.
+const prefixUsageDay = "uday"
+
+func usageDayKey(k engine.DayKey) []byte {
+	mode := modePart(k.Mode)
+	b := make([]byte, 0, len(prefixUsageDay)+len(k.PlatformID)+len(mode)+len(k.Date)+len(k.Feature)+6)
+	b = appendKey(b, prefixUsageDay, k.PlatformID, mode, k.Date, k.Feature)
+	return append(b, sep, k.Shard)
+}
+
+// usageDaysRange is the range of t's rollups from the date from to the
+// date to, both included.
+func usageDaysRange(t engine.Tenant, from, to string) (lower, upper []byte) {
+	return prefixOf(tenantKey(prefixUsageDay, t, from)), prefixEnd(prefixOf(tenantKey(prefixUsageDay, t, to)))
+}
+
+// parseUsageDayKey splits a key of usageDaysRange.
+func parseUsageDayKey(t engine.Tenant, key []byte) (engine.DayKey, error) {
+	base := prefixOf(tenantKey(prefixUsageDay, t))
+	rest := key[len(base):]
+	if len(rest) < len("2006-01-02")+4 || rest[10] != sep || rest[len(rest)-2] != sep {
+		return engine.DayKey{}, fmt.Errorf("storage: malformed usage day key %q", key)
+	}
+	return engine.DayKey{Tenant: t, Date: string(rest[:10]), Feature: string(rest[11 : len(rest)-2]), Shard: rest[len(rest)-1]}, nil
+}

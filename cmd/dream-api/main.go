@@ -41,6 +41,7 @@ func main() {
 const usage = `usage:
   dream-api serve [flags]                                   serve the API
   dream-api platform create --name N [--email E] [--server URL] [--data DIR]
+  dream-api developer create --email E --platform-name N    a dashboard account and its platform
   dream-api backup DIR [--server URL] [--data DIR]          write a backup
   dream-api restore BACKUP --data DIR                       make a data dir of a backup
   dream-api plugin push|dry-run|rollback|status [--key K] [--server URL]
@@ -81,6 +82,11 @@ func dispatch(ctx context.Context, args []string) error {
 			return fmt.Errorf("usage: dream-api platform create --name N [--email E] [--server URL] [--data DIR]")
 		}
 		return platformCreate(ctx, args[2:], os.Stdout)
+	case "developer":
+		if len(args) < 2 || args[1] != "create" {
+			return fmt.Errorf("usage: dream-api developer create --email E --platform-name N [--server URL] [--data DIR]")
+		}
+		return developerCreate(ctx, args[2:], os.Stdout)
 	case "backup":
 		return backup(ctx, args[1:], os.Stdout)
 	case "plugin":
@@ -94,5 +100,5 @@ func dispatch(ctx context.Context, args []string) error {
 		fmt.Println(usage)
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (serve, platform create, backup, restore, plugin, version; see dream-api --help)", args[0])
+	return fmt.Errorf("unknown command %q (serve, platform create, developer create, backup, restore, plugin, version; see dream-api --help)", args[0])
 }

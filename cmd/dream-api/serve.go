@@ -21,6 +21,7 @@ import (
 
 	"github.com/dream-api/dream-api/engine"
 	dhttp "github.com/dream-api/dream-api/http"
+	"github.com/dream-api/dream-api/http/dashboard"
 	"github.com/dream-api/dream-api/plugins"
 	"github.com/dream-api/dream-api/storage"
 )
@@ -36,8 +37,12 @@ type Config struct {
 	AdminToken string // DREAM_ADMIN_TOKEN
 	MasterKey  string // DREAM_MASTER_KEY (64 hex characters)
 	PublicURL  string // DREAM_PUBLIC_URL
-	AccessLog  bool   // DREAM_ACCESS_LOG, --access-log
-	LogLevel   string // DREAM_LOG_LEVEL, --log-level: debug, info, warn, error
+	// Signup is DREAM_SIGNUP: "open" (the default) lets anyone create a
+	// developer account at /dashboard/signup; "closed" leaves it to the
+	// operator (dream-api developer create, POST /admin/developers).
+	Signup    string
+	AccessLog bool   // DREAM_ACCESS_LOG, --access-log
+	LogLevel  string // DREAM_LOG_LEVEL, --log-level: debug, info, warn, error
 	// DebugAddr serves net/http/pprof on its own listener when set
 	// (DREAM_DEBUG_ADDR, --debug-addr). Off by default: profiles show
 	// memory and must not be reachable from outside.
@@ -108,7 +113,8 @@ var serveEnv = []envVar{
 	{"DREAM_QUOTA_STORED_BYTES", "--quota-stored-bytes (0: unlimited)"},
 	{"DREAM_ADMIN_TOKEN", "the operator's admin token; generated on first start and printed once when unset"},
 	{"DREAM_MASTER_KEY", "64 hex characters: seals Stripe credentials; generated into DATA/master.key when unset"},
-	{"DREAM_PUBLIC_URL", "base of return and webhook URLs (default http://<addr>)"},
+	{"DREAM_PUBLIC_URL", "base of return and webhook URLs (default http://<addr>); https makes the dashboard's cookie Secure"},
+	{"DREAM_SIGNUP", "open (default): anyone may sign up at /dashboard/signup; closed: only the operator creates accounts"},
 	{"STRIPE_SECRET_KEY", "the operator's Stripe key: Connect onboarding, operator billing"},
 	{"STRIPE_TEST_SECRET_KEY", "a test-mode operator key as well"},
 	{"STRIPE_WEBHOOK_SECRET", "signing secret(s) of /webhook/stripe, comma-separated"},
@@ -168,6 +174,11 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 	c.AdminToken = m.Getenv("DREAM_ADMIN_TOKEN")
 	c.MasterKey = m.Getenv("DREAM_MASTER_KEY")
 	c.PublicURL = m.Getenv("DREAM_PUBLIC_URL")
+	switch c.Signup = env("DREAM_SIGNUP", "open"); c.Signup {
+	case "open", "closed":
+	default:
+		return fmt.Errorf("DREAM_SIGNUP must be open or closed, not %q", c.Signup)
+	}
 	return nil
 }
 
@@ -230,6 +241,8 @@ func (m *Main) Run(ctx context.Context) error {
 		Engine: eng, Store: st, Version: Version, Logger: m.log, AccessLog: m.Config.AccessLog,
 		Backup: m.backup,
 		Limits: m.Config.HTTP.limits(), // the body's timeout, unauthenticated bodies
+		Dashboard: dashboard.New(dashboard.Config{Engine: eng, PublicURL: m.Config.PublicURL,
+			SignupClosed: m.Config.Signup == "closed", Logger: m.log.With("component", "dashboard")}),
 	})
 	m.srv = &http.Server{
 		Handler:           handler,

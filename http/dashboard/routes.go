@@ -1,0 +1,62 @@
+package dashboard
+
+import "net/http"
+
+// routes lists every page of the dashboard.
+func (h *handler) routes() {
+	m := h.mux
+	m.Handle("GET /dashboard/static/", http.StripPrefix("/dashboard/", http.FileServerFS(staticFS)))
+
+	m.HandleFunc("GET /dashboard/signup", h.signupShow)
+	m.HandleFunc("POST /dashboard/signup", h.signupSave)
+	m.HandleFunc("GET /dashboard/login", h.loginShow)
+	m.HandleFunc("POST /dashboard/login", h.loginCheck)
+	m.HandleFunc("POST /dashboard/logout", h.signedIn(h.logout))
+
+	m.HandleFunc("GET /dashboard", h.signedIn(h.overviewShow))
+	m.HandleFunc("GET /dashboard/{$}", h.signedIn(h.overviewShow))
+	m.HandleFunc("POST /dashboard/switch", h.signedIn(h.platformSwitch))
+	m.HandleFunc("POST /dashboard/platforms", h.signedIn(h.platformCreate))
+	m.HandleFunc("GET /dashboard/credentials", h.signedIn(h.credentialsShow))
+	m.HandleFunc("POST /dashboard/billing/checkout", h.signedIn(h.billingCheckout))
+
+	m.HandleFunc("GET /dashboard/customers", h.signedIn(h.customerList))
+	m.HandleFunc("GET /dashboard/customers/{id}", h.signedIn(h.customerShow))
+	m.HandleFunc("POST /dashboard/customers/{id}/plan", h.signedIn(h.customerPlanSave))
+	m.HandleFunc("POST /dashboard/customers/{id}/checkout", h.signedIn(h.customerCheckout))
+	m.HandleFunc("POST /dashboard/customers/{id}/portal", h.signedIn(h.customerPortal))
+	m.HandleFunc("GET /dashboard/customers/{id}/delete", h.signedIn(h.customerDeleteConfirm))
+	m.HandleFunc("POST /dashboard/customers/{id}/delete", h.signedIn(h.customerDelete))
+
+	m.HandleFunc("GET /dashboard/tiers", h.signedIn(h.tiersShow))
+	m.HandleFunc("POST /dashboard/tiers", h.signedIn(h.tiersSave))
+
+	m.HandleFunc("GET /dashboard/keys", h.signedIn(h.keyList))
+	m.HandleFunc("POST /dashboard/keys", h.signedIn(h.keyCreate))
+	m.HandleFunc("POST /dashboard/keys/{id}/rotate", h.signedIn(h.keyRotate))
+	m.HandleFunc("GET /dashboard/keys/{id}/revoke", h.signedIn(h.keyRevokeConfirm))
+	m.HandleFunc("POST /dashboard/keys/{id}/revoke", h.signedIn(h.keyRevoke))
+
+	m.HandleFunc("GET /dashboard/plugin", h.signedIn(h.pluginShow))
+	m.HandleFunc("POST /dashboard/plugin", h.signedIn(h.pluginUpload))
+	m.HandleFunc("POST /dashboard/plugin/rollback", h.signedIn(h.pluginRollback))
+	m.HandleFunc("POST /dashboard/plugin/dry-run", h.signedIn(h.pluginDryRun))
+	m.HandleFunc("GET /dashboard/plugin/remove", h.signedIn(h.pluginRemoveConfirm))
+	m.HandleFunc("POST /dashboard/plugin/remove", h.signedIn(h.pluginRemove))
+
+	m.HandleFunc("GET /dashboard/stripe", h.signedIn(h.stripeShow))
+	m.HandleFunc("POST /dashboard/stripe/connect", h.signedIn(h.stripeConnect))
+
+	m.HandleFunc("GET /dashboard/settings", h.signedIn(h.settingsShow))
+	m.HandleFunc("POST /dashboard/settings/cors", h.signedIn(h.corsSave))
+	m.HandleFunc("POST /dashboard/settings/password", h.signedIn(h.passwordSave))
+	m.HandleFunc("POST /dashboard/settings/signout-everywhere", h.signedIn(h.signOutEverywhere))
+
+	m.HandleFunc("GET /dashboard/admin", h.adminShow)
+	m.HandleFunc("POST /dashboard/admin", h.adminLogin)
+	m.HandleFunc("POST /dashboard/admin/logout", h.adminLogout)
+
+	m.HandleFunc("/dashboard/", func(w http.ResponseWriter, r *http.Request) {
+		h.renderError(w, r, http.StatusNotFound, "There is no page here.")
+	})
+}
