@@ -77,6 +77,7 @@ type core struct {
 	plugins  *Plugins
 	quotas   *quotas
 	hooks    *hookWorker
+	days     *dayRollups // usage per day not flushed yet (usage_days.go)
 }
 
 // New returns an Engine over cfg.Store.
@@ -98,6 +99,7 @@ func New(cfg Config) *Engine {
 		sealer:   cfg.Sealer,
 		identity: cfg.Identity,
 		outbox:   newOutbox(),
+		days:     newDayRollups(),
 		quotas:   newQuotas(cfg.Quotas, cfg.Now, cfg.Store),
 	}
 	if c.sealer == nil {

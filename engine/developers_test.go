@@ -280,3 +280,78 @@ func TestChangePasswordThrottled(t *testing.T) {
 		t.Fatalf("sign-in with the new password: %v", err)
 	}
 }
+
+// TestUsageDaysFlushed: a track counts its day in memory and writes nothing
+// for it; FlushUsageDays adds the counts to the stored rollups once (a
+// second flush adds nothing again), and a new engine on the store sees
+// them.
+func TestUsageDaysFlushed(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	dir := t.TempDir()
+	st, err := storage.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := engine.New(engine.Config{Store: st, Now: func() time.Time { return now }})
+	np, err := eng.Platforms.Create(ctx, engine.CreatePlatformInput{Name: "Days"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ten := engine.Tenant{PlatformID: np.Platform.ID, Mode: engine.Live}
+	c, err := eng.Customers.Create(ctx, ten, "pk", engine.CreateCustomerInput{Email: "d@example.com"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := func(s *storage.Store) (n int64) {
+		t.Helper()
+		err := s.UsageDays(ctx, ten, "2026-12-01", "2026-12-01", func(_ engine.DayKey, c engine.DayCount) error {
+			n += c.Count
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for i := 0; i < 5; i++ {
+		if _, err := eng.Meter.Track(ctx, ten, engine.TrackInput{CustomerID: c.ID}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := stored(st); n != 0 {
+		t.Fatalf("a track wrote its day's rollup (%d) before a flush", n)
+	}
+	if days, _ := eng.Customers.UsageDays(ctx, ten, now, now); len(days) != 1 || days[0].Count != 5 {
+		t.Fatalf("before a flush the engine sees %+v, want 5 tracks", days)
+	}
+	for i := 0; i < 2; i++ {
+		if err := eng.FlushUsageDays(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := stored(st); n != 5 {
+		t.Fatalf("stored after two flushes: %d, want 5", n)
+	}
+	if days, _ := eng.Customers.UsageDays(ctx, ten, now, now); len(days) != 1 || days[0].Count != 5 {
+		t.Fatalf("after a flush the engine sees %+v, want 5 (not counted twice)", days)
+	}
+	if _, err := eng.Meter.Track(ctx, ten, engine.TrackInput{CustomerID: c.ID}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.FlushUsageDays(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err = storage.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	eng = engine.New(engine.Config{Store: st, Now: func() time.Time { return now }})
+	if days, _ := eng.Customers.UsageDays(ctx, ten, now, now); len(days) != 1 || days[0].Count != 6 {
+		t.Fatalf("after a restart: %+v, want 6", days)
+	}
+}

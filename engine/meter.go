@@ -145,9 +145,7 @@ func (m *Meter) decide(ctx context.Context, t Tenant, in TrackInput, checkOnly b
 	// move to the heap.
 	feature, quantity, metadata := in.Feature, *in.Quantity, in.Metadata
 	key := CounterKey{Tenant: t, CustomerID: cus.ID, Feature: feature, PeriodStart: start}
-	// The day's rollup (usage_days.go) is written in the same unit.
-	day := dayKey(t, cus.ID, feature, now)
-	res, err := c.updateClaimed(ctx, t, idem, []Lock{counterLock(t, cus.ID, feature), dayLock(day)}, func(b Tx) (any, error) {
+	res, err := c.updateClaimed(ctx, t, idem, []Lock{counterLock(t, cus.ID, feature)}, func(b Tx) (any, error) {
 		cnt, err := b.Counter(ctx, key)
 		if err != nil {
 			return nil, err
@@ -204,11 +202,6 @@ func (m *Meter) decide(ctx context.Context, t Tenant, in TrackInput, checkOnly b
 				}
 			}
 		}
-		if !checkOnly {
-			if err := addDay(ctx, b, day, !d.Allowed); err != nil {
-				return nil, err
-			}
-		}
 		if d.ReplaceState && !checkOnly && info != nil && !info.Fallback {
 			// Before Apply, under the lock: the next call for this customer
 			// and feature reads what this one writes.
@@ -230,7 +223,13 @@ func (m *Meter) decide(ctx context.Context, t Tenant, in TrackInput, checkOnly b
 	if err != nil {
 		return nil, err
 	}
-	return res.(*TrackResult), nil
+	r := res.(*TrackResult)
+	if !checkOnly {
+		// Usage per day is counted in memory and flushed by RunUsageDays
+		// (usage_days.go): statistics, not usage, so not on the write path.
+		c.days.add(t, feature, now, !r.Allowed)
+	}
+	return r, nil
 }
 
 // CustomerUsage is a customer's usage of every feature its plan meters.

@@ -4,7 +4,7 @@ import (
 	"context"
 	"hash/maphash"
 	"sort"
-	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -24,9 +24,9 @@ type DayCount struct {
 	Denied int64
 }
 
-// DayKey names one shard of a tenant's daily rollup of a feature. Tracks
-// of different customers add to different shards (by a hash of the
-// customer id), so that they rarely wait for each other's lock.
+// DayKey names a tenant's daily rollup of a feature. Shard is part of the
+// stored key (rollups were once written in 32 shards); the flusher writes
+// shard 0.
 type DayKey struct {
 	Tenant
 	Date    string // YYYY-MM-DD
@@ -49,65 +49,184 @@ type UsageDayBatch interface {
 	PutUsageDay(k DayKey, c DayCount)
 }
 
-// dayShards is how many shards a rollup has.
-const dayShards = 32
+// dayRollups counts tracks per tenant, UTC day and feature in memory, and
+// a flusher (RunUsageDays) adds what it counted to the stored rollups every
+// few seconds, in one unit of work. A track pays a map increment under a
+// shard's mutex: no read, no write and no lock of the store, and a denial
+// writes nothing at all. Rollups are statistics for the dashboard and
+// GET /api/platform/stats; usage and limits live in the counters, which
+// every track writes durably. A crash loses at most the last interval of
+// the chart, never of usage. Readers (UsageDays) add what is not flushed
+// yet, so a process always sees its own tracks at once.
+type dayRollups struct {
+	seed maphash.Seed
+	// flush is held for writing by a flush, for reading by readers: a
+	// reader never sees counts both stored and pending, or neither.
+	flush  sync.RWMutex
+	shards [16]dayShard
+}
 
-var daySeed = maphash.MakeSeed()
+type dayShard struct {
+	mu sync.Mutex
+	m  map[DayKey]*DayCount
+	_  [40]byte // apart from the next shard's mutex
+}
 
-// dayNames are the strings of one UTC day: its date and the lock ids of
-// its shards, made once a day instead of on every track.
+func newDayRollups() *dayRollups {
+	r := &dayRollups{seed: maphash.MakeSeed()}
+	for i := range r.shards {
+		r.shards[i].m = make(map[DayKey]*DayCount)
+	}
+	return r
+}
+
+// dayNames is one UTC day's date, made once a day instead of on every
+// track.
 type dayNames struct {
 	day  int64 // days since 1970
 	date string
-	ids  [dayShards]string
 }
 
 var today atomic.Pointer[dayNames]
 
-func namesOf(now time.Time) *dayNames {
+func dateOf(now time.Time) string {
 	d := now.Unix() / 86400
 	if now.Unix() < 0 {
 		d = (now.Unix() - 86399) / 86400
 	}
 	if n := today.Load(); n != nil && n.day == d {
-		return n
+		return n.date
 	}
 	n := &dayNames{day: d, date: now.UTC().Format(time.DateOnly)}
-	for i := range n.ids {
-		n.ids[i] = n.date + "/" + strconv.Itoa(i)
-	}
 	today.Store(n)
-	return n
+	return n.date
 }
 
-// dayKey is the shard of customerID's tracks of feature at now.
-func dayKey(t Tenant, customerID, feature string, now time.Time) DayKey {
-	return DayKey{Tenant: t, Date: namesOf(now).date, Feature: feature,
-		Shard: uint8(maphash.String(daySeed, customerID) % dayShards)}
-}
-
-func dayLock(k DayKey) Lock {
-	id := k.Date + "/" + strconv.Itoa(int(k.Shard))
-	if n := today.Load(); n != nil && n.date == k.Date {
-		id = n.ids[k.Shard]
-	}
-	return Lock{Kind: LockUsageDay, Mode: k.Mode, Platform: k.PlatformID, ID: id, Feature: k.Feature}
-}
-
-// addDay adds one track (accepted or denied) to its day's rollup inside a
-// unit of work that holds dayLock(k).
-func addDay(ctx context.Context, tx Tx, k DayKey, denied bool) error {
-	c, err := tx.UsageDay(ctx, k)
-	if err != nil {
-		return err
+// add counts one track of feature in t at now, accepted or denied.
+func (r *dayRollups) add(t Tenant, feature string, now time.Time, denied bool) {
+	k := DayKey{Tenant: t, Date: dateOf(now), Feature: feature}
+	var h maphash.Hash
+	h.SetSeed(r.seed)
+	h.WriteString(t.PlatformID)
+	h.WriteString(feature)
+	s := &r.shards[h.Sum64()%uint64(len(r.shards))]
+	s.mu.Lock()
+	c := s.m[k]
+	if c == nil {
+		c = new(DayCount)
+		s.m[k] = c
 	}
 	if denied {
 		c.Denied++
 	} else {
 		c.Count++
 	}
-	tx.PutUsageDay(k, c)
-	return nil
+	s.mu.Unlock()
+}
+
+// take returns what was counted since the last take and forgets it.
+func (r *dayRollups) take() map[DayKey]DayCount {
+	out := map[DayKey]DayCount{}
+	for i := range r.shards {
+		s := &r.shards[i]
+		s.mu.Lock()
+		for k, c := range s.m {
+			sum := out[k] // a key may stand in two shards after a failed flush
+			out[k] = DayCount{Count: sum.Count + c.Count, Denied: sum.Denied + c.Denied}
+		}
+		clear(s.m)
+		s.mu.Unlock()
+	}
+	return out
+}
+
+// pending calls fn with what t counted from the date from to the date to
+// and has not flushed yet.
+func (r *dayRollups) pending(t Tenant, from, to string, fn func(k DayKey, c DayCount)) {
+	for i := range r.shards {
+		s := &r.shards[i]
+		s.mu.Lock()
+		for k, c := range s.m {
+			if k.Tenant == t && k.Date >= from && k.Date <= to {
+				fn(k, *c)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+func dayLock(k DayKey) Lock {
+	return Lock{Kind: LockUsageDay, Mode: k.Mode, Platform: k.PlatformID, ID: k.Date, Feature: k.Feature}
+}
+
+// DefaultUsageDaysInterval is how often RunUsageDays flushes by default.
+const DefaultUsageDaysInterval = 5 * time.Second
+
+// FlushUsageDays adds the tracks counted in memory to the stored daily
+// rollups, in one unit of work. On failure they are counted again for the
+// next flush.
+func (e *Engine) FlushUsageDays(ctx context.Context) error {
+	r := e.c.days
+	r.flush.Lock()
+	defer r.flush.Unlock()
+	counted := r.take()
+	if len(counted) == 0 {
+		return nil
+	}
+	locks := make([]Lock, 0, len(counted))
+	for k := range counted {
+		locks = append(locks, dayLock(k))
+	}
+	_, err := e.c.store.Update(ctx, locks, func(tx Tx) (any, error) {
+		for k, add := range counted {
+			c, err := tx.UsageDay(ctx, k)
+			if err != nil {
+				return nil, err
+			}
+			c.Count += add.Count
+			c.Denied += add.Denied
+			tx.PutUsageDay(k, c)
+		}
+		return nil, nil
+	})
+	if err != nil {
+		for k, add := range counted {
+			s := &r.shards[0]
+			s.mu.Lock()
+			c := s.m[k]
+			if c == nil {
+				c = new(DayCount)
+				s.m[k] = c
+			}
+			c.Count += add.Count
+			c.Denied += add.Denied
+			s.mu.Unlock()
+		}
+	}
+	return err
+}
+
+// RunUsageDays flushes the daily rollups every interval (0:
+// DefaultUsageDaysInterval) until ctx is done, then once more.
+func (e *Engine) RunUsageDays(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		interval = DefaultUsageDaysInterval
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if err := e.FlushUsageDays(context.WithoutCancel(ctx)); err != nil {
+				e.c.log.Warn("flushing usage per day failed", "err", err)
+			}
+			return
+		case <-t.C:
+			if err := e.FlushUsageDays(ctx); err != nil && ctx.Err() == nil {
+				e.c.log.Warn("flushing usage per day failed; counted again at the next flush", "err", err)
+			}
+		}
+	}
 }
 
 // DefaultUsageDays is how many days UsageDays covers without a from.
@@ -132,7 +251,7 @@ func (s *Customers) UsageDays(ctx context.Context, t Tenant, from, to time.Time)
 		return nil, invalid("from", "at most 400 days at once")
 	}
 	sum := map[[2]string]*DayUsage{}
-	err := s.c.store.UsageDays(ctx, t, from.UTC().Format(time.DateOnly), to.UTC().Format(time.DateOnly), func(k DayKey, c DayCount) error {
+	add := func(k DayKey, c DayCount) {
 		d := sum[[2]string{k.Date, k.Feature}]
 		if d == nil {
 			d = &DayUsage{Date: k.Date, Feature: k.Feature}
@@ -140,11 +259,19 @@ func (s *Customers) UsageDays(ctx context.Context, t Tenant, from, to time.Time)
 		}
 		d.Count += c.Count
 		d.Denied += c.Denied
+	}
+	fromDate, toDate := from.UTC().Format(time.DateOnly), to.UTC().Format(time.DateOnly)
+	days := s.c.days
+	days.flush.RLock()
+	defer days.flush.RUnlock()
+	err := s.c.store.UsageDays(ctx, t, fromDate, toDate, func(k DayKey, c DayCount) error {
+		add(k, c)
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	days.pending(t, fromDate, toDate, add)
 	out := make([]DayUsage, 0, len(sum))
 	for _, d := range sum {
 		out = append(out, *d)
