@@ -256,7 +256,7 @@ func (m *Main) Run(ctx context.Context) error {
 	go func() {
 		defer close(m.bgDone)
 		var wg sync.WaitGroup
-		wg.Go(func() { eng.RunWebhooks(bg) }) // outgoing webhooks, pending ones from before included
+		wg.Go(func() { eng.RunWebhooks(bg) })     // outgoing webhooks, pending ones from before included
 		wg.Go(func() { eng.RunUsageDays(bg, 0) }) // usage per day, flushed every 5 s and at the end
 		eng.RunMaintenance(bg, 0)
 		wg.Wait()
