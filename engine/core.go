@@ -42,6 +42,9 @@ type Config struct {
 	Webhooks WebhookOptions
 	// Developers tunes developer accounts and sessions (developers.go).
 	Developers DeveloperConfig
+	// Auth turns dream-api's own end-user sign-in on (auth.go). Defaults
+	// to off.
+	Auth AuthConfig
 }
 
 // Engine holds the domain services. They share one store, one clock, the
@@ -59,6 +62,7 @@ type Engine struct {
 	Webhooks  *Webhooks
 	// Developers are the dashboard's accounts and sessions.
 	Developers *Developers
+	Auth       *EndUserAuth
 }
 
 // core is what the services share.
@@ -78,6 +82,7 @@ type core struct {
 	quotas   *quotas
 	hooks    *hookWorker
 	days     *dayRollups // usage per day not flushed yet (usage_days.go)
+	auth     *EndUserAuth
 }
 
 // New returns an Engine over cfg.Store.
@@ -118,6 +123,7 @@ func New(cfg Config) *Engine {
 	c.keys = &Keys{c: c, grace: cfg.KeyGrace, cache: make(map[[32]byte]*cachedKey)}
 	c.plugins = plugins
 	c.hooks = newHookWorker(c, cfg.Webhooks)
+	c.auth = newEndUserAuth(c, cfg.Auth)
 	if c.store != nil {
 		c.store.Watch(c.changed)
 	}
@@ -133,6 +139,7 @@ func New(cfg Config) *Engine {
 		Customers:  &Customers{c: c},
 		Meter:      &Meter{c: c, rate: newRateLimiter()},
 		Webhooks:   &Webhooks{c: c},
+		Auth:       c.auth,
 	}
 }
 
@@ -316,6 +323,8 @@ func (c *core) changed(ch Change) {
 		c.quotas.set(ch.PlatformID, ch.Quotas)
 	case ch.WebhookDelivery != nil:
 		c.hooks.notify(WebhookEndpointRef{Tenant: Tenant{PlatformID: ch.PlatformID, Mode: ch.Mode}, EndpointID: ch.WebhookDelivery.EndpointID})
+	case ch.SigningKey != nil:
+		c.auth.keyChanged(ch.SigningKey)
 	}
 }
 

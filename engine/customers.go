@@ -30,7 +30,7 @@ type CreateCustomerInput struct {
 	FirstName string         `json:"firstName"`
 	LastName  string         `json:"lastName"`
 	Plan      string         `json:"plan"`
-	Password  string         `json:"password"` // used by the Clerk adapter only; never stored
+	Password  string         `json:"password"` // Clerk's, or hashed with argon2id (auth.go); never stored in clear
 	Metadata  map[string]any `json:"metadata"`
 	// ClerkUserID links an existing Clerk user instead of creating one
 	// (with Clerk configured only); email and names default to the user's.
@@ -67,6 +67,9 @@ type UpdateCustomerInput struct {
 	// Source names the caller in customer.plan_changed webhooks
 	// (SourceDashboard); not part of the body. Defaults to SourceAPI.
 	Source string `json:"-"`
+	// Password sets a new password (dream-api's own sign-in only); the
+	// customer's sessions end.
+	Password *string `json:"password"`
 }
 
 // Validate reports every problem of in that needs no lookup.
@@ -160,6 +163,10 @@ func (s *Customers) Create(ctx context.Context, t Tenant, pk string, in CreateCu
 	} else if in.ClerkUserID != "" {
 		return nil, Errorf(ECLERKNOTCONFIGURED, "clerkUserId needs Clerk: the server has no CLERK_SECRET_KEY.")
 	}
+	pw, err := s.c.auth.passwordForCreate(in.Password) // argon2id: outside the locks
+	if err != nil {
+		return nil, err
+	}
 	now := s.c.now().UTC()
 	res, err := s.c.updateClaimed(ctx, t, idem, []Lock{emailLock(t, in.Email), tiersLock(t)}, func(b Tx) (any, error) {
 		if err := planExists(ctx, b, t, in.Plan); err != nil {
@@ -182,6 +189,9 @@ func (s *Customers) Create(ctx context.Context, t Tenant, pk string, in CreateCu
 			return nil, err
 		}
 		b.PutCustomer(t, c, "")
+		if pw != nil {
+			b.PutCustomerPassword(t, c.ID, pw)
+		}
 		if err := s.c.customerEvent(ctx, b, t, EventCustomerCreated, c); err != nil {
 			return nil, err
 		}
@@ -269,6 +279,10 @@ func (s *Customers) Update(ctx context.Context, t Tenant, id string, in UpdateCu
 			return nil, invalid("plan", "no tier named %q", *in.Plan)
 		}
 	}
+	pw, err := s.c.auth.passwordForUpdate(in.Password) // argon2id: outside the locks
+	if err != nil {
+		return nil, err
+	}
 	locks := []Lock{customerLock(t, id)}
 	if in.Email != nil {
 		locks = append(locks, emailLock(t, *in.Email))
@@ -319,6 +333,12 @@ func (s *Customers) Update(ctx context.Context, t Tenant, id string, in UpdateCu
 			return nil, invalid("metadata", "at most %d keys after the merge", MaxMetadataKeys)
 		}
 		b.PutCustomer(t, c, prevEmail)
+		if pw != nil {
+			b.PutCustomerPassword(t, c.ID, pw)
+			if _, err := revokeSessions(ctx, b, t, c.ID); err != nil {
+				return nil, err
+			}
+		}
 		if c.Plan != prevPlan {
 			// Under the tier lock (in.Plan is set): stats.go's aggregates.
 			if err := adjustAggregates(ctx, b, t, before, shareOf(c)); err != nil {
@@ -363,6 +383,9 @@ func (s *Customers) Delete(ctx context.Context, t Tenant, id string, idem *Idemp
 			return nil, err
 		}
 		b.DeleteCustomer(t, c)
+		if err := s.c.auth.customerDeleted(ctx, b, t, c.ID); err != nil {
+			return nil, err
+		}
 		user = s.c.identityCustomerDeleted(b, t, c)
 		if err := s.c.customerEvent(ctx, b, t, EventCustomerDeleted, c); err != nil {
 			return nil, err

@@ -133,6 +133,8 @@ type Reader interface {
 	DeveloperStore
 	// UsageDayStore reads daily usage rollups (usage_days.go).
 	UsageDayStore
+	// AuthStore reads end-user passwords, sessions and signing keys (auth.go).
+	AuthStore
 }
 
 // Batch is one logical change. All its writes become visible and durable
@@ -195,6 +197,8 @@ type Writer interface {
 	DeveloperBatch
 	// UsageDayBatch writes daily usage rollups.
 	UsageDayBatch
+	// AuthBatch writes end-user passwords, sessions and signing keys.
+	AuthBatch
 }
 
 // Lock names what a unit of work holds alone while it reads and writes.
@@ -246,6 +250,8 @@ const (
 	LockDeveloperEmail
 	// LockUsageDay: one shard of a tenant's daily rollup of a feature.
 	LockUsageDay
+	// LockSigningKeys: the server's end-user token signing keys.
+	LockSigningKeys
 )
 
 // Change is one change to stored state that the engine keeps a copy of in
@@ -262,4 +268,5 @@ type Change struct {
 	Quotas         *PlatformQuotas
 	// WebhookDelivery is a delivery written pending: the worker is woken.
 	WebhookDelivery *WebhookDelivery
+	SigningKey      *SigningKey
 }

@@ -384,3 +384,35 @@ func parseUsageDayKey(t engine.Tenant, key []byte) (engine.DayKey, error) {
 	}
 	return engine.DayKey{Tenant: t, Date: string(rest[:10]), Feature: string(rest[11 : len(rest)-2]), Shard: rest[len(rest)-1]}, nil
 }
+
+// End-user sign-in (storage/auth.go):
+//
+//	apw   <platform> <mode> <customer>                 engine.CustomerPassword
+//	asess <session id>                                 engine.SignInSession
+//	acus  <platform> <mode> <customer> <session id>    (empty: the customer's sessions)
+//	arst  <reset id>                                   engine.PasswordReset
+//	akey  <key id>                                     engine.SigningKey
+//
+// Sessions and resets are found by the id their tokens carry; only the
+// SHA-256 of a token's secret is stored.
+const (
+	prefixPassword      = "apw"
+	prefixSignInSession = "asess"
+	prefixCustomerSess  = "acus"
+	prefixPasswordReset = "arst"
+	prefixSigningKey    = "akey"
+)
+
+func passwordKey(t engine.Tenant, customerID string) []byte {
+	return tenantKey(prefixPassword, t, customerID)
+}
+func signInSessionKey(id string) []byte { return makeKey(prefixSignInSession, id) }
+func customerSessionKey(t engine.Tenant, customerID, id string) []byte {
+	return tenantKey(prefixCustomerSess, t, customerID, id)
+}
+func customerSessionsPrefix(t engine.Tenant, customerID string) []byte {
+	return prefixOf(tenantKey(prefixCustomerSess, t, customerID))
+}
+func passwordResetKey(id string) []byte { return makeKey(prefixPasswordReset, id) }
+func signingKeyKey(id string) []byte    { return makeKey(prefixSigningKey, id) }
+func signingKeysPrefix() []byte         { return prefixOf(makeKey(prefixSigningKey)) }
