@@ -510,28 +510,32 @@ func revokeSessions(ctx context.Context, tx Tx, t Tenant, customerID string) (in
 }
 
 // CreateReset makes a one-time password reset token for a customer of t,
-// valid for AuthConfig.ResetTTL. Returns ENOTFOUND.
-func (a *EndUserAuth) CreateReset(ctx context.Context, t Tenant, customerID string) (*ResetToken, error) {
+// valid for AuthConfig.ResetTTL. With an Idempotency-Key, a replay answers
+// the same token (its record is sealed). Returns ENOTFOUND.
+func (a *EndUserAuth) CreateReset(ctx context.Context, t Tenant, customerID string, idem *Idempotency) (*ResetToken, error) {
 	if err := a.enabled(); err != nil {
 		return nil, err
 	}
-	now := a.c.now().UTC()
-	secret, hash := newTokenSecret()
-	r := &PasswordReset{
-		ID: NewID("prs_", now), PlatformID: t.PlatformID, Mode: t.Mode, CustomerID: customerID,
-		TokenHash: hash, CreatedAt: now, ExpiresAt: now.Add(a.cfg.ResetTTL),
+	if idem != nil {
+		idem.Sensitive = true // the answer holds the token
 	}
-	_, err := a.c.store.Update(ctx, []Lock{customerLock(t, customerID)}, func(tx Tx) (any, error) {
+	res, err := a.c.update(ctx, t, idem, []Lock{customerLock(t, customerID)}, func(tx Tx) (any, error) {
 		if _, err := customerIn(ctx, tx, t, customerID); err != nil {
 			return nil, err
 		}
+		now := a.c.now().UTC()
+		secret, hash := newTokenSecret()
+		r := &PasswordReset{
+			ID: NewID("prs_", now), PlatformID: t.PlatformID, Mode: t.Mode, CustomerID: customerID,
+			TokenHash: hash, CreatedAt: now, ExpiresAt: now.Add(a.cfg.ResetTTL),
+		}
 		tx.PutPasswordReset(r)
-		return nil, nil
+		return &ResetToken{Token: prefixResetToken + r.ID + "_" + secret, ExpiresAt: r.ExpiresAt, CustomerID: customerID}, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &ResetToken{Token: prefixResetToken + r.ID + "_" + secret, ExpiresAt: r.ExpiresAt, CustomerID: customerID}, nil
+	return res.(*ResetToken), nil
 }
 
 // ResetPassword sets a customer's password with a reset token, once, and

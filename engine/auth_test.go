@@ -397,14 +397,14 @@ func TestEndUserResetTokenWorksOnce(t *testing.T) {
 	ctx := context.Background()
 	c := f.customer(t, f.a, "reset@example.com", goodPassword)
 	session := f.signIn(t, liveOf(f.a), "reset@example.com", goodPassword)
-	rt, err := f.eng.Auth.CreateReset(ctx, liveOf(f.a), c.ID)
+	rt, err := f.eng.Auth.CreateReset(ctx, liveOf(f.a), c.ID, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(rt.Token, "prt_prs_") || !rt.ExpiresAt.Equal(f.clock().Add(30*time.Minute)) {
 		t.Fatalf("reset token %+v", rt)
 	}
-	_, err = f.eng.Auth.CreateReset(ctx, liveOf(f.b), c.ID)
+	_, err = f.eng.Auth.CreateReset(ctx, liveOf(f.b), c.ID, nil)
 	wantCode(t, "reset of another platform's customer", err, engine.ENOTFOUND)
 
 	// Refused in another tenant, and for a weak password: still usable.
@@ -423,13 +423,13 @@ func TestEndUserResetTokenWorksOnce(t *testing.T) {
 	wantCode(t, "session from before the reset", err, engine.EINVALIDAPIKEY)
 
 	// Expired after 30 minutes.
-	rt, _ = f.eng.Auth.CreateReset(ctx, liveOf(f.a), c.ID)
+	rt, _ = f.eng.Auth.CreateReset(ctx, liveOf(f.a), c.ID, nil)
 	f.advance(30 * time.Minute)
 	err = f.eng.Auth.ResetPassword(ctx, liveOf(f.a), engine.ResetPasswordInput{Token: rt.Token, Password: "expired passphrase"})
 	wantCode(t, "expired reset", err, engine.EINVALIDAPIKEY)
 
 	// Stale once the password changed after it was made.
-	rt, _ = f.eng.Auth.CreateReset(ctx, liveOf(f.a), c.ID)
+	rt, _ = f.eng.Auth.CreateReset(ctx, liveOf(f.a), c.ID, nil)
 	f.advance(time.Second)
 	pw := "changed by the developer"
 	if _, err := f.eng.Customers.Update(ctx, liveOf(f.a), c.ID, engine.UpdateCustomerInput{Password: &pw}, nil); err != nil {

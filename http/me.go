@@ -7,8 +7,9 @@ import (
 )
 
 // The end-user endpoints: a platform's front end (browser or mobile app)
-// calls them with the signed-in customer's Clerk session JWT, never with an
-// API key.
+// calls them with the signed-in customer's session token, never with an
+// API key: a Clerk session JWT when the server has Clerk, else dream-api's
+// own access token (authn.go).
 
 // endUserRoutes adds the end-user endpoints, CORS (their preflights and
 // those of /api/tiers) and the platform's CORS config.
@@ -27,12 +28,12 @@ func (s *Server) endUserRoutes() {
 // endUserHandler is a handler that runs as a signed-in customer.
 type endUserHandler func(w http.ResponseWriter, r *http.Request, eu *engine.EndUser) error
 
-// endUser authenticates a Clerk session JWT: its publishableKey claim picks
-// the platform and mode. API keys are refused (403), and a session JWT is
+// endUser authenticates a session token (Clerk's, or dream-api's own):
+// its publishableKey claim picks the platform and mode. API keys are refused (403), and a session JWT is
 // never accepted where a key is required (Keys.Authenticate refuses it).
 func (s *Server) endUser(h endUserHandler) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		eu, err := s.eng.AuthenticateSession(r.Context(), bearer(r))
+		eu, err := s.eng.AuthenticateEndUser(r.Context(), bearer(r))
 		if err != nil {
 			return err
 		}

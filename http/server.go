@@ -133,6 +133,7 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	s.handle("POST", "/api/platform/plugin/dry-run", s.secret(s.dryRunPlugin))
 
 	s.endUserRoutes() // me.go: /api/me…, CORS, /api/platform/cors
+	s.authRoutes(reg) // authn.go: /api/auth/…, password resets, /.well-known/jwks.json
 	s.stripeRoutes()  // stripe.go: /api/platform/stripe…, checkout, portal, /webhook/stripe…, stats, billing
 	s.webhookRoutes() // webhooks.go: /api/platform/webhooks…
 

@@ -233,8 +233,14 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Without Clerk, dream-api signs end users in itself (engine/auth.go):
+	// its signing keys live in the store, sealed with the master key.
+	authCfg := engine.AuthConfig{Enabled: m.Getenv("CLERK_SECRET_KEY") == "", Issuer: m.Config.PublicURL}
 	eng := engine.New(engine.Config{Store: st, Logger: m.log, PolicyLoader: m.wasm.Loader(), Sealer: sealer, Stripe: stripeCfg,
-		Quotas: m.Config.Quotas, Webhooks: engine.WebhookOptions{AllowPrivate: m.Config.WebhookAllowPrivate}})
+		Quotas: m.Config.Quotas, Webhooks: engine.WebhookOptions{AllowPrivate: m.Config.WebhookAllowPrivate}, Auth: authCfg})
+	if err := eng.Auth.EnsureSigningKey(ctx); err != nil {
+		return fmt.Errorf("end-user signing key: %w", err)
+	}
 	eng.Plugins.SetLimits(m.Config.Plugins.engineLimits())
 
 	handler := dhttp.NewServer(dhttp.Config{
