@@ -342,6 +342,9 @@ func (a *EndUserAuth) startSession(ctx context.Context, t Tenant, cus *Customer,
 		if upgraded != nil {
 			tx.PutCustomerPassword(t, cus.ID, upgraded)
 		}
+		if err := pruneSessions(ctx, tx, t, cus.ID, now); err != nil {
+			return nil, err
+		}
 		tx.PutSignInSession(sess)
 		return cur, nil
 	})
@@ -494,6 +497,38 @@ func (a *EndUserAuth) RevokeSessions(ctx context.Context, t Tenant, customerID s
 		return 0, err
 	}
 	return res.(int), nil
+}
+
+// maxSessions bounds a customer's sessions: a new sign-in ends the oldest
+// beyond it.
+const maxSessions = 50
+
+// pruneSessions deletes, before a new session of a customer is written,
+// its expired sessions and the oldest beyond maxSessions-1, so that
+// sessions nobody signs out of do not pile up.
+func pruneSessions(ctx context.Context, tx Tx, t Tenant, customerID string, now time.Time) error {
+	ss, err := tx.SignInSessions(ctx, t, customerID) // oldest first (ids sort by time)
+	if err != nil {
+		return err
+	}
+	live := 0
+	for _, s := range ss {
+		if !now.Before(s.ExpiresAt) {
+			tx.DeleteSignInSession(s)
+		} else {
+			live++
+		}
+	}
+	for _, s := range ss {
+		if live < maxSessions {
+			break
+		}
+		if now.Before(s.ExpiresAt) {
+			tx.DeleteSignInSession(s)
+			live--
+		}
+	}
+	return nil
 }
 
 // revokeSessions deletes a customer's sessions in a unit of work holding

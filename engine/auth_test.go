@@ -607,3 +607,33 @@ func TestEndUserSignInOff(t *testing.T) {
 		t.Errorf("JWKS without sign-in: %+v", ks)
 	}
 }
+
+// TestEndUserSessionsPruned: a sign-in clears the customer's expired
+// sessions and keeps at most 50.
+func TestEndUserSessionsPruned(t *testing.T) {
+	f := newAuthFixture(t)
+	ctx := context.Background()
+	c := f.customer(t, f.a, "many@example.com", goodPassword)
+	f.signIn(t, liveOf(f.a), "many@example.com", goodPassword)
+	f.advance(31 * 24 * time.Hour)
+	var first *engine.AuthTokens
+	for i := range 51 {
+		tok := f.signIn(t, liveOf(f.a), "many@example.com", goodPassword)
+		if i == 0 {
+			first = tok
+		}
+		f.advance(time.Millisecond)
+	}
+	ss, err := f.eng.Auth.Sessions(ctx, liveOf(f.a), c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ss) != 50 {
+		t.Errorf("%d sessions, want 50", len(ss))
+	}
+	_, err = f.eng.Auth.Refresh(ctx, liveOf(f.a), first.RefreshToken)
+	wantCode(t, "the oldest of 51 sessions", err, engine.EINVALIDAPIKEY)
+	if n, err := f.eng.Auth.RevokeSessions(ctx, liveOf(f.a), c.ID); err != nil || n != 50 {
+		t.Errorf("RevokeSessions: %d, %v", n, err)
+	}
+}

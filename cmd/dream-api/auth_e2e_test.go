@@ -167,6 +167,33 @@ func TestEndUserSignInE2E(t *testing.T) {
 	ts.expect(t, req{Method: "GET", Path: "/api/me", Key: keepTok}, 200, "")
 	res = ts.expect(t, req{Method: "POST", Path: "/api/auth/refresh?pk=" + a.PK, Body: map[string]any{"refreshToken": keep}}, 200, "")
 	secrets["refresh token 5"], secrets["access token 5"] = str(res.Body, "refreshToken"), str(res.Body, "token")
+
+	// Repeated failures are throttled (429 with Retry-After), for a known
+	// and an unknown email alike, with the same answers until then.
+	for _, email := range []string{"ann@example.com", "nobody@example.com"} {
+		var got []string
+		for range 10 { // the delays grow: a slow machine meets one too
+			r := ts.do(t, req{Method: "POST", Path: "/api/auth/sign-in?pk=" + a.PK, Body: map[string]any{"email": email, "password": "not the password"}})
+			got = append(got, str(r.Body, "code")+": "+str(r.Body, "message"))
+			if r.Status == 429 {
+				if r.Header.Get("Retry-After") == "" {
+					t.Errorf("429 without Retry-After: %s", r.Raw)
+				}
+				break
+			}
+		}
+		if len(got) < 6 || !strings.HasPrefix(got[len(got)-1], "rate_limited") {
+			t.Errorf("%s: %q, want 5 failures then rate_limited", email, got)
+		}
+		for _, g := range got[:5] {
+			if g != "invalid_api_key: The email or password is incorrect." {
+				t.Errorf("%s: %q", email, g)
+			}
+		}
+	}
+	if got := ts.metric(t, `dream_auth_events_total{event="sign_in",outcome="throttled"}`); got != 2 {
+		t.Errorf("throttled sign-ins counted %v, want 2", got)
+	}
 	if err := ts.Close(); err != nil {
 		t.Fatal(err)
 	}
