@@ -264,7 +264,7 @@ func (a *EndUserAuth) SignIn(ctx context.Context, t Tenant, ip string, in Passwo
 	}
 	acct := "a\x00" + t.PlatformID + "\x00" + t.Mode.String() + "\x00" + email
 	now := a.c.now()
-	if wait := a.throttle.wait(now, acct, ip); wait > 0 {
+	if wait := a.throttle.attempt(now, acct, ip); wait > 0 {
 		a.Counters.Throttled.Add(1)
 		return nil, rateLimited(wait)
 	}
@@ -289,11 +289,11 @@ func (a *EndUserAuth) SignIn(ctx context.Context, t Tenant, ip string, in Passwo
 		// The same work as a known email: no answer or timing tells
 		// whether the account exists.
 		a.dummyHash().verify(in.Password)
-		a.fail(now, acct, ip)
+		a.Counters.SignInFailures.Add(1)
 		return nil, errBadCredentials()
 	}
 	if !pw.verify(in.Password) {
-		a.fail(now, acct, ip)
+		a.Counters.SignInFailures.Add(1)
 		return nil, errBadCredentials()
 	}
 	var upgraded *CustomerPassword
@@ -304,14 +304,9 @@ func (a *EndUserAuth) SignIn(ctx context.Context, t Tenant, ip string, in Passwo
 	if err != nil {
 		return nil, err
 	}
-	a.throttle.success(acct)
+	a.throttle.success(acct, ip)
 	a.Counters.SignIns.Add(1)
 	return tokens, nil
-}
-
-func (a *EndUserAuth) fail(now time.Time, acct, ip string) {
-	a.throttle.fail(now, acct, ip)
-	a.Counters.SignInFailures.Add(1)
 }
 
 func rateLimited(wait time.Duration) error {

@@ -637,3 +637,28 @@ func TestEndUserSessionsPruned(t *testing.T) {
 		t.Errorf("RevokeSessions: %d, %v", n, err)
 	}
 }
+
+// TestEndUserSignInBurstThrottled: parallel guesses are throttled like a
+// series: an attempt counts before its password is checked.
+func TestEndUserSignInBurstThrottled(t *testing.T) {
+	f := newAuthFixture(t)
+	f.customer(t, f.a, "burst@example.com", goodPassword)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	codes := map[string]int{}
+	for i := range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := f.eng.Auth.SignIn(context.Background(), liveOf(f.a), "198.51.100."+string(rune('1'+i%9)),
+				engine.PasswordSignIn{Email: "burst@example.com", Password: "wrong password!"})
+			mu.Lock()
+			codes[engine.ErrorCode(err)]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if codes[engine.EINVALIDAPIKEY] != 5 || codes[engine.ERATELIMITED] != 7 {
+		t.Errorf("12 parallel guesses: %v, want 5 checked and 7 throttled", codes)
+	}
+}

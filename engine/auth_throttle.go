@@ -6,7 +6,8 @@ import (
 )
 
 // Sign-in throttling: failures are counted per account (tenant and email,
-// known or not) and per client address, in memory. After a few free
+// known or not) and per client address, in memory; every attempt counts as
+// a failure until it succeeds. After a few free
 // failures each further attempt must wait a delay that doubles with every
 // failure, measured on the engine's clock from the last failure. A
 // success clears the account's count; an address's count fades after
@@ -42,36 +43,31 @@ func delay(f *failures, free int) time.Duration {
 	return min(d, throttleMax)
 }
 
-// wait returns how long a sign-in of acct from ip must still wait; 0 when
-// it may go ahead.
-func (t *throttle) wait(now time.Time, acct, ip string) time.Duration {
+// attempt counts a sign-in of acct from ip as a failure before it is
+// checked, so that a burst of parallel guesses is throttled like a series
+// of them, and returns 0; or, while acct or ip must still wait, returns
+// how long and counts nothing.
+func (t *throttle) attempt(now time.Time, acct, ip string) time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var w time.Duration
-	for _, k := range []struct {
+	keys := [2]struct {
 		key  string
 		free int
-	}{{acct, throttleFreeAccount}, {"ip\x00" + ip, throttleFreeAddress}} {
-		f := t.m[k.key]
-		if f == nil {
-			continue
-		}
-		if left := f.last.Add(delay(f, k.free)).Sub(now); left > w {
-			w = left
+	}{{acct, throttleFreeAccount}, {"ip\x00" + ip, throttleFreeAddress}}
+	var w time.Duration
+	for _, k := range keys {
+		if f := t.m[k.key]; f != nil && now.Sub(f.last) <= throttleForget {
+			w = max(w, f.last.Add(delay(f, k.free)).Sub(now))
 		}
 	}
-	return w
-}
-
-// fail counts a failed sign-in of acct from ip.
-func (t *throttle) fail(now time.Time, acct, ip string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, k := range []string{acct, "ip\x00" + ip} {
-		f := t.m[k]
+	if w > 0 {
+		return w
+	}
+	for _, k := range keys {
+		f := t.m[k.key]
 		if f == nil || now.Sub(f.last) > throttleForget {
 			f = &failures{}
-			t.m[k] = f
+			t.m[k.key] = f
 		}
 		f.n++
 		f.last = now
@@ -84,11 +80,16 @@ func (t *throttle) fail(now time.Time, acct, ip string) {
 			}
 		}
 	}
+	return 0
 }
 
-// success clears acct's failures.
-func (t *throttle) success(acct string) {
+// success takes back what attempt counted for a sign-in that succeeded:
+// acct's failures are cleared, ip's count goes down by one.
+func (t *throttle) success(acct, ip string) {
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	delete(t.m, acct)
-	t.mu.Unlock()
+	if f := t.m["ip\x00"+ip]; f != nil && f.n > 0 {
+		f.n--
+	}
 }

@@ -71,7 +71,11 @@ func registerAuthMetrics(reg prometheus.Registerer, c *engine.AuthCounters) {
 // for CORS. A secret key is refused: it never belongs in a front end.
 func (s *Server) endUserTenant(r *http.Request, fromBody string) (engine.Tenant, error) {
 	pk := ""
-	for _, k := range []string{bearer(r), r.URL.Query().Get("pk"), fromBody} {
+	header := bearer(r)
+	if !strings.HasPrefix(header, "pk_") && !strings.HasPrefix(header, "sk_") {
+		header = "" // e.g. the front end's access token, sent along
+	}
+	for _, k := range []string{header, r.URL.Query().Get("pk"), fromBody} {
 		switch {
 		case k == "":
 		case strings.HasPrefix(k, "sk_"):
