@@ -94,6 +94,9 @@ func (s *Server) endUserTenant(r *http.Request, fromBody string) (engine.Tenant,
 		return engine.Tenant{}, err
 	}
 	noteCORSTenant(r, t)
+	if err := s.eng.AllowRequest(t.PlatformID); err != nil { // the platform's requests-per-second quota
+		return engine.Tenant{}, err
+	}
 	if err := s.liveAllowed(r.Context(), t); err != nil { // stripe.go: operator billing
 		return engine.Tenant{}, err
 	}
