@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,6 +43,8 @@ func (s *Server) authRoutes(reg prometheus.Registerer) {
 		s.handle("OPTIONS", p, s.preflight("POST"))
 	}
 	s.handle("POST", "/api/customers/{id}/password-reset", s.secret(s.createPasswordReset))
+	s.handle("GET", "/api/customers/{id}/sessions", s.secret(s.listSessions))
+	s.handle("DELETE", "/api/customers/{id}/sessions", s.secret(s.revokeSessions))
 	s.handle("GET", "/.well-known/jwks.json", s.jwks)
 	registerAuthMetrics(reg, &s.eng.Auth.Counters)
 }
@@ -177,6 +180,39 @@ func (s *Server) createPasswordReset(w http.ResponseWriter, r *http.Request, k *
 	return command(w, r, true, created201, func(_ struct{}, idem *engine.Idempotency) (*engine.ResetToken, error) {
 		return s.eng.Auth.CreateReset(r.Context(), k.Tenant(), mux.Vars(r)["id"], sensitive(idem))
 	})
+}
+
+// sessionView is a session as the developer sees it: never its token.
+type sessionView struct {
+	ID          string    `json:"id"`
+	CreatedAt   time.Time `json:"createdAt"`
+	RefreshedAt time.Time `json:"refreshedAt"`
+	ExpiresAt   time.Time `json:"expiresAt"`
+}
+
+// listSessions lists a customer's sign-ins (dream-api's own sign-in).
+func (s *Server) listSessions(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
+	ss, err := s.eng.Auth.Sessions(r.Context(), k.Tenant(), mux.Vars(r)["id"])
+	if err != nil {
+		return err
+	}
+	out := list[sessionView]{Data: []sessionView{}}
+	for _, x := range ss {
+		out.Data = append(out.Data, sessionView{ID: x.ID, CreatedAt: x.CreatedAt, RefreshedAt: x.RefreshedAt, ExpiresAt: x.ExpiresAt})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// revokeSessions signs a customer out everywhere: its refresh tokens and
+// access tokens stop working at once.
+func (s *Server) revokeSessions(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
+	n, err := s.eng.Auth.RevokeSessions(r.Context(), k.Tenant(), mux.Vars(r)["id"])
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"revoked": n})
+	return nil
 }
 
 // jwks publishes the keys that verify dream-api's access tokens.

@@ -165,6 +165,11 @@ func TestEndUserSignInE2E(t *testing.T) {
 		t.Errorf("JWKS after restart %s, before %s", jwks2.Raw, jwks.Raw)
 	}
 	ts.expect(t, req{Method: "GET", Path: "/api/me", Key: keepTok}, 200, "")
+	sess := ts.expect(t, req{Method: "GET", Path: "/api/customers/" + id + "/sessions", Key: a.SK}, 200, "")
+	if n := len(sess.Body["data"].([]any)); n != 1 {
+		t.Errorf("sessions after restart: %s", sess.Raw)
+	}
+	ts.expect(t, req{Method: "GET", Path: "/api/customers/" + id + "/sessions", Key: b.SK}, 404, "not_found")
 	res = ts.expect(t, req{Method: "POST", Path: "/api/auth/refresh?pk=" + a.PK, Body: map[string]any{"refreshToken": keep}}, 200, "")
 	secrets["refresh token 5"], secrets["access token 5"] = str(res.Body, "refreshToken"), str(res.Body, "token")
 
@@ -194,6 +199,14 @@ func TestEndUserSignInE2E(t *testing.T) {
 	if got := ts.metric(t, `dream_auth_events_total{event="sign_in",outcome="throttled"}`); got != 2 {
 		t.Errorf("throttled sign-ins counted %v, want 2", got)
 	}
+	// The developer signs the customer out everywhere.
+	res = ts.expect(t, req{Method: "DELETE", Path: "/api/customers/" + id + "/sessions", Key: a.SK}, 200, "")
+	if res.Body["revoked"] != float64(1) {
+		t.Errorf("revoked: %s", res.Raw)
+	}
+	ts.expect(t, req{Method: "GET", Path: "/api/me", Key: secrets["access token 5"]}, 401, "invalid_api_key")
+	ts.expect(t, req{Method: "POST", Path: "/api/auth/refresh?pk=" + a.PK, Body: map[string]any{"refreshToken": secrets["refresh token 5"]}}, 401, "invalid_api_key")
+
 	if err := ts.Close(); err != nil {
 		t.Fatal(err)
 	}
