@@ -247,3 +247,21 @@ func TestEndUserSignInE2E(t *testing.T) {
 		}
 	}
 }
+
+// TestEndUserSignInWithClerk: with Clerk, Clerk signs end users in:
+// dream-api's own sign-in answers 403, its JWKS is empty, a password
+// cannot be set by PATCH, and Clerk's session tokens still work.
+func TestEndUserSignInWithClerk(t *testing.T) {
+	ts, fake, _ := clerkServer(t)
+	p := ts.createPlatform(t, "Acme")
+	c := ts.clerkCustomer(t, p.SK, map[string]any{"email": "clerk@example.com"})
+	id := str(c, "id")
+	ts.expect(t, req{Method: "POST", Path: "/api/auth/sign-in?pk=" + p.PK, Body: map[string]any{"email": "clerk@example.com", "password": "a long passphrase"}}, 403, "forbidden")
+	ts.expect(t, req{Method: "POST", Path: "/api/customers/" + id + "/password-reset", Key: p.SK}, 403, "forbidden")
+	ts.expect(t, req{Method: "PATCH", Path: "/api/customers/" + id, Key: p.SK, Body: map[string]any{"password": "a long passphrase"}}, 422, "validation_failed")
+	res := ts.expect(t, req{Method: "GET", Path: "/.well-known/jwks.json"}, 200, "")
+	if strings.TrimSpace(string(res.Raw)) != `{"keys":[]}` {
+		t.Errorf("JWKS with Clerk: %s", res.Raw)
+	}
+	ts.expect(t, req{Method: "GET", Path: "/api/me", Key: fake.SessionToken(id, p.PK)}, 200, "")
+}
