@@ -21,10 +21,11 @@ import (
 //
 // Refresh tokens are `rt_<session id>_<secret>`: the session (one sign-in,
 // a "family" of refresh tokens) stores the SHA-256 of its current secret
-// only. A token of a known session whose secret is not the current one is
-// an old, already used token: its reuse ends the session, so that a stolen
-// refresh token works at most until its owner (or the thief) uses the
-// other copy. Password reset tokens are `prt_<id>_<secret>`, stored hashed,
+// and of its last used ones. A used token that comes back ends the
+// session, so that a stolen refresh token works at most until its owner
+// (or the thief) uses the other copy. A secret the session never had is
+// refused and changes nothing: the session id alone (it is in the access
+// tokens' `sid`) cannot end a session. Password reset tokens are `prt_<id>_<secret>`, stored hashed,
 // one-time, and refused once the password changed after they were made.
 
 // AuthConfig configures dream-api's own end-user sign-in. The zero value
@@ -93,18 +94,40 @@ type CustomerPassword struct {
 // SignInSession is one sign-in of a customer: the family of refresh tokens
 // that follow from it. Only the hash of the current token is stored.
 type SignInSession struct {
-	ID          string    `json:"id"`
-	PlatformID  string    `json:"platformId"`
-	Mode        Mode      `json:"mode"`
-	CustomerID  string    `json:"customerId"`
-	TokenHash   []byte    `json:"tokenHash"`
+	ID         string `json:"id"`
+	PlatformID string `json:"platformId"`
+	Mode       Mode   `json:"mode"`
+	CustomerID string `json:"customerId"`
+	TokenHash  []byte `json:"tokenHash"`
+	// Used are the hashes of the session's last used tokens, newest first
+	// (at most maxUsedTokens): one of them coming back is a reuse.
+	Used        [][]byte  `json:"used,omitempty"`
 	CreatedAt   time.Time `json:"createdAt"`
 	RefreshedAt time.Time `json:"refreshedAt"`
 	ExpiresAt   time.Time `json:"expiresAt"`
 }
 
+// maxUsedTokens is how many used refresh tokens of a session are
+// remembered: an older one coming back is refused without ending the
+// session.
+const maxUsedTokens = 32
+
 // Tenant is the world the session's customer lives in.
 func (s *SignInSession) Tenant() Tenant { return Tenant{PlatformID: s.PlatformID, Mode: s.Mode} }
+
+// token reports whether hash is the session's current token, and whether
+// it is one of its used ones.
+func (s *SignInSession) token(hash [32]byte) (current, used bool) {
+	if subtle.ConstantTimeCompare(s.TokenHash, hash[:]) == 1 {
+		return true, false
+	}
+	for _, u := range s.Used {
+		if subtle.ConstantTimeCompare(u, hash[:]) == 1 {
+			return false, true
+		}
+	}
+	return false, false
+}
 
 // PasswordReset is an outstanding password reset, stored hashed.
 type PasswordReset struct {
@@ -237,7 +260,8 @@ func errBadRefresh() error {
 }
 
 // SignIn checks a customer's email and password in t (the tenant of the
-// publishable key the front end sent) and starts a session. ip is the client's address, for throttling.
+// publishable key the front end sent) and starts a session. ip is the
+// client's address, for throttling.
 //
 // Returns EINVALIDAPIKEY for an unknown email or a wrong password (one
 // answer for both, after the same work), ERATELIMITED while the account or
@@ -268,7 +292,10 @@ func (a *EndUserAuth) SignIn(ctx context.Context, t Tenant, ip string, in Passwo
 		a.Counters.Throttled.Add(1)
 		return nil, rateLimited(wait)
 	}
-	if len(in.Password) > maxPasswordBytes {
+	// No stored password is longer: a longer one is checked on its first
+	// bytes (the same work) and refused.
+	tooLong := len(in.Password) > maxPasswordBytes
+	if tooLong {
 		in.Password = in.Password[:maxPasswordBytes]
 	}
 
@@ -292,7 +319,7 @@ func (a *EndUserAuth) SignIn(ctx context.Context, t Tenant, ip string, in Passwo
 		a.Counters.SignInFailures.Add(1)
 		return nil, errBadCredentials()
 	}
-	if !pw.verify(in.Password) {
+	if !pw.verify(in.Password) || tooLong {
 		a.Counters.SignInFailures.Add(1)
 		return nil, errBadCredentials()
 	}
@@ -390,18 +417,22 @@ func (a *EndUserAuth) Refresh(ctx context.Context, t Tenant, token string) (*Aut
 		} else if err != nil {
 			return nil, err
 		}
-		if subtle.ConstantTimeCompare(s.TokenHash, hash[:]) != 1 {
+		switch current, used := s.token(hash); {
+		case used:
 			// An old token of this session: it was used before, by its
 			// owner or by someone who copied it. End the session.
 			reused = true
 			tx.DeleteSignInSession(s)
 			return nil, nil
+		case !current:
+			return nil, errBadRefresh()
 		}
 		cus, err := customerIn(ctx, tx, t, s.CustomerID)
 		if err != nil || !now.Before(s.ExpiresAt) {
 			tx.DeleteSignInSession(s)
 			return nil, nil
 		}
+		s.Used = append([][]byte{s.TokenHash}, s.Used[:min(len(s.Used), maxUsedTokens-1)]...)
 		s.TokenHash, s.RefreshedAt, s.ExpiresAt = next, now, now.Add(a.cfg.RefreshTTL)
 		tx.PutSignInSession(s)
 		return &sessionCustomer{s, cus}, nil
@@ -428,14 +459,15 @@ type sessionCustomer struct {
 	cus  *Customer
 }
 
-// SignOut ends the session of a refresh token. Signing out of a session
-// that has already ended succeeds. Returns EINVALIDAPIKEY for a token that
-// is malformed or not one of the session's.
+// SignOut ends the session of a refresh token, its current one or a used
+// one (whose reuse would end it anyway). Signing out of a session that has
+// already ended succeeds. Returns EINVALIDAPIKEY for a token that is
+// malformed, of another tenant than t, or not one of the session's.
 func (a *EndUserAuth) SignOut(ctx context.Context, t Tenant, token string) error {
 	if err := a.enabled(); err != nil {
 		return err
 	}
-	id, _, ok := splitToken(prefixRefreshToken, "ses_", token)
+	id, hash, ok := splitToken(prefixRefreshToken, "ses_", token)
 	if !ok {
 		return errBadRefresh()
 	}
@@ -455,8 +487,9 @@ func (a *EndUserAuth) SignOut(ctx context.Context, t Tenant, token string) error
 		} else if err != nil {
 			return nil, err
 		}
-		// The current token signs out; so does an old one (its reuse
-		// would end the session anyway).
+		if current, used := s.token(hash); !current && !used {
+			return nil, errBadRefresh()
+		}
 		tx.DeleteSignInSession(s)
 		return nil, nil
 	})

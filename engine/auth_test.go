@@ -350,6 +350,16 @@ func TestEndUserRefreshReuseRevokesSession(t *testing.T) {
 	if _, err := f.eng.AuthenticateEndUser(ctx, second.Token); err != nil {
 		t.Fatal(err)
 	}
+	// A made-up secret for the session's id (it is in the access token's
+	// sid claim) is refused and ends nothing.
+	forged := first.RefreshToken[:len("rt_ses_")+27] + "forgedforgedforgedforgedforgedforgedforged1"
+	_, err = f.eng.Auth.Refresh(ctx, liveOf(f.a), forged)
+	wantCode(t, "forged secret", err, engine.EINVALIDAPIKEY)
+	err = f.eng.Auth.SignOut(ctx, liveOf(f.a), forged)
+	wantCode(t, "sign-out with a forged secret", err, engine.EINVALIDAPIKEY)
+	if _, err := f.eng.AuthenticateEndUser(ctx, second.Token); err != nil {
+		t.Fatalf("after a forged refresh: %v", err)
+	}
 	// The first token again: the session ends, for both copies.
 	_, err = f.eng.Auth.Refresh(ctx, liveOf(f.a), first.RefreshToken)
 	wantCode(t, "reused refresh token", err, engine.EINVALIDAPIKEY)
