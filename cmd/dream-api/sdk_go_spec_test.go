@@ -70,7 +70,7 @@ func TestSDKGoRequestFieldsMatchSpec(t *testing.T) {
 				Plan: "free", Password: "pw", Metadata: map[string]any{"k": 1}})
 		}},
 		{"updateCustomer", func() {
-			c.Customers.Update(ctx, "cus_1", dream.CustomerUpdate{Email: &s, FirstName: &s, LastName: &s, Plan: &s, Metadata: map[string]any{"k": nil}})
+			c.Customers.Update(ctx, "cus_1", dream.CustomerUpdate{Email: &s, FirstName: &s, LastName: &s, Plan: &s, Metadata: map[string]any{"k": nil}, Password: &s})
 		}},
 		{"track", func() {
 			c.TrackWith(ctx, dream.TrackParams{CustomerID: "cus_1", Feature: "f", Quantity: 2, Metadata: map[string]any{"k": 1}})

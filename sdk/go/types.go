@@ -65,6 +65,9 @@ type CustomerUpdate struct {
 	LastName  *string        `json:"lastName,omitempty"`
 	Plan      *string        `json:"plan,omitempty"`
 	Metadata  map[string]any `json:"metadata,omitempty"`
+	// Password sets a new password for dream-api's own end-user sign-in
+	// (servers without Clerk); the customer's sessions end.
+	Password *string `json:"password,omitempty"`
 }
 
 // String returns a pointer to s, for the optional fields of CustomerUpdate.

@@ -89,6 +89,8 @@ export interface CustomerUpdateParams {
   plan?: string | null;
   /** Merged into the stored metadata; a key set to null is removed. */
   metadata?: Metadata | null;
+  /** A new password for dream-api's own end-user sign-in (servers without Clerk); the customer's sessions end. */
+  password?: string | null;
 }
 
 export interface ListParams {
@@ -292,7 +294,7 @@ export interface FieldError {
  */
 export const REQUEST_FIELDS = {
   createCustomer: ['email', 'clerkUserId', 'firstName', 'lastName', 'plan', 'password', 'metadata'],
-  updateCustomer: ['email', 'firstName', 'lastName', 'plan', 'metadata'],
+  updateCustomer: ['email', 'firstName', 'lastName', 'plan', 'metadata', 'password'],
   track: ['customerId', 'feature', 'quantity', 'metadata'],
   check: ['customerId', 'feature', 'quantity', 'metadata'],
   putPlatformTiers: ['tiers'],

@@ -54,7 +54,7 @@ test('request fields are exactly those of openapi.yaml', async () => {
 
   // Every member of every parameter type: a member the type lacks is a tsc error.
   const create: Required<CustomerCreateParams> = { email: 'a@b.co', clerkUserId: 'user_1', firstName: 'A', lastName: 'B', plan: 'free', password: 'pw', metadata: {} };
-  const update: Required<CustomerUpdateParams> = { email: 'a@b.co', firstName: 'A', lastName: 'B', plan: 'pro', metadata: {} };
+  const update: Required<CustomerUpdateParams> = { email: 'a@b.co', firstName: 'A', lastName: 'B', plan: 'pro', metadata: {}, password: 'pw' };
   const track: Required<TrackParams> = { customerId: 'cus_1', feature: 'requests', quantity: 1, metadata: {} };
   const tier: Required<TierInput> = {
     name: 'pro', displayName: 'Pro', price: 1, currency: 'usd', interval: 'month', limit: 1, limits: {}, features: {},
