@@ -304,6 +304,10 @@ export const REQUEST_FIELDS = {
   createCheckout: ['customerId', 'tier', 'successUrl', 'cancelUrl'],
   createCustomerPortal: ['customerId', 'returnUrl'],
   meCheckout: ['tier', 'successUrl', 'cancelUrl'],
+  signIn: ['email', 'password', 'publishableKey'],
+  refreshSession: ['refreshToken', 'publishableKey'],
+  signOut: ['refreshToken', 'publishableKey'],
+  resetPassword: ['token', 'password', 'publishableKey'],
 } as const;
 
 // ---------------------------------------------------------------- errors
@@ -387,6 +391,8 @@ interface Req {
   contentType?: string;
   idempotencyKey?: string;
   auth?: string;
+  /** false: never resent (a sign-in or a refresh: a resent refresh token would end its session). */
+  retry?: boolean;
 }
 
 function env(name: string): string | undefined {
@@ -503,7 +509,7 @@ class Transport {
 
   /** The wait before retrying, or null when the call ends here. */
   private retryWait(r: Req, attempt: number, res: Response | undefined, err: DreamAPIError | undefined): number | null {
-    if (attempt >= this.maxRetries) return null;
+    if (attempt >= this.maxRetries || r.retry === false) return null;
     const backoff = backoffMs(attempt + 1);
     // DELETE is not retried after a network error or a 5xx: a second delete
     // of a deleted object would be a confusing 404.
@@ -714,6 +720,20 @@ class Customers {
     return r.customer;
   }
 
+  /**
+   * A one-time password reset token (30 minutes) for dream-api's own
+   * sign-in: send it to the customer (dream-api sends no mail); your reset
+   * page calls DreamClient.resetPassword with it.
+   */
+  passwordReset(id: string, options: { idempotencyKey?: string } = {}): Promise<ResetToken> {
+    return this.t.request({ method: 'POST', path: '/api/customers/' + enc(id) + '/password-reset', idempotencyKey: options.idempotencyKey });
+  }
+
+  /** Signs a customer out everywhere (dream-api's own sign-in); answers how many sessions ended. */
+  revokeSessions(id: string): Promise<{ revoked: number }> {
+    return this.t.request({ method: 'DELETE', path: '/api/customers/' + enc(id) + '/sessions' });
+  }
+
   /** Deletes a customer; its usage history is kept. */
   del(id: string): Promise<{ deleted: true; id: string }> {
     return this.t.request({ method: 'DELETE', path: '/api/customers/' + enc(id) });
@@ -815,19 +835,81 @@ export interface DreamClientOptions {
   fetch?: typeof fetch;
 }
 
+/** What a sign-in or a refresh answers (dream-api's own sign-in, without Clerk). */
+export interface AuthTokens {
+  /** The access token (a JWT, 15 minutes) for the /api/me calls. */
+  token: string;
+  expiresAt: string;
+  /** Used once: refresh() answers the next one. */
+  refreshToken: string;
+}
+
+/** A password reset token, shown once. */
+export interface ResetToken {
+  token: string;
+  expiresAt: string;
+  customerId: string;
+}
+
 /**
  * The browser-safe client: the platform's tiers with a publishable key, and
  * the signed-in end user's own record, usage and checkout with their JWT.
+ * On a server without Clerk it also signs the end user in (signIn,
+ * refresh, signOut, resetPassword) and keeps the tokens for the /api/me
+ * calls.
  */
 export class DreamClient {
   private readonly t: Transport;
-  private readonly token?: string;
+  private readonly publishableKey: string;
+  private token?: string;
+  private refreshToken?: string;
 
   constructor(options: DreamClientOptions) {
     if (!options?.publishableKey) throw new Error('dream-api: DreamClient needs a publishableKey');
     if (/^sk_/.test(options.publishableKey)) throw new Error('dream-api: DreamClient takes a publishable key (pk_…), never a secret key');
     this.t = new Transport({ ...options, key: options.publishableKey });
+    this.publishableKey = options.publishableKey;
     this.token = options.token;
+  }
+
+  /** Signs the end user in with email and password; the tokens are kept for the /api/me calls. */
+  async signIn(email: string, password: string): Promise<AuthTokens> {
+    const r = await this.t.request<AuthTokens>({
+      method: 'POST', path: '/api/auth/sign-in', body: { email, password, publishableKey: this.publishableKey }, retry: false,
+    });
+    this.token = r.token;
+    this.refreshToken = r.refreshToken;
+    return r;
+  }
+
+  /**
+   * A new access token for the kept (or the given) refresh token, which is
+   * used up: keep the answer's. Never resent: a refresh token sent twice
+   * ends its session.
+   */
+  async refresh(refreshToken?: string): Promise<AuthTokens> {
+    const rt = refreshToken ?? this.refreshToken;
+    if (!rt) throw new Error('dream-api: refresh needs a refresh token: sign in first');
+    const r = await this.t.request<AuthTokens>({
+      method: 'POST', path: '/api/auth/refresh', body: { refreshToken: rt, publishableKey: this.publishableKey }, retry: false,
+    });
+    this.token = r.token;
+    this.refreshToken = r.refreshToken;
+    return r;
+  }
+
+  /** Ends the session of the kept (or the given) refresh token and forgets the tokens. */
+  async signOut(refreshToken?: string): Promise<void> {
+    const rt = refreshToken ?? this.refreshToken;
+    this.token = undefined;
+    this.refreshToken = undefined;
+    if (!rt) return;
+    await this.t.request({ method: 'POST', path: '/api/auth/sign-out', body: { refreshToken: rt, publishableKey: this.publishableKey } });
+  }
+
+  /** Sets a new password with a reset token from DreamAPI.customers.passwordReset (works once). */
+  async resetPassword(token: string, password: string): Promise<void> {
+    await this.t.request({ method: 'POST', path: '/api/auth/password-reset', body: { token, password, publishableKey: this.publishableKey }, retry: false });
   }
 
   /** The platform's tiers. */

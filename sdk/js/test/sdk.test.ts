@@ -102,6 +102,31 @@ describe('limits and the surface', () => {
     await assert.rejects(client.me('not-a-jwt'), DreamAPIError);
     await assert.rejects(client.me(), /token/);
   });
+
+  test('DreamClient: sign-in without Clerk, me, refresh, sign-out, password reset', async () => {
+    const p = await createPlatform('Sign-in JS');
+    const dream = new DreamAPI({ secretKey: p.secretKey, baseUrl: url });
+    const addr = email('signin');
+    const c = await dream.customers.create({ email: addr, password: 'violet staple engine' });
+    const client = new DreamClient({ publishableKey: p.publishableKey, baseUrl: url });
+    await assert.rejects(client.signIn(addr, 'wrong password!'), { code: 'invalid_api_key' });
+    const first = await client.signIn(addr, 'violet staple engine');
+    assert.match(first.refreshToken, /^rt_/);
+    assert.equal((await client.me()).id, c.id);
+    const next = await client.refresh();
+    assert.notEqual(next.refreshToken, first.refreshToken);
+    assert.equal((await client.me()).id, c.id);
+    // The used refresh token again ends the session.
+    await assert.rejects(client.refresh(first.refreshToken), { code: 'invalid_api_key' });
+    await assert.rejects(client.me(), { code: 'invalid_api_key' });
+
+    const reset = await dream.customers.passwordReset(c.id);
+    await client.resetPassword(reset.token, 'quartz lantern meadow');
+    await assert.rejects(client.resetPassword(reset.token, 'another passphrase'), { code: 'invalid_api_key' });
+    await client.signIn(addr, 'quartz lantern meadow');
+    await client.signOut();
+    await assert.rejects(client.me(), /token/);
+  });
 });
 
 /**

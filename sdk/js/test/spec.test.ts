@@ -75,6 +75,10 @@ test('request fields are exactly those of openapi.yaml', async () => {
     ['createCheckout', () => dream.checkout('cus_1', 'pro', { successUrl: 'https://a.test/s', cancelUrl: 'https://a.test/c', idempotencyKey: 'k' })],
     ['createCustomerPortal', () => dream.portal('cus_1', { returnUrl: 'https://a.test/r', idempotencyKey: 'k' })],
     ['meCheckout', () => browser.checkout('pro', { successUrl: 'https://a.test/s', cancelUrl: 'https://a.test/c', idempotencyKey: 'k' })],
+    ['signIn', () => browser.signIn('a@b.co', 'pw')],
+    ['refreshSession', () => browser.refresh('rt_x')],
+    ['signOut', () => browser.signOut('rt_x')],
+    ['resetPassword', () => browser.resetPassword('prt_x', 'pw')],
   ];
   assert.deepEqual(want.map(([op]) => op).sort(), Object.keys(REQUEST_FIELDS).sort(), 'every operation of REQUEST_FIELDS is exercised');
   for (const [op, call] of want) {
