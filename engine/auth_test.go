@@ -672,3 +672,42 @@ func TestEndUserSignInBurstThrottled(t *testing.T) {
 		t.Errorf("12 parallel guesses: %v, want 5 checked and 7 throttled", codes)
 	}
 }
+
+// TestEndUserPasswordRequestNotHashedPlainly: the Idempotency-Key record of
+// a create with a password keeps no plain SHA-256 of the request (which
+// holds the password), and replays still work.
+func TestEndUserPasswordRequestNotHashedPlainly(t *testing.T) {
+	f := newAuthFixture(t)
+	ctx := context.Background()
+	idem := func(body string) *engine.Idempotency {
+		return &engine.Idempotency{Key: "create-1", RequestHash: sha256.Sum256([]byte(body)),
+			Render: func(res any) (int, []byte) { b, _ := json.Marshal(res); return 201, b }}
+	}
+	body := `{"email":"idem@example.com","password":"` + goodPassword + `"}`
+	in := engine.CreateCustomerInput{Email: "idem@example.com", Password: goodPassword}
+	if _, err := f.eng.Customers.Create(ctx, liveOf(f.a), f.a.PublishableKey, in, idem(body)); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := f.store.Idempotency(ctx, liveOf(f.a), "create-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain := sha256.Sum256([]byte(body)); rec.RequestHash == plain {
+		t.Error("the record keeps the plain SHA-256 of a request holding a password")
+	}
+	if _, err := f.eng.Customers.Create(ctx, liveOf(f.a), f.a.PublishableKey, in, idem(body)); err == nil {
+		t.Error("replay made a second customer")
+	} else if _, ok := engine.AsReplayed(err); !ok {
+		t.Errorf("replay: %v", err)
+	}
+	other := engine.CreateCustomerInput{Email: "idem@example.com", Password: "another long passphrase"}
+	_, err = f.eng.Customers.Create(ctx, liveOf(f.a), f.a.PublishableKey, other, idem(`{"email":"idem@example.com","password":"another long passphrase"}`))
+	wantCode(t, "same key, another password", err, engine.EIDEMPOTENCYCONFLICT)
+	// After a restart (same master key) the replay still answers.
+	f.restart(t)
+	if _, err := f.eng.Customers.Create(ctx, liveOf(f.a), f.a.PublishableKey, in, idem(body)); err == nil {
+		t.Error("replay after restart made a second customer")
+	} else if _, ok := engine.AsReplayed(err); !ok {
+		t.Errorf("replay after restart: %v", err)
+	}
+}

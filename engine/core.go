@@ -83,6 +83,9 @@ type core struct {
 	hooks    *hookWorker
 	days     *dayRollups // usage per day not flushed yet (usage_days.go)
 	auth     *EndUserAuth
+	// digestKey hashes requests that carry a password (auth_password.go).
+	digestOnce sync.Once
+	digestKey  []byte
 }
 
 // New returns an Engine over cfg.Store.

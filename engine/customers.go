@@ -138,6 +138,9 @@ func (s *Customers) Create(ctx context.Context, t Tenant, pk string, in CreateCu
 	if err := in.Validate(); err != nil {
 		return nil, err
 	}
+	if in.Password != "" {
+		s.c.secretRequest(idem) // no fast hash of a password in the record
+	}
 	// A replay answers before any state is read: the tiers or Clerk may
 	// have changed since the first call.
 	done, err := s.c.idempotent(ctx, t, idem)
