@@ -28,7 +28,8 @@ func newSite(t *testing.T, publicURL string) *site {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	eng := engine.New(engine.Config{Store: st, Developers: engine.DeveloperConfig{Argon2: engine.Argon2Params{Time: 1, MemoryKiB: 64, Threads: 1}}})
+	eng := engine.New(engine.Config{Store: st, Developers: engine.DeveloperConfig{Argon2: engine.Argon2Params{Time: 1, MemoryKiB: 64, Threads: 1}},
+		Auth: engine.AuthConfig{Enabled: true, Argon2: engine.PasswordParams{Algorithm: "argon2id", Time: 1, MemoryKiB: 64, Threads: 1}}})
 	srv := httptest.NewServer(dashboard.New(dashboard.Config{Engine: eng, PublicURL: publicURL}))
 	t.Cleanup(srv.Close)
 	return &site{eng: eng, srv: srv}

@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 	"sort"
@@ -163,8 +164,29 @@ func (h *handler) customerPage(w http.ResponseWriter, r *http.Request, a *auth, 
 		v.fieldErrors(actionErr)
 	}
 	v.Title = cu.Email
-	v.Data = map[string]any{"C": cu, "Tiers": tc.Tiers}
+	data := map[string]any{"C": cu, "Tiers": tc.Tiers}
+	if h.eng.Auth.Enabled() { // dream-api's own end-user sign-in: the customer's sessions
+		ss, err := h.eng.Auth.Sessions(r.Context(), t, cu.ID)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		data["Sessions"], data["SignIn"] = ss, true
+	}
+	v.Data = data
 	h.render(w, status, "customer", v)
+}
+
+// customerSignOut is POST /dashboard/customers/{id}/sign-out: ends every
+// session of the customer (dream-api's own sign-in).
+func (h *handler) customerSignOut(w http.ResponseWriter, r *http.Request, a *auth) {
+	id := r.PathValue("id")
+	n, err := h.eng.Auth.RevokeSessions(r.Context(), a.sess.Tenant(), id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.redirect(w, r, a, "/dashboard/customers/"+id, fmt.Sprintf("Signed out everywhere (%d sessions ended).", n))
 }
 
 // customerPlanSave is POST /dashboard/customers/{id}/plan.

@@ -152,3 +152,38 @@ func readAll(res *http.Response) string {
 	b, _ := io.ReadAll(res.Body)
 	return string(b)
 }
+
+// TestCustomerSignInStateAndSignOut: the customer page shows the
+// customer's sessions (dream-api's own sign-in) and ends them all.
+func TestCustomerSignInStateAndSignOut(t *testing.T) {
+	s := newSite(t, "")
+	b := s.browser(t)
+	b.signup("ada@example.com", "Acme")
+	ctx := context.Background()
+	ten := engine.Tenant{PlatformID: b.platformID(), Mode: engine.Test}
+	keys, err := s.eng.Keys.List(ctx, ten)
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("keys: %v", err)
+	}
+	c, err := s.eng.Customers.Create(ctx, ten, keys[0].PublishableKey, engine.CreateCustomerInput{Email: "ann@example.com", Password: "violet staple engine"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, body := b.get("/dashboard/customers/" + c.ID); !strings.Contains(body, "Not signed in.") {
+		t.Error("a customer without sessions is not shown as not signed in")
+	}
+	for range 2 {
+		if _, err := s.eng.Auth.SignIn(ctx, ten, "192.0.2.1", engine.PasswordSignIn{Email: "ann@example.com", Password: "violet staple engine"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, body := b.get("/dashboard/customers/" + c.ID); !strings.Contains(body, "Signed in: 2 sessions.") {
+		t.Error("the two sessions are not shown")
+	}
+	if res := b.post("/dashboard/customers/"+c.ID+"/sign-out", nil, nil); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-out: %d", res.StatusCode)
+	}
+	if ss, _ := s.eng.Auth.Sessions(ctx, ten, c.ID); len(ss) != 0 {
+		t.Errorf("%d sessions after signing out everywhere", len(ss))
+	}
+}

@@ -25,6 +25,7 @@ func (h *handler) routes() {
 	m.HandleFunc("POST /dashboard/customers/{id}/plan", h.signedIn(h.customerPlanSave))
 	m.HandleFunc("POST /dashboard/customers/{id}/checkout", h.signedIn(h.customerCheckout))
 	m.HandleFunc("POST /dashboard/customers/{id}/portal", h.signedIn(h.customerPortal))
+	m.HandleFunc("POST /dashboard/customers/{id}/sign-out", h.signedIn(h.customerSignOut))
 	m.HandleFunc("GET /dashboard/customers/{id}/delete", h.signedIn(h.customerDeleteConfirm))
 	m.HandleFunc("POST /dashboard/customers/{id}/delete", h.signedIn(h.customerDelete))
 
