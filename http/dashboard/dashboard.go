@@ -95,6 +95,10 @@ type secrets struct {
 	TestSK      string
 	KeyMode     string // a single key: its mode
 	FromRotated bool
+	// A webhook endpoint's signing secret (new or rotated), its id and URL.
+	WebhookID     string
+	WebhookURL    string
+	WebhookSecret string
 }
 
 // New returns the dashboard's handler for every path under /dashboard.

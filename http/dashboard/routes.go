@@ -48,6 +48,16 @@ func (h *handler) routes() {
 	m.HandleFunc("GET /dashboard/stripe", h.signedIn(h.stripeShow))
 	m.HandleFunc("POST /dashboard/stripe/connect", h.signedIn(h.stripeConnect))
 
+	m.HandleFunc("GET /dashboard/webhooks", h.signedIn(h.webhookList))
+	m.HandleFunc("POST /dashboard/webhooks", h.signedIn(h.webhookCreate))
+	m.HandleFunc("POST /dashboard/webhooks/{id}/test", h.signedIn(h.webhookAction(h.webhookTest)))
+	m.HandleFunc("POST /dashboard/webhooks/{id}/rotate", h.signedIn(h.webhookRotate))
+	m.HandleFunc("POST /dashboard/webhooks/{id}/enable", h.signedIn(h.webhookAction(h.webhookEnable)))
+	m.HandleFunc("POST /dashboard/webhooks/{id}/disable", h.signedIn(h.webhookAction(h.webhookDisable)))
+	m.HandleFunc("POST /dashboard/webhooks/{id}/deliveries/{event}/retry", h.signedIn(h.webhookAction(h.webhookRetry)))
+	m.HandleFunc("GET /dashboard/webhooks/{id}/delete", h.signedIn(h.webhookDeleteConfirm))
+	m.HandleFunc("POST /dashboard/webhooks/{id}/delete", h.signedIn(h.webhookAction(h.webhookDelete)))
+
 	m.HandleFunc("GET /dashboard/settings", h.signedIn(h.settingsShow))
 	m.HandleFunc("POST /dashboard/settings/cors", h.signedIn(h.corsSave))
 	m.HandleFunc("POST /dashboard/settings/password", h.signedIn(h.passwordSave))
