@@ -6,9 +6,12 @@ package main
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -140,10 +143,10 @@ func TestDashboardInBrowser(t *testing.T) {
 	if withStripe {
 		// The browser reaches the server over plain http: the public URL
 		// stays the server's own (a Secure cookie would not come back).
-		ts, _ = stripeServer(t, map[string]string{"DREAM_PUBLIC_URL": ""})
+		ts, _ = stripeServer(t, map[string]string{"DREAM_PUBLIC_URL": "", "DREAM_WEBHOOK_ALLOW_PRIVATE": "1"})
 	} else {
 		t.Log("stripe-mock not found: the flow runs without Stripe (no price ids, no webhook)")
-		ts = startServer(t, nil)
+		ts = startServer(t, map[string]string{"DREAM_WEBHOOK_ALLOW_PRIVATE": "1"})
 	}
 	p := &page{t: t, ctx: ctx, base: ts.URL, dir: artifacts(t)}
 
@@ -263,6 +266,32 @@ func TestDashboardInBrowser(t *testing.T) {
 	if got := p.text(`[data-testid="notice"]`); !strings.Contains(got, "removed") {
 		t.Fatalf("after removing: %q", got)
 	}
+
+	// An outgoing webhook endpoint: added (its secret shown once), pinged,
+	// the delivery in its log.
+	var pinged atomic.Int32
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { pinged.Add(1) }))
+	defer hook.Close()
+	p.open("/dashboard/webhooks")
+	p.run("check customer.created", chromedp.Click(chromedp.CSS(`input[name="events"][value="customer.created"]`)))
+	p.submit("add a webhook endpoint", map[string]string{"#wurl": hook.URL + "/dream", "#wdesc": "Acme backend"}, `[data-testid="webhook-add"] button.primary`)
+	if got := p.text(`[data-testid="new-whsec"]`); !strings.HasPrefix(got, "whsec_") {
+		t.Fatalf("webhook secret %q", got)
+	}
+	p.submit("send a test ping", nil, `[data-testid="endpoint-test"]`)
+	// The worker is woken at once; the page is read again until the
+	// delivery is recorded (generous on a busy machine).
+	var row string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		p.open("/dashboard/webhooks")
+		if row = p.text(`[data-testid="delivery"]`); strings.Contains(row, "delivered") || time.Now().After(deadline) {
+			break
+		}
+	}
+	if !strings.Contains(row, "ping") || !strings.Contains(row, "delivered") || !strings.Contains(row, "200") || pinged.Load() != 1 {
+		t.Errorf("delivery row %q (the receiver got %d requests)", row, pinged.Load())
+	}
+	p.shot("webhooks")
 
 	p.open("/dashboard/keys")
 	p.shot("keys")
