@@ -91,6 +91,16 @@ func TestSDKGoRequestFieldsMatchSpec(t *testing.T) {
 		{"createCustomerPortal", func() {
 			c.Portal(ctx, "cus_1", &dream.PortalOptions{ReturnURL: "https://a.test/r", IdempotencyKey: "k"})
 		}},
+		{"createWebhook", func() {
+			c.Webhooks.Create(ctx, dream.WebhookParams{URL: "https://a.test/h", Events: []string{"*"}, Description: "d", IdempotencyKey: "k"})
+		}},
+		{"updateWebhook", func() {
+			c.Webhooks.Update(ctx, "whe_1", dream.WebhookUpdate{URL: &s, Events: []string{"*"}, Description: &s, Enabled: dream.Bool(false)})
+		}},
+		// No body: the schema is Empty.
+		{"rotateWebhookSecret", func() { c.Webhooks.RotateSecret(ctx, "whe_1") }},
+		{"testWebhook", func() { c.Webhooks.Test(ctx, "whe_1") }},
+		{"retryWebhookDelivery", func() { c.Webhooks.Retry(ctx, "whe_1", "evt_1") }},
 	}
 	for _, tc := range calls {
 		t.Run(tc.op, func(t *testing.T) {

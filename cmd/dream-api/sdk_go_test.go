@@ -455,3 +455,86 @@ func awayFromMinuteEnd() {
 		time.Sleep(time.Duration(61-s) * time.Second)
 	}
 }
+
+// TestSDKGoWebhooks: every Webhooks call of the Go SDK against the real
+// program, with a receiver on loopback whose ping dream.VerifyWebhook
+// accepts with the secret of Create, and after RotateSecret with the new one.
+func TestSDKGoWebhooks(t *testing.T) {
+	ts := startServer(t, map[string]string{"DREAM_WEBHOOK_ALLOW_PRIVATE": "1"})
+	p := ts.createPlatform(t, "Webhooks Go")
+	c := sdkClient(ts, p.TestSK)
+	ctx := t.Context()
+	rcv := newHookReceiver(t)
+
+	created, err := c.Webhooks.Create(ctx, dream.WebhookParams{URL: rcv.srv.URL + "/hooks", Events: []string{"customer.created"}, Description: "go sdk"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := created.Endpoint
+	if !strings.HasPrefix(created.Secret, "whsec_") || !strings.HasPrefix(ep.ID, "whe_") || !ep.Enabled ||
+		ep.Description != "go sdk" || len(ep.Events) != 1 || ep.Events[0] != "customer.created" {
+		t.Fatalf("Create: %+v", created)
+	}
+	if _, err := c.Webhooks.Create(ctx, dream.WebhookParams{URL: "ftp://x.test"}); !isCode(err, 422, "validation_failed") {
+		t.Errorf("Create with an ftp URL: %v, want a 422 validation_failed", err)
+	}
+	list, err := c.Webhooks.List(ctx)
+	if err != nil || len(list) != 1 || list[0].ID != ep.ID {
+		t.Fatalf("List: %+v %v", list, err)
+	}
+	got, err := c.Webhooks.Get(ctx, ep.ID)
+	if err != nil || got.URL != ep.URL {
+		t.Fatalf("Get: %+v %v", got, err)
+	}
+	upd, err := c.Webhooks.Update(ctx, ep.ID, dream.WebhookUpdate{Description: dream.String("renamed"), Events: []string{"*"}})
+	if err != nil || upd.Description != "renamed" || len(upd.Events) != 1 || upd.Events[0] != "*" || upd.URL != ep.URL {
+		t.Fatalf("Update: %+v %v", upd, err)
+	}
+
+	// A ping, signed with the secret from Create.
+	d, err := c.Webhooks.Test(ctx, ep.ID)
+	if err != nil || !strings.HasPrefix(d.EventID, "evt_") || d.Type != "ping" || d.EndpointID != ep.ID {
+		t.Fatalf("Test: %+v %v", d, err)
+	}
+	eventually(t, "the ping", func() bool { return len(rcv.events("ping")) == 1 })
+	ping := rcv.events("ping")[0]
+	ev, err := dream.VerifyWebhook(ping.Body, ping.Signature, created.Secret, 0)
+	if err != nil || ev.ID != d.EventID || ev.Type != "ping" || ev.Mode != "test" {
+		t.Fatalf("VerifyWebhook of the ping: %+v %v", ev, err)
+	}
+	if _, err := dream.VerifyWebhook(ping.Body, ping.Signature, "whsec_wrong", 0); !errors.Is(err, dream.ErrInvalidSignature) {
+		t.Errorf("VerifyWebhook with a wrong secret: %v", err)
+	}
+	var page *dream.WebhookDeliveryPage
+	eventually(t, "the ping delivered", func() bool {
+		page, err = c.Webhooks.Deliveries(ctx, ep.ID, dream.ListParams{Limit: 10})
+		return err == nil && len(page.Data) == 1 && page.Data[0].State == "delivered"
+	})
+	if dl := page.Data[0]; dl.EventID != d.EventID || dl.Status != 200 || dl.Attempt != 1 || dl.AttemptedAt == nil || page.HasMore {
+		t.Errorf("Deliveries: %+v", page)
+	}
+
+	// A new secret; the retried ping carries a v1 for it.
+	rot, err := c.Webhooks.RotateSecret(ctx, ep.ID)
+	if err != nil || !strings.HasPrefix(rot.Secret, "whsec_") || rot.Secret == created.Secret || rot.Endpoint.ID != ep.ID {
+		t.Fatalf("RotateSecret: %+v %v", rot, err)
+	}
+	if r, err := c.Webhooks.Retry(ctx, ep.ID, d.EventID); err != nil || r.EventID != d.EventID {
+		t.Fatalf("Retry: %+v %v", r, err)
+	}
+	eventually(t, "the retried ping", func() bool { return len(rcv.events("ping")) == 2 })
+	again := rcv.events("ping")[1]
+	if _, err := dream.VerifyWebhook(again.Body, again.Signature, rot.Secret, 0); err != nil {
+		t.Errorf("VerifyWebhook of the retried ping with the new secret: %v", err)
+	}
+
+	if err := c.Webhooks.Delete(ctx, ep.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Webhooks.Get(ctx, ep.ID); !isCode(err, 404, "not_found") {
+		t.Errorf("Get after Delete: %v, want a 404", err)
+	}
+	if list, err := c.Webhooks.List(ctx); err != nil || len(list) != 0 {
+		t.Errorf("List after Delete: %+v %v", list, err)
+	}
+}

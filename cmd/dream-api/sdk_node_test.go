@@ -21,7 +21,8 @@ func TestSDKJS(t *testing.T) {
 	if err != nil {
 		t.Fatalf("node: %v", err)
 	}
-	ts, _ := stripeServer(t, nil)
+	// Webhook endpoints on loopback (sdk.test.ts's receiver).
+	ts, _ := stripeServer(t, map[string]string{"DREAM_WEBHOOK_ALLOW_PRIVATE": "1"})
 	files, _ := filepath.Glob(filepath.Join(app, "out", "*.test.js"))
 	cjs, _ := filepath.Glob(filepath.Join(app, "*.test.cjs"))
 	files = append(files, cjs...)

@@ -77,6 +77,8 @@ type Client struct {
 	Keys *KeysService
 	// Plugin manages the platform's WASM limit policy.
 	Plugin *PluginService
+	// Webhooks manages the outgoing webhook endpoints.
+	Webhooks *WebhooksService
 
 	key        string
 	base       string
@@ -124,6 +126,7 @@ func New(opts Options) *Client {
 	c.Tiers = &TiersService{c}
 	c.Keys = &KeysService{c}
 	c.Plugin = &PluginService{c}
+	c.Webhooks = &WebhooksService{c}
 	return c
 }
 

@@ -316,3 +316,71 @@ type StatsDay struct {
 	Count   int64  `json:"count"`
 	Denied  int64  `json:"denied"`
 }
+
+// WebhookParams is the body of Webhooks.Create. URL must be https (http
+// and private addresses only on a server with DREAM_WEBHOOK_ALLOW_PRIVATE=1);
+// Events are the event types to receive, nil or empty meaning all ("*").
+type WebhookParams struct {
+	URL         string   `json:"url"`
+	Events      []string `json:"events,omitempty"`
+	Description string   `json:"description,omitempty"`
+	// IdempotencyKey is sent as the Idempotency-Key header; generated
+	// when empty.
+	IdempotencyKey string `json:"-"`
+}
+
+// WebhookUpdate is the body of Webhooks.Update: only the fields that are
+// set change. Enabled true turns on an endpoint the server disabled.
+type WebhookUpdate struct {
+	URL         *string  `json:"url,omitempty"`
+	Events      []string `json:"events,omitempty"`
+	Description *string  `json:"description,omitempty"`
+	Enabled     *bool    `json:"enabled,omitempty"`
+}
+
+// Bool returns a pointer to b, for optional booleans.
+func Bool(b bool) *bool { return &b }
+
+// WebhookEndpoint is a URL that receives the platform's events in one
+// mode. DisabledReason is set when the server disabled it; FailingSince
+// is the first failed attempt since the last success.
+type WebhookEndpoint struct {
+	ID             string     `json:"id"`
+	URL            string     `json:"url"`
+	Events         []string   `json:"events"`
+	Description    string     `json:"description"`
+	Enabled        bool       `json:"enabled"`
+	CreatedAt      time.Time  `json:"createdAt"`
+	DisabledReason string     `json:"disabledReason,omitempty"`
+	FailingSince   *time.Time `json:"failingSince,omitempty"`
+}
+
+// WebhookCreated is an endpoint with its signing secret (whsec_…), which
+// the server shows only in the answers of Create and RotateSecret.
+type WebhookCreated struct {
+	Endpoint WebhookEndpoint `json:"endpoint"`
+	Secret   string          `json:"secret"`
+}
+
+// WebhookDelivery is one event sent to an endpoint, with its last
+// attempt. State is "pending", "delivered" or "failed"; Status is the
+// HTTP status of the last attempt, 0 when it got no answer.
+type WebhookDelivery struct {
+	EventID     string     `json:"eventId"`
+	EndpointID  string     `json:"endpointId"`
+	Type        string     `json:"type"`
+	State       string     `json:"state"`
+	Attempt     int        `json:"attempt"`
+	Status      int        `json:"status"`
+	LatencyMs   int64      `json:"latencyMs"`
+	Error       string     `json:"error"`
+	NextRetryAt *time.Time `json:"nextRetryAt"`
+	CreatedAt   time.Time  `json:"createdAt"`
+	AttemptedAt *time.Time `json:"attemptedAt"`
+}
+
+// WebhookDeliveryPage is one page of deliveries, newest first.
+type WebhookDeliveryPage struct {
+	Data    []WebhookDelivery `json:"data"`
+	HasMore bool              `json:"hasMore"`
+}

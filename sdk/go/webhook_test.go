@@ -6,6 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -45,5 +48,54 @@ func TestVerifyWebhook(t *testing.T) {
 				t.Fatalf("%v, want ErrInvalidSignature", err)
 			}
 		})
+	}
+}
+
+// TestWebhooksServiceRequests: each Webhooks call's method, path (ids
+// escaped) and query, and an Idempotency-Key on every POST.
+func TestWebhooksServiceRequests(t *testing.T) {
+	type seen struct{ method, uri, idem string }
+	var got []seen
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, seen{r.Method, r.URL.RequestURI(), r.Header.Get("Idempotency-Key")})
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"endpoint":{"id":"whe_1"},"secret":"whsec_x","delivery":{"eventId":"evt_1"},"data":[{"id":"whe_1"}],"hasMore":false}`))
+	}))
+	defer srv.Close()
+	c := New(Options{SecretKey: "sk_test_x", BaseURL: srv.URL})
+	ctx := t.Context()
+	cr, err := c.Webhooks.Create(ctx, WebhookParams{URL: "https://a.test/h", IdempotencyKey: "idk_mine"})
+	if err != nil || cr.Secret != "whsec_x" || cr.Endpoint.ID != "whe_1" {
+		t.Fatalf("Create: %+v %v", cr, err)
+	}
+	c.Webhooks.List(ctx)
+	c.Webhooks.Get(ctx, "whe/1")
+	c.Webhooks.Update(ctx, "whe_1", WebhookUpdate{Enabled: Bool(true)})
+	c.Webhooks.Delete(ctx, "whe_1")
+	c.Webhooks.RotateSecret(ctx, "whe_1")
+	if d, err := c.Webhooks.Test(ctx, "whe_1"); err != nil || d.EventID != "evt_1" {
+		t.Fatalf("Test: %+v %v", d, err)
+	}
+	c.Webhooks.Deliveries(ctx, "whe_1", ListParams{Limit: 5, StartingAfter: "evt_9"})
+	c.Webhooks.Retry(ctx, "whe_1", "evt_1")
+	want := []seen{
+		{"POST", "/api/platform/webhooks", "idk_mine"},
+		{"GET", "/api/platform/webhooks", ""},
+		{"GET", "/api/platform/webhooks/whe%2F1", ""},
+		{"PATCH", "/api/platform/webhooks/whe_1", ""},
+		{"DELETE", "/api/platform/webhooks/whe_1", ""},
+		{"POST", "/api/platform/webhooks/whe_1/rotate-secret", "*"},
+		{"POST", "/api/platform/webhooks/whe_1/test", "*"},
+		{"GET", "/api/platform/webhooks/whe_1/deliveries?limit=5&startingAfter=evt_9", ""},
+		{"POST", "/api/platform/webhooks/whe_1/deliveries/evt_1/retry", "*"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d requests %+v, want %d", len(got), got, len(want))
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.method != w.method || g.uri != w.uri || (w.idem == "*" && !strings.HasPrefix(g.idem, "idk_")) || (w.idem != "*" && g.idem != w.idem) {
+			t.Errorf("request %d: %+v, want %+v", i, g, w)
+		}
 	}
 }

@@ -287,6 +287,61 @@ export interface FieldError {
   message: string;
 }
 
+/** The body of POST /api/platform/webhooks (schema WebhookCreate). */
+export interface WebhookCreateParams {
+  /** https (http and private addresses only when the server sets DREAM_WEBHOOK_ALLOW_PRIVATE=1). */
+  url: string;
+  /** Event types to receive; absent or empty means all ('*'). */
+  events?: string[];
+  description?: string;
+}
+
+/** The body of PATCH /api/platform/webhooks/{id} (schema WebhookUpdate): absent fields stay. */
+export interface WebhookUpdateParams {
+  url?: string;
+  events?: string[];
+  description?: string;
+  /** true turns on an endpoint the server disabled; false pauses deliveries. */
+  enabled?: boolean;
+}
+
+/** A URL that receives the platform's events in one mode (never its secret). */
+export interface WebhookEndpoint {
+  id: string;
+  url: string;
+  events: string[];
+  description: string;
+  enabled: boolean;
+  createdAt: string;
+  /** Why the server disabled the endpoint (every delivery failed for 3 days). */
+  disabledReason?: string;
+  /** The first failed attempt since the last success. */
+  failingSince?: string;
+}
+
+/** An endpoint with its signing secret (whsec_…), shown only by create and rotateSecret. */
+export interface WebhookCreated {
+  endpoint: WebhookEndpoint;
+  secret: string;
+}
+
+/** One event sent to an endpoint, with its last attempt. */
+export interface WebhookDelivery {
+  eventId: string;
+  endpointId: string;
+  type: string;
+  state: 'pending' | 'delivered' | 'failed';
+  /** Attempts made so far. */
+  attempt: number;
+  /** HTTP status of the last attempt; 0 when it got no answer. */
+  status: number;
+  latencyMs: number;
+  error: string;
+  nextRetryAt: string | null;
+  createdAt: string;
+  attemptedAt: string | null;
+}
+
 /**
  * The request fields of every endpoint with a JSON body, by the operationId
  * of http/openapi.yaml: what the parameter types above allow. A test holds
@@ -308,6 +363,11 @@ export const REQUEST_FIELDS = {
   refreshSession: ['refreshToken', 'publishableKey'],
   signOut: ['refreshToken', 'publishableKey'],
   resetPassword: ['token', 'password', 'publishableKey'],
+  createWebhook: ['url', 'events', 'description'],
+  updateWebhook: ['url', 'events', 'description', 'enabled'],
+  rotateWebhookSecret: [],
+  testWebhook: [],
+  retryWebhookDelivery: [],
 } as const;
 
 // ---------------------------------------------------------------- errors
@@ -525,9 +585,16 @@ class Transport {
   }
 }
 
-/** A listing that is both awaitable (the first page) and async-iterable (every item, page by page). */
-export class PageIterator<T extends { id: string }> implements AsyncIterable<T>, PromiseLike<Page<T>> {
-  constructor(private readonly fetchPage: (startingAfter?: string) => Promise<Page<T>>, private readonly start?: string) {}
+/**
+ * A listing that is both awaitable (the first page) and async-iterable (every
+ * item, page by page). cursor names the startingAfter of an item (default its id).
+ */
+export class PageIterator<T> implements AsyncIterable<T>, PromiseLike<Page<T>> {
+  constructor(
+    private readonly fetchPage: (startingAfter?: string) => Promise<Page<T>>,
+    private readonly start?: string,
+    private readonly cursor: (item: T) => string = (item) => (item as { id: string }).id,
+  ) {}
 
   /** Every page, fetched as the loop asks for it. */
   async *pages(): AsyncGenerator<Page<T>, void, undefined> {
@@ -536,7 +603,7 @@ export class PageIterator<T extends { id: string }> implements AsyncIterable<T>,
       const page = await this.fetchPage(after);
       yield page;
       if (!page.hasMore || page.data.length === 0) return;
-      after = page.data[page.data.length - 1].id;
+      after = this.cursor(page.data[page.data.length - 1]);
     }
   }
 
@@ -643,6 +710,8 @@ export class DreamAPI {
   readonly tiers: Tiers;
   readonly keys: Keys;
   readonly plugin: Plugin;
+  /** The outgoing webhook endpoints; `dream.webhooks.verify` is `DreamAPI.webhooks.verify`. */
+  readonly webhooks: Webhooks;
   private readonly t: Transport;
 
   constructor(options: DreamAPIOptions = {}) {
@@ -651,6 +720,7 @@ export class DreamAPI {
     this.tiers = new Tiers(this.t);
     this.keys = new Keys(this.t);
     this.plugin = new Plugin(this.t);
+    this.webhooks = new Webhooks(this.t);
   }
 
   /** The base URL calls go to. */
@@ -749,6 +819,72 @@ class Customers {
       (startingAfter) => this.t.request({ method: 'GET', path: '/api/customers', query: { limit, startingAfter, email: params.email } }),
       params.startingAfter,
     );
+  }
+}
+
+class Webhooks {
+  constructor(private readonly t: Transport) {}
+
+  /** Checks a delivery's Dream-Signature and resolves its event: verifyWebhook. */
+  readonly verify = verifyWebhook;
+
+  /** Registers an endpoint; the signing secret is shown only in this answer. At most 16 per mode. */
+  create(params: WebhookCreateParams, options: { idempotencyKey?: string } = {}): Promise<WebhookCreated> {
+    return this.t.request({ method: 'POST', path: '/api/platform/webhooks', body: params, idempotencyKey: options.idempotencyKey });
+  }
+
+  /** Every endpoint of the key's platform and mode, oldest first (never secrets). */
+  async list(): Promise<WebhookEndpoint[]> {
+    return (await this.t.request<Page<WebhookEndpoint>>({ method: 'GET', path: '/api/platform/webhooks' })).data;
+  }
+
+  /** One endpoint. */
+  async get(id: string): Promise<WebhookEndpoint> {
+    return (await this.t.request<{ endpoint: WebhookEndpoint }>({ method: 'GET', path: '/api/platform/webhooks/' + enc(id) })).endpoint;
+  }
+
+  /** Changes the fields given. */
+  async update(id: string, params: WebhookUpdateParams): Promise<WebhookEndpoint> {
+    return (await this.t.request<{ endpoint: WebhookEndpoint }>({ method: 'PATCH', path: '/api/platform/webhooks/' + enc(id), body: params })).endpoint;
+  }
+
+  /** Deletes an endpoint; its pending deliveries are dropped. */
+  del(id: string): Promise<{ deleted: true; id: string }> {
+    return this.t.request({ method: 'DELETE', path: '/api/platform/webhooks/' + enc(id) });
+  }
+
+  /** A new signing secret, shown only in this answer; for 24 h the old one signs too. */
+  rotateSecret(id: string, options: { idempotencyKey?: string } = {}): Promise<WebhookCreated> {
+    return this.t.request({ method: 'POST', path: `/api/platform/webhooks/${enc(id)}/rotate-secret`, idempotencyKey: options.idempotencyKey });
+  }
+
+  /** Queues a ping event for this endpoint alone; resolves its (pending) delivery. */
+  async test(id: string, options: { idempotencyKey?: string } = {}): Promise<WebhookDelivery> {
+    const r = await this.t.request<{ delivery: WebhookDelivery }>({
+      method: 'POST', path: `/api/platform/webhooks/${enc(id)}/test`, idempotencyKey: options.idempotencyKey,
+    });
+    return r.delivery;
+  }
+
+  /**
+   * The endpoint's deliveries, newest first: `await` gives the first page,
+   * `for await` walks them all; startingAfter is an event id.
+   */
+  deliveries(id: string, params: { limit?: number; startingAfter?: string } = {}): PageIterator<WebhookDelivery> {
+    const limit = params.limit ?? 100;
+    return new PageIterator<WebhookDelivery>(
+      (startingAfter) => this.t.request({ method: 'GET', path: `/api/platform/webhooks/${enc(id)}/deliveries`, query: { limit, startingAfter } }),
+      params.startingAfter,
+      (d) => d.eventId,
+    );
+  }
+
+  /** Queues the event's delivery to the endpoint again, due at once; the endpoint must be enabled. */
+  async retry(id: string, eventId: string, options: { idempotencyKey?: string } = {}): Promise<WebhookDelivery> {
+    const r = await this.t.request<{ delivery: WebhookDelivery }>({
+      method: 'POST', path: `/api/platform/webhooks/${enc(id)}/deliveries/${enc(eventId)}/retry`, idempotencyKey: options.idempotencyKey,
+    });
+    return r.delivery;
   }
 }
 

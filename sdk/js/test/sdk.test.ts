@@ -7,8 +7,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import {
-  DreamAPI, DreamAPIError, DreamClient, DreamConnectionError, TierLimitError,
-  type Customer, type TrackResult,
+  DreamAPI, DreamAPIError, DreamClient, DreamConnectionError, TierLimitError, WebhookSignatureError,
+  type Customer, type TrackResult, type WebhookDelivery, type WebhookEndpoint,
 } from 'dream-api';
 import { createPlatform, email, url } from './harness.js';
 
@@ -283,4 +283,78 @@ test('every error shape', async () => {
 
   // Nobody there: a DreamConnectionError.
   await assert.rejects(new DreamAPI({ secretKey: p.secretKey, baseUrl: 'http://127.0.0.1:1', maxRetries: 0 }).usage(c.id), DreamConnectionError);
+});
+
+test('webhooks: create, list, a signed ping, deliveries, rotate, retry, delete', async () => {
+  // A receiver on loopback (the server runs with DREAM_WEBHOOK_ALLOW_PRIVATE=1).
+  const got: { body: string; signature: string; eventId: string }[] = [];
+  const receiver: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      got.push({ body: Buffer.concat(chunks).toString('utf8'), signature: String(req.headers['dream-signature'] ?? ''), eventId: String(req.headers['dream-event-id'] ?? '') });
+      res.writeHead(200).end();
+    });
+  });
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+  const eventually = async (what: string, cond: () => boolean | Promise<boolean>) => {
+    for (let i = 0; i < 300; i++) {
+      if (await cond()) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.fail(`waited 30 s for ${what}`);
+  };
+  try {
+    const p = await createPlatform('Webhooks JS');
+    const dream = new DreamAPI({ secretKey: p.test.secretKey, baseUrl: url });
+    const hookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks`;
+
+    const created = await dream.webhooks.create({ url: hookUrl, events: ['customer.created'], description: 'js sdk' });
+    const ep: WebhookEndpoint = created.endpoint;
+    assert.match(created.secret, /^whsec_/);
+    assert.match(ep.id, /^whe_/);
+    assert.deepEqual([ep.url, ep.events, ep.description, ep.enabled], [hookUrl, ['customer.created'], 'js sdk', true]);
+    await assert.rejects(dream.webhooks.create({ url: 'ftp://x.test' }), (e: unknown) => e instanceof DreamAPIError && e.status === 422 && e.code === 'validation_failed');
+    await assert.rejects(dream.webhooks.create({ url: hookUrl, secret: 'x' } as never), (e: unknown) => e instanceof DreamAPIError && e.status === 422);
+    assert.deepEqual((await dream.webhooks.list()).map((e) => e.id), [ep.id]);
+    assert.equal((await dream.webhooks.get(ep.id)).url, hookUrl);
+    const upd = await dream.webhooks.update(ep.id, { description: 'renamed', events: ['*'] });
+    assert.deepEqual([upd.description, upd.events, upd.url], ['renamed', ['*'], hookUrl]);
+
+    // A ping, signed with the secret from create; the static and the instance verify agree.
+    const d = await dream.webhooks.test(ep.id);
+    assert.match(d.eventId, /^evt_/);
+    assert.equal(d.type, 'ping');
+    await eventually('the ping', () => got.length === 1);
+    assert.equal(got[0].eventId, d.eventId);
+    const ev = await DreamAPI.webhooks.verify<{ endpointId: string }>(got[0].body, got[0].signature, created.secret);
+    assert.deepEqual([ev.id, ev.type, ev.mode, ev.data.endpointId], [d.eventId, 'ping', 'test', ep.id]);
+    assert.equal((await dream.webhooks.verify(got[0].body, got[0].signature, created.secret)).id, d.eventId);
+    await assert.rejects(dream.webhooks.verify(got[0].body, got[0].signature, 'whsec_wrong'), WebhookSignatureError);
+
+    let deliveries: WebhookDelivery[] = [];
+    await eventually('the ping delivered', async () => {
+      deliveries = (await dream.webhooks.deliveries(ep.id)).data;
+      return deliveries.length === 1 && deliveries[0].state === 'delivered';
+    });
+    assert.deepEqual([deliveries[0].eventId, deliveries[0].status, deliveries[0].attempt], [d.eventId, 200, 1]);
+    const walked: string[] = [];
+    for await (const x of dream.webhooks.deliveries(ep.id, { limit: 1 })) walked.push(x.eventId);
+    assert.deepEqual(walked, [d.eventId]);
+
+    // A new secret; the retried ping carries a v1 for it.
+    const rot = await dream.webhooks.rotateSecret(ep.id);
+    assert.match(rot.secret, /^whsec_/);
+    assert.notEqual(rot.secret, created.secret);
+    assert.equal(rot.endpoint.id, ep.id);
+    assert.equal((await dream.webhooks.retry(ep.id, d.eventId)).eventId, d.eventId);
+    await eventually('the retried ping', () => got.length === 2);
+    assert.equal((await DreamAPI.webhooks.verify(got[1].body, got[1].signature, rot.secret)).id, d.eventId);
+
+    assert.deepEqual(await dream.webhooks.del(ep.id), { deleted: true, id: ep.id });
+    await assert.rejects(dream.webhooks.get(ep.id), (e: unknown) => e instanceof DreamAPIError && e.status === 404 && e.code === 'not_found');
+    assert.deepEqual(await dream.webhooks.list(), []);
+  } finally {
+    receiver.close();
+  }
 });

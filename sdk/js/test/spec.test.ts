@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import {
   DreamAPI, DreamClient, REQUEST_FIELDS,
   type CustomerCreateParams, type CustomerUpdateParams, type DryRunParams, type KeyCreateParams,
-  type TierInput, type TrackParams,
+  type TierInput, type TrackParams, type WebhookCreateParams, type WebhookUpdateParams,
 } from 'dream-api';
 import { url } from './harness.js';
 
@@ -61,6 +61,8 @@ test('request fields are exactly those of openapi.yaml', async () => {
     rateLimitPerMinute: 1, priceId: null, productId: null,
   };
   const key: Required<KeyCreateParams> = { rotate: 'key_1', gracePeriodHours: 1 };
+  const hook: Required<WebhookCreateParams> = { url: 'https://a.test/h', events: ['*'], description: 'd' };
+  const hookUpdate: Required<WebhookUpdateParams> = { url: 'https://a.test/h', events: ['*'], description: 'd', enabled: false };
   const dry: Required<DryRunParams> = { plan: 'free', feature: 'requests', quantity: 1, usage: 0, limit: 1, customerId: 'cus_1', metadata: {}, state: '' };
 
   const want: [keyof typeof REQUEST_FIELDS, () => Promise<unknown>][] = [
@@ -79,6 +81,12 @@ test('request fields are exactly those of openapi.yaml', async () => {
     ['refreshSession', () => browser.refresh('rt_x')],
     ['signOut', () => browser.signOut('rt_x')],
     ['resetPassword', () => browser.resetPassword('prt_x', 'pw')],
+    ['createWebhook', () => dream.webhooks.create(hook, { idempotencyKey: 'k' })],
+    ['updateWebhook', () => dream.webhooks.update('whe_1', hookUpdate)],
+    // No body: the schema is Empty.
+    ['rotateWebhookSecret', () => dream.webhooks.rotateSecret('whe_1')],
+    ['testWebhook', () => dream.webhooks.test('whe_1')],
+    ['retryWebhookDelivery', () => dream.webhooks.retry('whe_1', 'evt_1')],
   ];
   assert.deepEqual(want.map(([op]) => op).sort(), Object.keys(REQUEST_FIELDS).sort(), 'every operation of REQUEST_FIELDS is exercised');
   for (const [op, call] of want) {

@@ -23,3 +23,15 @@ export async function refusals(dream: DreamAPI): Promise<void> {
     }
   }
 }
+
+export async function webhookRefusals(dream: DreamAPI): Promise<void> {
+  // @ts-expect-error a webhook endpoint needs a url
+  await dream.webhooks.create({ events: ['*'] });
+  // @ts-expect-error enabled is a boolean
+  await dream.webhooks.update('whe_1', { enabled: 'yes' });
+  // the static verify stays next to the instance namespace
+  const ev = await DreamAPI.webhooks.verify('{}', 't=1,v1=00', 'whsec_x');
+  const secret: string = (await dream.webhooks.rotateSecret('whe_1')).secret;
+  void ev;
+  void secret;
+}
