@@ -240,26 +240,35 @@ func (c *core) idempotent(ctx context.Context, t Tenant, idem *Idempotency) (don
 	if err != nil {
 		return nil, err
 	}
-	rec, err := c.store.Idempotency(ctx, t, idem.Key)
-	switch {
-	case err == nil && c.now().Sub(rec.CreatedAt) < IdempotencyTTL:
-		release()
-		if rec.RequestHash != idem.RequestHash {
-			return nil, Errorf(EIDEMPOTENCYCONFLICT, "Idempotency-Key %q was already used with a different request.", idem.Key)
-		}
-		if rec.Sealed {
-			body, err := c.sealer.Open(rec.Body, idemAAD(t, idem.Key))
-			if err != nil {
-				return nil, Errorf(EIDEMPOTENCYCONFLICT, "The first response to Idempotency-Key %q held a secret that can no longer be shown; use a new key.", idem.Key)
-			}
-			rec.Body, rec.Sealed = body, false
-		}
-		return nil, &Replayed{Record: rec}
-	case err != nil && ErrorCode(err) != ENOTFOUND:
+	if err := c.recorded(ctx, t, idem); err != nil {
 		release()
 		return nil, err
 	}
 	return release, nil
+}
+
+// recorded returns *Replayed (the first response) or EIDEMPOTENCYCONFLICT
+// (a different request) when a live record of idem's key is stored, the
+// store's error when it cannot tell, and nil when there is none.
+func (c *core) recorded(ctx context.Context, t Tenant, idem *Idempotency) error {
+	rec, err := c.store.Idempotency(ctx, t, idem.Key)
+	switch {
+	case err == nil && c.now().Sub(rec.CreatedAt) < IdempotencyTTL:
+		if rec.RequestHash != idem.RequestHash {
+			return Errorf(EIDEMPOTENCYCONFLICT, "Idempotency-Key %q was already used with a different request.", idem.Key)
+		}
+		if rec.Sealed {
+			body, err := c.sealer.Open(rec.Body, idemAAD(t, idem.Key))
+			if err != nil {
+				return Errorf(EIDEMPOTENCYCONFLICT, "The first response to Idempotency-Key %q held a secret that can no longer be shown; use a new key.", idem.Key)
+			}
+			rec.Body, rec.Sealed = body, false
+		}
+		return &Replayed{Record: rec}
+	case err != nil && ErrorCode(err) != ENOTFOUND:
+		return err
+	}
+	return nil
 }
 
 // update runs one logical change as a unit of work (Store.Update) holding
@@ -290,7 +299,7 @@ func (c *core) updateClaimed(ctx context.Context, t Tenant, idem *Idempotency, l
 	if idem == nil || idem.Key == "" {
 		return c.store.Update(ctx, locks, build)
 	}
-	return c.store.Update(ctx, locks, func(tx Tx) (any, error) {
+	res, err := c.store.Update(ctx, locks, func(tx Tx) (any, error) {
 		res, err := build(tx)
 		if err != nil {
 			return nil, err
@@ -307,6 +316,13 @@ func (c *core) updateClaimed(ctx context.Context, t Tenant, idem *Idempotency, l
 		tx.PutIdempotency(t, idem.Key, rec)
 		return res, nil
 	})
+	if errors.Is(err, ErrIdempotencyRace) {
+		// Another process recorded the key first: answer as a replay.
+		if rerr := c.recorded(ctx, t, idem); rerr != nil {
+			return nil, rerr
+		}
+	}
+	return res, err
 }
 
 // changed is the store's Watch listener: it keeps the engine's in-memory

@@ -2,8 +2,17 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"time"
 )
+
+// ErrIdempotencyRace is returned (wrapped) by Store.Update when its unit
+// wrote an idempotency record under a key whose live record (younger than
+// IdempotencyTTL) another unit stored first: a store shared by several
+// processes, where two of them ran the same Idempotency-Key at once. The
+// unit wrote nothing; the engine answers with the stored record. A store
+// used by one process never returns it (the engine claims keys in memory).
+var ErrIdempotencyRace = errors.New("engine: idempotency key recorded by another unit")
 
 // Store keeps everything durable. Reads see every batch that has been
 // applied, durable or not yet; a caller acknowledges nothing to a client

@@ -1,0 +1,471 @@
+// Package postgres keeps dream-api's data in PostgreSQL. It implements
+// engine.Store, so that several stateless `dream-api serve` nodes can share
+// one database and stay exact.
+//
+// # Layout
+//
+// One table per kind of record (migrations/*.sql): platforms, api_keys,
+// tiers, customers, counters, policy_state, idempotency, plugin_settings,
+// plugin_versions, outbox, cors, cors_origins, the stripe_* tables,
+// platform_billing, meta (the admin token) and changes (the change log).
+// Config-like records are jsonb; counters, idempotency records and index
+// columns are plain columns. Open runs the embedded, versioned, up-only
+// migrations under an advisory lock, so that nodes starting together
+// migrate once.
+//
+// # Units of work across nodes
+//
+// Update is one transaction: BEGIN, pg_advisory_xact_lock of a stable
+// 64-bit hash of each engine.Lock (FNV-1a of its fields, in hash order so
+// that two units never deadlock on them), fn reading through the
+// transaction, its writes sent as one pipelined batch, COMMIT. The same
+// locks are also held in-process (striped mutexes) so that units of one
+// node queue in memory rather than on the database, and so that this
+// node's Watch listener is told of a unit's changes before its locks are
+// released. A track's read–decide–write of a counter (and of plugin state)
+// under the advisory lock of (platform, mode, customer, feature) is
+// therefore exact across nodes. Idempotency records are unique by
+// (platform, mode, key): a unit that would replace a record younger than
+// engine.IdempotencyTTL fails with engine.ErrIdempotencyRace and writes
+// nothing, and the engine replays the stored record.
+//
+// # Caches across nodes
+//
+// Every applied change that the engine caches (tier configs, keys, plugin
+// settings, platform billing, platform quotas) is appended to the changes table in the same
+// transaction as the write, under one more advisory lock taken last, so
+// that sequence numbers are in commit order. Every node polls the table
+// (Options.PollInterval, 200 ms by default) and feeds its Watch listener;
+// a change is delivered at most once per node and never after a newer
+// change of the same object, so a key revoked on one node is refused by
+// every node within about one poll. Rows older than
+// Options.ChangeRetention are deleted.
+//
+// # PostgreSQL and CockroachDB
+//
+// Written for PostgreSQL 13 or later (tested with 15). The SQL sticks to
+// what CockroachDB also runs (no extensions, no LISTEN/NOTIFY, INSERT … ON
+// CONFLICT, bigserial, jsonb) except advisory locks (pg_advisory_lock,
+// pg_advisory_xact_lock), which are PostgreSQL-only: running on CockroachDB
+// needs the locks replaced by SELECT … FOR UPDATE on lock rows, and the
+// change log's commit order by something other than a serial (CockroachDB's
+// serials are not dense). Neither is built; nothing was tested on
+// CockroachDB.
+//
+// Not built yet: group commit of one node's concurrent units, leasing of
+// outbox entries with FOR UPDATE SKIP LOCKED, Checkpoint (use pg_dump).
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dream-api/dream-api/engine"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Defaults of Options.
+const (
+	DefaultPollInterval    = 200 * time.Millisecond
+	DefaultChangeRetention = 10 * time.Minute
+	DefaultMaxConns        = 32
+)
+
+// Page sizes of Platforms, Customers and Outbox, as in the Pebble store.
+const (
+	defaultPageLimit = 20
+	maxPageLimit     = 100
+)
+
+// migrateLockID is the advisory lock Open holds while it migrates.
+const migrateLockID int64 = 0x647265616d6d6967 // "dreammig"
+
+// changeLogLockID is the advisory lock a unit takes, last, to append to the
+// change log, so that sequence numbers follow commit order.
+const changeLogLockID int64 = 0x647265616d63686c // "dreamchl"
+
+// ErrClosed is returned by the methods of a closed Store.
+var ErrClosed = errors.New("postgres: closed")
+
+// Options configure Open. A nil *Options means all defaults.
+type Options struct {
+	// Logger receives the poller's problems. Defaults to discarding.
+	Logger *slog.Logger
+	// PollInterval is how often the change log is read. Defaults to
+	// DefaultPollInterval.
+	PollInterval time.Duration
+	// ChangeRetention is how long change-log rows are kept. Defaults to
+	// DefaultChangeRetention; a node whose poller falls further behind
+	// misses changes.
+	ChangeRetention time.Duration
+	// MaxConns is the connection pool's size, unless the URL sets
+	// pool_max_conns. Defaults to DefaultMaxConns.
+	MaxConns int32
+}
+
+func (o *Options) ensureDefaults() {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = DefaultPollInterval
+	}
+	if o.ChangeRetention <= 0 {
+		o.ChangeRetention = DefaultChangeRetention
+	}
+	if o.MaxConns <= 0 {
+		o.MaxConns = DefaultMaxConns
+	}
+}
+
+// Store is the PostgreSQL implementation of engine.Store. Safe for
+// concurrent use; the caller MUST call Close.
+type Store struct {
+	reader
+	pool  *pgxpool.Pool
+	opts  Options
+	locks *stripes
+
+	// watch is the Watch listener; delivery (deliver) keeps the sequence
+	// number of the last change told of each object, under watchMu.
+	watch   func(engine.Change)
+	watchMu sync.Mutex
+	lastSeq map[string]int64
+	cursor  int64 // highest change-log seq read by the poller
+
+	stop     context.CancelFunc
+	pollDone chan struct{}
+	closeMu  sync.Mutex
+	closed   bool
+}
+
+// Open connects to the database at url (a postgres:// URL or a libpq
+// key=value string), runs the migrations it lacks and starts polling the
+// change log.
+func Open(ctx context.Context, url string, opts *Options) (*Store, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	o.ensureDefaults()
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = o.MaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if err := migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	s := &Store{
+		reader:  reader{q: pool},
+		pool:    pool,
+		opts:    o,
+		locks:   newStripes(lockStripes),
+		lastSeq: make(map[string]int64),
+	}
+	// Changes before now are in the tables every cache fills from.
+	if err := pool.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM changes`).Scan(&s.cursor); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: read the change log: %w", err)
+	}
+	bg, stop := context.WithCancel(context.Background())
+	s.stop, s.pollDone = stop, make(chan struct{})
+	go s.poll(bg)
+	return s, nil
+}
+
+// SchemaVersion is the newest migration this build has.
+func SchemaVersion() int {
+	v, _ := latestMigration()
+	return v
+}
+
+func latestMigration() (int, error) {
+	files, err := migrationFiles()
+	if err != nil || len(files) == 0 {
+		return 0, err
+	}
+	return files[len(files)-1].version, nil
+}
+
+type migrationFile struct {
+	version int
+	name    string
+}
+
+// migrationFiles lists the embedded migrations by version: NNNN_name.sql.
+func migrationFiles() ([]migrationFile, error) {
+	entries, err := fs.ReadDir(migrations, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	var files []migrationFile
+	for _, e := range entries {
+		num, _, ok := strings.Cut(e.Name(), "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v <= 0 {
+			return nil, fmt.Errorf("postgres: migration %s is not named NNNN_name.sql", e.Name())
+		}
+		files = append(files, migrationFile{version: v, name: e.Name()})
+	}
+	slices.SortFunc(files, func(a, b migrationFile) int { return a.version - b.version })
+	return files, nil
+}
+
+// migrate applies the migrations the database lacks, each in its own
+// transaction with its version row, holding a session advisory lock so
+// that nodes starting together migrate once. A database newer than this
+// build is refused.
+func migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	files, err := migrationFiles()
+	if err != nil {
+		return err
+	}
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: connect: %w", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrateLockID); err != nil {
+		return fmt.Errorf("postgres: migration lock: %w", err)
+	}
+	defer func() {
+		// A failed unlock ends with the session: drop the connection.
+		if _, err := conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, migrateLockID); err != nil {
+			conn.Conn().Close(context.Background())
+		}
+	}()
+	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version integer PRIMARY KEY,
+		name text NOT NULL,
+		applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		return fmt.Errorf("postgres: schema_migrations: %w", err)
+	}
+	var have int
+	if err := conn.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
+		return fmt.Errorf("postgres: schema version: %w", err)
+	}
+	if latest := files[len(files)-1].version; have > latest {
+		return fmt.Errorf("postgres: the database has schema version %d, newer than this build's %d: run a newer dream-api", have, latest)
+	}
+	for _, f := range files {
+		if f.version <= have {
+			continue
+		}
+		sql, err := migrations.ReadFile("migrations/" + f.name)
+		if err != nil {
+			return err
+		}
+		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, string(sql)); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, f.version, f.name)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("postgres: migration %s: %w", f.name, err)
+		}
+	}
+	return nil
+}
+
+// Watch sets the listener of changes to cached state (engine.Store): told
+// of this node's units before their locks are released, and of other
+// nodes' units by the change-log poller. Call it before the store serves.
+func (s *Store) Watch(fn func(engine.Change)) {
+	s.watchMu.Lock()
+	s.watch = fn
+	s.watchMu.Unlock()
+}
+
+// deliver tells the listener of ch, the change-log row seq, unless a
+// change of the same object at seq or later was told already.
+func (s *Store) deliver(seq int64, ch engine.Change) {
+	obj := objectOf(ch)
+	s.watchMu.Lock()
+	defer s.watchMu.Unlock()
+	if s.lastSeq[obj] >= seq {
+		return
+	}
+	s.lastSeq[obj] = seq
+	if s.watch != nil {
+		s.watch(ch)
+	}
+}
+
+// tell tells the listener of changes that are not logged (engine.Change
+// of a pending webhook delivery).
+func (s *Store) tell(chs []engine.Change) {
+	if len(chs) == 0 {
+		return
+	}
+	s.watchMu.Lock()
+	defer s.watchMu.Unlock()
+	if s.watch != nil {
+		for _, ch := range chs {
+			s.watch(ch)
+		}
+	}
+}
+
+// poll reads the change log every PollInterval until ctx ends, and
+// deletes old rows now and then.
+func (s *Store) poll(ctx context.Context) {
+	defer close(s.pollDone)
+	t := time.NewTicker(s.opts.PollInterval)
+	defer t.Stop()
+	lastTrim := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := s.pollOnce(ctx); err != nil && ctx.Err() == nil {
+			s.opts.Logger.Warn("postgres: reading the change log failed", "err", err)
+		}
+		if time.Since(lastTrim) > time.Minute {
+			lastTrim = time.Now()
+			cutoff := time.Now().Add(-s.opts.ChangeRetention)
+			if _, err := s.pool.Exec(ctx, `DELETE FROM changes WHERE created_at < $1`, cutoff); err != nil && ctx.Err() == nil {
+				s.opts.Logger.Warn("postgres: trimming the change log failed", "err", err)
+			}
+		}
+	}
+}
+
+// PollNow reads the change log once, as the poller does: for tests and
+// for callers that want other nodes' changes now.
+func (s *Store) PollNow(ctx context.Context) error { return s.pollOnce(ctx) }
+
+func (s *Store) pollOnce(ctx context.Context) error {
+	for {
+		s.watchMu.Lock()
+		cursor := s.cursor
+		s.watchMu.Unlock()
+		rows, err := s.pool.Query(ctx, `SELECT seq, kind, platform, mode, payload FROM changes WHERE seq > $1 ORDER BY seq LIMIT 500`, cursor)
+		if err != nil {
+			return err
+		}
+		type row struct {
+			seq int64
+			ch  engine.Change
+			ok  bool
+		}
+		var batch []row
+		for rows.Next() {
+			var (
+				seq      int64
+				kind     string
+				platform string
+				mode     int16
+				payload  []byte
+			)
+			if err := rows.Scan(&seq, &kind, &platform, &mode, &payload); err != nil {
+				rows.Close()
+				return err
+			}
+			ch, err := decodeChange(kind, platform, engine.Mode(mode), payload)
+			if err != nil {
+				s.opts.Logger.Error("postgres: undecodable change-log row", "seq", seq, "err", err)
+				batch = append(batch, row{seq: seq})
+				continue
+			}
+			batch = append(batch, row{seq, ch, true})
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, r := range batch {
+			if r.ok {
+				s.deliver(r.seq, r.ch)
+			}
+			s.watchMu.Lock()
+			s.cursor = max(s.cursor, r.seq)
+			s.watchMu.Unlock()
+		}
+		if len(batch) < 500 {
+			return nil
+		}
+	}
+}
+
+// NewBatch starts a batch of writes outside a unit of work. The caller
+// MUST Close it. Not safe for concurrent use.
+func (s *Store) NewBatch() engine.Batch { return &batch{writer: newWriter(), s: s} }
+
+// Checkpoint is not supported: back up a PostgreSQL store with pg_dump.
+func (s *Store) Checkpoint(dir string) error {
+	return errors.New("postgres: Checkpoint is not supported on PostgreSQL; back up with pg_dump")
+}
+
+// Healthy returns an error when the database cannot be reached within 5 s
+// or its schema is not this build's.
+func (s *Store) Healthy() error {
+	if s.isClosed() {
+		return ErrClosed
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var v int
+	if err := s.pool.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&v); err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	if want := SchemaVersion(); v != want {
+		return fmt.Errorf("postgres: schema version is %d, want %d", v, want)
+	}
+	return nil
+}
+
+func (s *Store) isClosed() bool {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	return s.closed
+}
+
+// Close stops the poller and closes the connections. Closing twice does
+// nothing.
+func (s *Store) Close() error {
+	s.closeMu.Lock()
+	if s.closed {
+		s.closeMu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.closeMu.Unlock()
+	s.stop()
+	<-s.pollDone
+	s.pool.Close()
+	return nil
+}
+
+// isUniqueViolation reports whether err is PostgreSQL's unique_violation.
+func isUniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
+var _ engine.Store = (*Store)(nil)
