@@ -2,9 +2,13 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/dream-api/dream-api/engine"
 	"github.com/dream-api/dream-api/storage/postgres"
@@ -30,4 +34,115 @@ func open(t *testing.T, url string) *postgres.Store {
 // The PostgreSQL store passes the store contract's conformance suite.
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) engine.Store { return open(t, pgtest.Database(t)) })
+}
+
+// Nodes starting together on a new database migrate it once; a database
+// whose schema is newer than the build is refused.
+func TestMigrations(t *testing.T) {
+	url := pgtest.Database(t)
+	const nodes = 4
+	errs := make(chan error, nodes)
+	stores := make(chan *postgres.Store, nodes)
+	for range nodes {
+		go func() {
+			s, err := postgres.Open(ctx, url, nil)
+			errs <- err
+			stores <- s
+		}()
+	}
+	for range nodes {
+		if err := <-errs; err != nil {
+			t.Fatalf("Open of a node started with others: %v", err)
+		}
+		s := <-stores
+		t.Cleanup(func() { s.Close() })
+	}
+	s := open(t, url)
+	if err := s.Healthy(); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var rows, max int
+	if err := conn.QueryRow(ctx, `SELECT count(*), max(version) FROM schema_migrations`).Scan(&rows, &max); err != nil {
+		t.Fatal(err)
+	}
+	if rows != postgres.SchemaVersion() || max != postgres.SchemaVersion() {
+		t.Errorf("schema_migrations has %d rows up to %d; want each of %d migrations once", rows, max, postgres.SchemaVersion())
+	}
+	if _, err := conn.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, 'from the future')`, postgres.SchemaVersion()+1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := postgres.Open(ctx, url, nil); err == nil || !strings.Contains(err.Error(), "newer than this build") {
+		t.Errorf("Open of a newer database: %v, want a refusal", err)
+	}
+	if err := s.Healthy(); err == nil {
+		t.Error("Healthy on a database whose schema changed under it")
+	}
+}
+
+// Advisory lock ids are the same in every node and build: they are part of
+// what nodes agree on.
+func TestLockIDStable(t *testing.T) {
+	l := engine.Lock{Kind: engine.LockCounter, Mode: engine.Test, Platform: "plt_a", ID: "cus_a", Feature: "requests"}
+	if got, want := postgres.LockID(l), int64(-0x5a6d42919adcb245); got != want {
+		t.Errorf("LockID = %#x, want %#x", got, want)
+	}
+	seen := map[int64]engine.Lock{}
+	for _, l := range []engine.Lock{
+		l,
+		{Kind: engine.LockCounter, Mode: engine.Live, Platform: "plt_a", ID: "cus_a", Feature: "requests"},
+		{Kind: engine.LockCustomer, Mode: engine.Test, Platform: "plt_a", ID: "cus_a"},
+		{Kind: engine.LockCounter, Mode: engine.Test, Platform: "plt_a", ID: "cus_ar", Feature: "equests"},
+		{Kind: engine.LockCounter, Mode: engine.Test, Platform: "plt_", ID: "acus_a", Feature: "requests"},
+	} {
+		id := postgres.LockID(l)
+		if prev, dup := seen[id]; dup {
+			t.Errorf("LockID(%+v) = LockID(%+v)", l, prev)
+		}
+		seen[id] = l
+	}
+}
+
+// A node is never told of an older change of an object after a newer one:
+// B's own write of a key, then B's poll reading A's earlier write of it,
+// leaves B's listener with B's write.
+func TestChangesDeliveredInOrder(t *testing.T) {
+	url := pgtest.Database(t)
+	a := open(t, url)
+	b, err := postgres.Open(ctx, url, &postgres.Options{PollInterval: time.Hour}) // polled by hand
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	var told []string
+	b.Watch(func(ch engine.Change) {
+		told = append(told, fmt.Sprintf("%s revoked=%v", ch.Key.ID, ch.Key.RevokedAt != nil))
+	})
+	key := &engine.Key{ID: "key_1", PlatformID: "plt_a", CreatedAt: time.Now().UTC()}
+	lock := []engine.Lock{{Kind: engine.LockKeys, Platform: "plt_a"}}
+	put := func(s *postgres.Store, k engine.Key) {
+		t.Helper()
+		if _, err := s.Update(ctx, lock, func(tx engine.Tx) (any, error) { tx.PutKey(&k); return nil, nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(a, *key)
+	revoked := *key
+	revoked.RevokedAt = &revoked.CreatedAt
+	put(b, revoked)
+	if err := b.PollNow(ctx); err != nil {
+		t.Fatal(err)
+	}
+	put(a, *key) // a newer change from A is delivered
+	if err := b.PollNow(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"key_1 revoked=true", "key_1 revoked=false"}
+	if fmt.Sprint(told) != fmt.Sprint(want) {
+		t.Errorf("B was told %q, want %q", told, want)
+	}
 }
