@@ -5,7 +5,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.Version=$(VERSION)
 
-.PHONY: stripe-mock chromium all build run test test-short vet fuzz bench bench-deps soak clean plugins plugins-bench sdk-js-test
+.PHONY: stripe-mock chromium postgres all build run test test-short vet fuzz bench bench-deps soak clean plugins plugins-bench sdk-js-test
 
 all: build
 
@@ -20,7 +20,7 @@ vet:
 	$(GO) vet ./...
 
 # The fuzz corpora under */testdata/fuzz run as ordinary tests here.
-test: vet stripe-mock chromium
+test: vet stripe-mock chromium postgres
 	$(GO) test -race -count=1 -timeout 20m ./...
 	cd sdk/go && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 	$(MAKE) sdk-js-test
@@ -42,6 +42,13 @@ stripe-mock:
 # installed with apt when missing (needs root, as on CI).
 chromium:
 	@command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
+# PostgreSQL's initdb and postgres, which the storage/postgres tests run on
+# a temp dir and a free port (they skip without it unless CI or
+# DREAM_REQUIRE_POSTGRES=1 is set).
+postgres:
+	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql)
 
 test-short:
 	$(GO) test -count=1 -short ./...

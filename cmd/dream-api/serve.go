@@ -24,12 +24,16 @@ import (
 	"github.com/dream-api/dream-api/http/dashboard"
 	"github.com/dream-api/dream-api/plugins"
 	"github.com/dream-api/dream-api/storage"
+	"github.com/dream-api/dream-api/storage/postgres"
 )
 
 // Config is everything serve reads from flags and the environment.
 type Config struct {
 	Addr    string // DREAM_ADDR, --addr
 	DataDir string // DREAM_DATA_DIR, --data
+	// Store is a postgres:// URL of a database that several nodes share
+	// (DREAM_STORE, --store); empty: the Pebble store in the data dir.
+	Store string
 	// BackupDir is where POST /admin/backup (and `dream-api backup` with
 	// a server) writes: DREAM_BACKUP_DIR, --backup-dir. Defaults to
 	// "backups" beside the data dir (<data>/../backups).
@@ -72,7 +76,7 @@ type Main struct {
 
 	log       *slog.Logger
 	lock      *dataDirLock
-	store     *storage.Store
+	store     engine.Store
 	wasm      *plugins.Runtime
 	masterKey []byte
 	// keyFromEnv: the master key came from DREAM_MASTER_KEY, so backups
@@ -96,6 +100,7 @@ func NewMain() *Main {
 var serveEnv = []envVar{
 	{"DREAM_ADDR", "--addr"},
 	{"DREAM_DATA_DIR", "--data"},
+	{"DREAM_STORE", "--store (postgres://…)"},
 	{"DREAM_BACKUP_DIR", "--backup-dir"},
 	{"DREAM_ACCESS_LOG", "--access-log (1 or true)"},
 	{"DREAM_LOG_LEVEL", "--log-level"},
@@ -139,6 +144,7 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 	fs.SetOutput(m.Stderr)
 	fs.StringVar(&c.Addr, "addr", env("DREAM_ADDR", "127.0.0.1:8787"), "address to listen on")
 	fs.StringVar(&c.DataDir, "data", env("DREAM_DATA_DIR", "./data"), "data directory (Pebble store, created if absent)")
+	fs.StringVar(&c.Store, "store", env("DREAM_STORE", ""), "postgres://… URL of a PostgreSQL database shared by several nodes (default: the Pebble store in the data dir)")
 	fs.StringVar(&c.BackupDir, "backup-dir", env("DREAM_BACKUP_DIR", ""), "directory POST /admin/backup writes into (default: backups beside the data dir)")
 	fs.BoolVar(&c.AccessLog, "access-log", env("DREAM_ACCESS_LOG", "") == "1" || env("DREAM_ACCESS_LOG", "") == "true", "log every request")
 	fs.StringVar(&c.LogLevel, "log-level", env("DREAM_LOG_LEVEL", "info"), "debug, info, warn or error")
@@ -217,7 +223,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.masterKey, m.keyFromEnv, err = dataDirMasterKey(m.Config.DataDir, m.Config.MasterKey, true, m.log); err != nil {
 		return err
 	}
-	st, err := storage.Open(filepath.Join(m.Config.DataDir, storeDirName), &storage.Options{Logger: m.log.With("component", "pebble")})
+	st, err := m.openStore(ctx)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
@@ -435,7 +441,11 @@ func (m *Main) backup(ctx context.Context, dir string) (string, bool, error) {
 	if err != nil {
 		return "", false, err
 	}
-	if err := writeBackup(m.store, path, m.masterKey, !m.keyFromEnv); err != nil {
+	pebble, ok := m.store.(*storage.Store)
+	if !ok {
+		return "", false, engine.Errorf(engine.ECONFLICT, "This server keeps its data in PostgreSQL: back it up with pg_dump.")
+	}
+	if err := writeBackup(pebble, path, m.masterKey, !m.keyFromEnv); err != nil {
 		return "", false, err
 	}
 	m.log.Info("backup written", "dir", path, "masterKeyIncluded", !m.keyFromEnv)
@@ -474,4 +484,22 @@ func checkQuotas(q *engine.Quotas) error {
 		q.Burst = max(int64(math.Ceil(min(2*q.RPS, 1e12))), 1)
 	}
 	return nil
+}
+
+// openStore opens the Pebble store in the data dir, or with --store the
+// PostgreSQL database, which needs DREAM_MASTER_KEY: every node sharing it
+// must seal secrets with the same key. The URL is never logged (it may
+// hold a password).
+func (m *Main) openStore(ctx context.Context) (engine.Store, error) {
+	u := m.Config.Store
+	if u == "" {
+		return storage.Open(filepath.Join(m.Config.DataDir, storeDirName), &storage.Options{Logger: m.log.With("component", "pebble")})
+	}
+	if !strings.HasPrefix(u, "postgres://") && !strings.HasPrefix(u, "postgresql://") {
+		return nil, errors.New("--store: want a postgres:// URL")
+	}
+	if !m.keyFromEnv {
+		return nil, errors.New("--store postgres://… needs DREAM_MASTER_KEY: every node sharing the database must seal secrets with the same key")
+	}
+	return postgres.Open(ctx, u, &postgres.Options{Logger: m.log.With("component", "postgres")})
 }

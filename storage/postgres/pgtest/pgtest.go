@@ -262,3 +262,30 @@ func Main(m *testing.M) int {
 	shared.mu.Unlock()
 	return code
 }
+
+// Own starts a server for t alone, stopped at its end. It skips t when
+// PostgreSQL is absent, or fails it when Required.
+func Own(t testing.TB) *Server {
+	t.Helper()
+	srv, err := Start()
+	if errors.Is(err, ErrNotInstalled) && !Required() {
+		t.Skip("PostgreSQL is not installed (set CI or DREAM_REQUIRE_POSTGRES=1 to fail instead)")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	return srv
+}
+
+// Database returns the URL of a fresh database on s.
+func (s *Server) Database(t testing.TB) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	u, err := s.NewDatabase(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}

@@ -1,0 +1,163 @@
+package main
+
+// Two servers on one PostgreSQL database (issue 14): each is a whole
+// dream-api (its own engine, caches, connection pool and HTTP server) as a
+// node behind a load balancer would be.
+
+import (
+	"bytes"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dream-api/dream-api/storage/postgres/pgtest"
+)
+
+// startNodes starts two servers on one fresh database, with the same
+// master key and admin token.
+func startNodes(t *testing.T) (a, b *testServer) {
+	t.Helper()
+	url := pgtest.Own(t).Database(t)
+	env := map[string]string{
+		"DREAM_STORE":       url,
+		"DREAM_MASTER_KEY":  randHex(32),
+		"DREAM_ADMIN_TOKEN": "dat_test_" + randHex(16),
+	}
+	return startServer(t, env), startServer(t, env)
+}
+
+func TestPostgresTwoNodesExact(t *testing.T) {
+	const (
+		workersPerNode = 32
+		calls          = 1536
+		limit          = 1000
+	)
+	a, b := startNodes(t)
+	p := a.createPlatform(t, "Two nodes")
+	a.putTiers(t, p.SK, map[string]any{"name": "free", "limit": limit})
+	id := str(a.createCustomer(t, p.SK, map[string]any{"email": "hot@example.com"}), "id")
+
+	var allowed, denied, other atomic.Int64
+	nodes := []*testServer{a, b}
+	race(2*workersPerNode, calls, func(w, i int) {
+		res, err := nodes[w%2].try(t.Context(), req{Method: "POST", Path: "/api/track", Key: p.SK, Body: track(id)})
+		switch {
+		case err != nil:
+			other.Add(1)
+			t.Error(err)
+		case res.Status == 200 && res.Body["allowed"] == true:
+			allowed.Add(1)
+		case res.Status == 429 && str(res.Body, "code") == "tier_limit_reached":
+			denied.Add(1)
+		default:
+			other.Add(1)
+			t.Errorf("unexpected answer %d %s", res.Status, res.Raw)
+		}
+	})
+	if allowed.Load() != limit || denied.Load() != calls-limit || other.Load() != 0 {
+		t.Errorf("allowed/denied/other = %d/%d/%d, want %d/%d/0", allowed.Load(), denied.Load(), other.Load(), limit, calls-limit)
+	}
+	for _, n := range nodes {
+		if got := n.count(t, p.SK, id, "requests"); got != limit {
+			t.Errorf("stored count read through %s = %d, want %d", n.URL, got, limit)
+		}
+	}
+}
+
+func TestPostgresTwoNodesIdempotencyAndCaches(t *testing.T) {
+	a, b := startNodes(t)
+	p := a.createPlatform(t, "Two nodes idem")
+	a.putTiers(t, p.SK, map[string]any{"name": "free", "limit": 5})
+	id := str(a.createCustomer(t, p.SK, map[string]any{"email": "idem@example.com"}), "id")
+
+	// One Idempotency-Key sent to both nodes at once: counted once, the
+	// same answer from both.
+	const keys = 10
+	for k := range keys {
+		key := "both-" + string(rune('a'+k))
+		var wg sync.WaitGroup
+		res := make([]*response, 2)
+		for i, n := range []*testServer{a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res[i] = n.do(t, req{Method: "POST", Path: "/api/track", Key: p.SK,
+					Body: map[string]any{"customerId": id}, Header: map[string]string{"Idempotency-Key": key}})
+			}()
+		}
+		wg.Wait()
+		if res[0].Status != res[1].Status || !bytes.Equal(res[0].Raw, res[1].Raw) {
+			t.Errorf("key %s: the nodes answered\n %d %s\n %d %s", key, res[0].Status, res[0].Raw, res[1].Status, res[1].Raw)
+		}
+	}
+	if got := b.count(t, p.SK, id, "requests"); got != 5 {
+		t.Errorf("count after %d keys sent to both nodes, limit 5: %d, want 5", keys, got)
+	}
+
+	// A tier change on A is enforced by B.
+	b.expect(t, req{Method: "POST", Path: "/api/track", Key: p.SK, Body: track(id)}, 429, "tier_limit_reached")
+	a.putTiers(t, p.SK, map[string]any{"name": "free", "limit": 6})
+	within(t, "B allows a call under the limit raised on A", func() bool {
+		r := b.do(t, req{Method: "POST", Path: "/api/track", Key: p.SK, Body: track(id)})
+		return r.Status == 200
+	})
+	b.expect(t, req{Method: "POST", Path: "/api/track", Key: p.SK, Body: track(id)}, 429, "tier_limit_reached")
+	if got := a.count(t, p.SK, id, "requests"); got != 6 {
+		t.Errorf("count after the raise = %d, want 6", got)
+	}
+
+	// A key revoked on A is refused by B.
+	kp := a.expect(t, req{Method: "POST", Path: "/api/platform/keys", Key: p.SK}, 201, "")
+	sk, keyID := str(kp.Body, "secretKey"), str(kp.Body, "key", "id")
+	within(t, "B accepts the key made on A", func() bool {
+		return b.do(t, req{Method: "GET", Path: "/api/platform/keys", Key: sk}).Status == 200
+	})
+	a.expect(t, req{Method: "DELETE", Path: "/api/platform/keys/" + keyID, Key: p.SK}, 200, "")
+	within(t, "B refuses the key revoked on A", func() bool {
+		r := b.do(t, req{Method: "GET", Path: "/api/platform/keys", Key: sk})
+		return r.Status == 401 && str(r.Body, "code") == "invalid_api_key"
+	})
+}
+
+// within polls cond every 20 ms until it holds, failing t after 5 s: the
+// outcome is asserted, never the speed (the nodes poll every 200 ms).
+func within(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 5 s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// --store takes a postgres:// URL only, and needs DREAM_MASTER_KEY: nodes
+// must seal with one key.
+func TestStoreFlagRefusals(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"not postgres", map[string]string{"DREAM_STORE": "mysql://x", "DREAM_MASTER_KEY": randHex(32)}, "want a postgres:// URL"},
+		{"no master key", map[string]string{"DREAM_STORE": "postgres://127.0.0.1:1/x"}, "needs DREAM_MASTER_KEY"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := NewMain()
+			var logs syncBuffer
+			m.Getenv = func(k string) string { return tc.env[k] }
+			m.Stdout, m.Stderr = &logs, &logs
+			if err := m.ParseFlags(t.Context(), []string{"--addr", "127.0.0.1:0", "--data", t.TempDir()}); err != nil {
+				t.Fatal(err)
+			}
+			err := m.Run(t.Context())
+			m.Close()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Run = %v, want an error saying %q", err, tc.want)
+			}
+		})
+	}
+}
