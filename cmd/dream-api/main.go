@@ -45,6 +45,7 @@ const usage = `usage:
   dream-api backup DIR [--server URL] [--data DIR]          write a backup
   dream-api restore BACKUP --data DIR                       make a data dir of a backup
   dream-api plugin push|dry-run|rollback|status [--key K] [--server URL]
+  dream-api migrate --from DIR --to postgres://…            copy a data dir's store to PostgreSQL
   dream-api version
 
 dream-api COMMAND --help lists a command's flags and environment variables.`
@@ -93,6 +94,8 @@ func dispatch(ctx context.Context, args []string) error {
 		return pluginCommand(ctx, args[1:], os.Stdout)
 	case "restore":
 		return restore(ctx, args[1:], os.Stdout)
+	case "migrate":
+		return migrate(ctx, args[1:], os.Stdout)
 	case "version", "--version", "-v":
 		fmt.Println(Version)
 		return nil
@@ -100,5 +103,5 @@ func dispatch(ctx context.Context, args []string) error {
 		fmt.Println(usage)
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (serve, platform create, developer create, backup, restore, plugin, version; see dream-api --help)", args[0])
+	return fmt.Errorf("unknown command %q (serve, platform create, developer create, backup, restore, plugin, migrate, version; see dream-api --help)", args[0])
 }

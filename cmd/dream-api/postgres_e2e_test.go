@@ -6,6 +6,9 @@ package main
 
 import (
 	"bytes"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -159,5 +162,60 @@ func TestStoreFlagRefusals(t *testing.T) {
 				t.Errorf("Run = %v, want an error saying %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// dream-api migrate copies a served Pebble data dir into PostgreSQL; a
+// node on the database then serves the same platforms, keys, tiers,
+// customers, usage and recorded idempotent answers.
+func TestMigrateToPostgres(t *testing.T) {
+	dir := t.TempDir()
+	token := "dat_test_" + randHex(16)
+	old := startServerAt(t, dir, map[string]string{"DREAM_ADMIN_TOKEN": token})
+	p := old.createPlatform(t, "Moving")
+	old.putTiers(t, p.SK, map[string]any{"name": "free", "limit": 10})
+	id := str(old.createCustomer(t, p.SK, map[string]any{"email": "mover@example.com"}), "id")
+	first := old.expect(t, req{Method: "POST", Path: "/api/track", Key: p.SK, Body: track(id),
+		Header: map[string]string{"Idempotency-Key": "before-the-move"}}, 200, "")
+	for range 2 {
+		old.expect(t, req{Method: "POST", Path: "/api/track", Key: p.SK, Body: track(id)}, 200, "")
+	}
+	testID := str(old.createCustomer(t, p.TestSK, map[string]any{"email": "t@example.com"}), "id")
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	url := pgtest.Own(t).Database(t)
+	var out bytes.Buffer
+	if err := migrate(t.Context(), []string{"--from", dir, "--to", url}, &out); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "Copied") {
+		t.Errorf("migrate said %q", out.String())
+	}
+	if err := migrate(t.Context(), []string{"--from", dir, "--to", url}, io.Discard); err == nil || !strings.Contains(err.Error(), "already holds platforms") {
+		t.Errorf("a second migrate into the same database: %v, want a refusal", err)
+	}
+	keyHex, err := os.ReadFile(filepath.Join(dir, "master.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := startServer(t, map[string]string{"DREAM_STORE": url, "DREAM_MASTER_KEY": strings.TrimSpace(string(keyHex)), "DREAM_ADMIN_TOKEN": token})
+	if got := node.count(t, p.SK, id, "requests"); got != 3 {
+		t.Errorf("count after the move = %d, want 3", got)
+	}
+	replay := node.expect(t, req{Method: "POST", Path: "/api/track", Key: p.SK, Body: track(id),
+		Header: map[string]string{"Idempotency-Key": "before-the-move"}}, 200, "")
+	if !bytes.Equal(replay.Raw, first.Raw) {
+		t.Errorf("a replay after the move answered\n %s\nwant the first answer\n %s", replay.Raw, first.Raw)
+	}
+	node.expect(t, req{Method: "GET", Path: "/api/customers/" + testID, Key: p.TestSK}, 200, "")
+	res := node.expect(t, req{Method: "GET", Path: "/api/platform/tiers", Key: p.SK}, 200, "")
+	if !strings.Contains(string(res.Raw), `"requests":10`) {
+		t.Errorf("tiers after the move: %s", res.Raw)
+	}
+	node.expect(t, req{Method: "GET", Path: "/admin/platforms", Key: token}, 200, "")
+	if got := node.count(t, p.SK, id, "requests"); got != 3 {
+		t.Errorf("count after a replay = %d, want 3", got)
 	}
 }
