@@ -216,8 +216,12 @@ func (p *Plugins) newActive(ctx context.Context, t Tenant, s *PluginSettings, m 
 
 // statefulFlag tells whether a platform has any plugin state stored: one
 // flag per platform, shared by its policies, that only ever turns true;
-// true when unsure.
+// true when unsure. Nil (always read the state) on a store that other
+// processes write: another node may store the first state at any time.
 func (p *Plugins) statefulFlag(ctx context.Context, platformID string) *atomic.Bool {
+	if shared(p.c.store) {
+		return nil
+	}
 	p.mu.RLock()
 	f := p.stateful[platformID]
 	p.mu.RUnlock()

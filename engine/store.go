@@ -61,6 +61,22 @@ type Store interface {
 	Close() error
 }
 
+// SharedStore is implemented by a Store that several processes (nodes)
+// share, such as PostgreSQL: the engine then draws no conclusion about
+// stored state from what its own process saw, e.g. that a platform has no
+// plugin state because none was there when its policy was loaded.
+type SharedStore interface {
+	Store
+	// Shared reports whether other processes may write the store.
+	Shared() bool
+}
+
+// shared reports whether s is shared by several processes.
+func shared(s Store) bool {
+	ss, ok := s.(SharedStore)
+	return ok && ss.Shared()
+}
+
 // Tx is what a unit of work (Store.Update) reads and writes through.
 type Tx interface {
 	Reader

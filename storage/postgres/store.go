@@ -413,6 +413,10 @@ func (s *Store) pollOnce(ctx context.Context) error {
 	}
 }
 
+// Shared reports true: other nodes write the database too
+// (engine.SharedStore).
+func (s *Store) Shared() bool { return true }
+
 // NewBatch starts a batch of writes outside a unit of work. The caller
 // MUST Close it. Not safe for concurrent use.
 func (s *Store) NewBatch() engine.Batch { return &batch{writer: newWriter(), s: s} }
@@ -468,4 +472,4 @@ func isUniqueViolation(err error) bool {
 	return errors.As(err, &pe) && pe.Code == "23505"
 }
 
-var _ engine.Store = (*Store)(nil)
+var _ engine.SharedStore = (*Store)(nil)
