@@ -113,7 +113,8 @@ type Options struct {
 	// misses changes.
 	ChangeRetention time.Duration
 	// MaxConns is the connection pool's size, unless the URL sets
-	// pool_max_conns. Defaults to DefaultMaxConns.
+	// pool_max_conns. Defaults to DefaultMaxConns. Units of work use at
+	// most half of it at once.
 	MaxConns int32
 }
 
@@ -139,6 +140,10 @@ type Store struct {
 	pool  *pgxpool.Pool
 	opts  Options
 	locks *stripes
+	// units admits at most half the pool's connections to units of work,
+	// so that a read made outside a unit's transaction (by the engine,
+	// even while it runs a unit) always finds a connection.
+	units chan struct{}
 
 	// watch is the Watch listener; delivery (deliver) keeps the sequence
 	// number of the last change told of each object, under watchMu.
@@ -182,6 +187,7 @@ func Open(ctx context.Context, url string, opts *Options) (*Store, error) {
 		pool:    pool,
 		opts:    o,
 		locks:   newStripes(lockStripes),
+		units:   make(chan struct{}, max(1, cfg.MaxConns/2)),
 		lastSeq: make(map[string]int64),
 	}
 	// Changes before now are in the tables every cache fills from.

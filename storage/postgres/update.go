@@ -91,6 +91,12 @@ func (s *Store) Update(ctx context.Context, locks []engine.Lock, fn func(tx engi
 	ids := lockIDs(locks)
 	idx := s.locks.lock(ids)
 	defer s.locks.unlock(idx)
+	select {
+	case s.units <- struct{}{}:
+		defer func() { <-s.units }()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 
 	ptx, err := s.pool.Begin(ctx)
 	if err != nil {
