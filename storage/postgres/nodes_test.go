@@ -23,7 +23,9 @@ type node struct {
 	eng   *engine.Engine
 }
 
-func newNode(t *testing.T, name, url string) *node {
+func newNode(t *testing.T, name, url string) *node { return newNodeB(t, name, url) }
+
+func newNodeB(t testing.TB, name, url string) *node {
 	t.Helper()
 	s, err := postgres.Open(ctx, url, nil) // the default 200 ms poll
 	if err != nil {
