@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/dream-api/dream-api/engine"
+	"github.com/dream-api/dream-api/storage/postgres"
 	"github.com/dream-api/dream-api/storage/postgres/pgtest"
 )
 
@@ -14,50 +15,52 @@ import (
 // sharing the database. Without group commit every track is one
 // transaction and one commit.
 func BenchmarkTrack(b *testing.B) {
-	for _, nodes := range []int{1, 2} {
-		for _, hot := range []bool{true, false} {
-			name := fmt.Sprintf("nodes=%d/hot=%v", nodes, hot)
-			b.Run(name, func(b *testing.B) {
-				url := pgtest.Database(b)
-				var ns []*node
-				for i := range nodes {
-					ns = append(ns, newNodeB(b, fmt.Sprint(i), url))
-				}
-				np, err := ns[0].eng.Platforms.Create(ctx, engine.CreatePlatformInput{Name: "Bench"}, nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				tenant := engine.Tenant{PlatformID: np.Platform.ID, Mode: engine.Live}
-				if _, err := ns[0].eng.Tiers.Put(ctx, tenant, limitTiers(engine.Unlimited), nil); err != nil {
-					b.Fatal(err)
-				}
-				var ids []string
-				for i := range 64 {
-					c, err := ns[0].eng.Customers.Create(ctx, tenant, np.PublishableKey, engine.CreateCustomerInput{Email: fmt.Sprintf("b%d@example.com", i)}, nil)
+	for _, group := range []bool{false, true} {
+		for _, nodes := range []int{1, 2} {
+			for _, hot := range []bool{true, false} {
+				name := fmt.Sprintf("group=%v/nodes=%d/hot=%v", group, nodes, hot)
+				b.Run(name, func(b *testing.B) {
+					url := pgtest.Database(b)
+					var ns []*node
+					for i := range nodes {
+						ns = append(ns, newNodeB(b, fmt.Sprint(i), url, &postgres.Options{GroupCommit: group}))
+					}
+					np, err := ns[0].eng.Platforms.Create(ctx, engine.CreatePlatformInput{Name: "Bench"}, nil)
 					if err != nil {
 						b.Fatal(err)
 					}
-					ids = append(ids, c.ID)
-				}
-				var next atomic.Int64
-				one := int64(1)
-				b.SetParallelism(16)
-				b.ResetTimer()
-				b.RunParallel(func(pb *testing.PB) {
-					g := int(next.Add(1))
-					n := ns[g%len(ns)]
-					id := ids[0]
-					if !hot {
-						id = ids[g%len(ids)]
+					tenant := engine.Tenant{PlatformID: np.Platform.ID, Mode: engine.Live}
+					if _, err := ns[0].eng.Tiers.Put(ctx, tenant, limitTiers(engine.Unlimited), nil); err != nil {
+						b.Fatal(err)
 					}
-					for pb.Next() {
-						if _, err := n.eng.Meter.Track(ctx, tenant, engine.TrackInput{CustomerID: id, Feature: "requests", Quantity: &one}, nil); err != nil {
-							b.Error(err)
-							return
+					var ids []string
+					for i := range 64 {
+						c, err := ns[0].eng.Customers.Create(ctx, tenant, np.PublishableKey, engine.CreateCustomerInput{Email: fmt.Sprintf("b%d@example.com", i)}, nil)
+						if err != nil {
+							b.Fatal(err)
 						}
+						ids = append(ids, c.ID)
 					}
+					var next atomic.Int64
+					one := int64(1)
+					b.SetParallelism(16)
+					b.ResetTimer()
+					b.RunParallel(func(pb *testing.PB) {
+						g := int(next.Add(1))
+						n := ns[g%len(ns)]
+						id := ids[0]
+						if !hot {
+							id = ids[g%len(ids)]
+						}
+						for pb.Next() {
+							if _, err := n.eng.Meter.Track(ctx, tenant, engine.TrackInput{CustomerID: id, Feature: "requests", Quantity: &one}, nil); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					})
 				})
-			})
+			}
 		}
 	}
 }

@@ -23,11 +23,13 @@ type node struct {
 	eng   *engine.Engine
 }
 
-func newNode(t *testing.T, name, url string) *node { return newNodeB(t, name, url) }
+func newNode(t *testing.T, name, url string, opts *postgres.Options) *node {
+	return newNodeB(t, name, url, opts)
+}
 
-func newNodeB(t testing.TB, name, url string) *node {
+func newNodeB(t testing.TB, name, url string, opts *postgres.Options) *node {
 	t.Helper()
-	s, err := postgres.Open(ctx, url, nil) // the default 200 ms poll
+	s, err := postgres.Open(ctx, url, opts) // the default 200 ms poll
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,9 +71,14 @@ func idem(key string) *engine.Idempotency {
 // allowed exactly 1 000 calls; an Idempotency-Key sent to both at once is
 // counted once and answered alike; a key revoked on A is refused by B; a
 // tier change on A is enforced by B.
-func TestTwoNodes(t *testing.T) {
+func TestTwoNodes(t *testing.T) { twoNodes(t, nil) }
+
+// The same with group commit: the units of each node share transactions.
+func TestTwoNodesGroupCommit(t *testing.T) { twoNodes(t, &postgres.Options{GroupCommit: true}) }
+
+func twoNodes(t *testing.T, opts *postgres.Options) {
 	url := pgtest.Database(t)
-	a, b := newNode(t, "A", url), newNode(t, "B", url)
+	a, b := newNode(t, "A", url, opts), newNode(t, "B", url, opts)
 
 	np, err := a.eng.Platforms.Create(ctx, engine.CreatePlatformInput{Name: "Acme", Email: "dev@acme.test"}, nil)
 	if err != nil {

@@ -112,6 +112,10 @@ type Options struct {
 	// DefaultChangeRetention; a node whose poller falls further behind
 	// misses changes.
 	ChangeRetention time.Duration
+	// GroupCommit runs the units of work of this node that arrive while a
+	// transaction runs together in the next one, with one COMMIT
+	// (group.go). Defaults to false: one transaction a unit.
+	GroupCommit bool
 	// MaxConns is the connection pool's size, unless the URL sets
 	// pool_max_conns. Defaults to DefaultMaxConns. Units of work use at
 	// most half of it at once.
@@ -144,6 +148,8 @@ type Store struct {
 	// so that a read made outside a unit's transaction (by the engine,
 	// even while it runs a unit) always finds a connection.
 	units chan struct{}
+	// groups queues the units of work under GroupCommit.
+	groups *grouper
 
 	// watch is the Watch listener; delivery (deliver) keeps the sequence
 	// number of the last change told of each object, under watchMu.
@@ -188,6 +194,7 @@ func Open(ctx context.Context, url string, opts *Options) (*Store, error) {
 		opts:    o,
 		locks:   newStripes(lockStripes),
 		units:   make(chan struct{}, max(1, cfg.MaxConns/2)),
+		groups:  &grouper{max: max(1, min(maxGroups, int(cfg.MaxConns/2)))},
 		lastSeq: make(map[string]int64),
 	}
 	// Changes before now are in the tables every cache fills from.

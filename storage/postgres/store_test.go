@@ -2,9 +2,11 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,9 +33,21 @@ func open(t *testing.T, url string) *postgres.Store {
 	return s
 }
 
-// The PostgreSQL store passes the store contract's conformance suite.
+// The PostgreSQL store passes the store contract's conformance suite, with
+// and without group commit.
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) engine.Store { return open(t, pgtest.Database(t)) })
+}
+
+func TestConformanceGroupCommit(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) engine.Store {
+		s, err := postgres.Open(ctx, pgtest.Database(t), &postgres.Options{PollInterval: 50 * time.Millisecond, GroupCommit: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
 }
 
 // Nodes starting together on a new database migrate it once; a database
@@ -144,5 +158,67 @@ func TestChangesDeliveredInOrder(t *testing.T) {
 	want := []string{"key_1 revoked=true", "key_1 revoked=false"}
 	if fmt.Sprint(told) != fmt.Sprint(want) {
 		t.Errorf("B was told %q, want %q", told, want)
+	}
+}
+
+// Under group commit a unit whose writes fail is rolled back alone: the
+// units around it, likely in its group, commit.
+func TestGroupCommitFailureIsolated(t *testing.T) {
+	s, err := postgres.Open(ctx, pgtest.Database(t), &postgres.Options{GroupCommit: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	live := engine.Tenant{PlatformID: "plt_a"}
+	now := time.Now().UTC()
+	if _, err := s.Update(ctx, nil, func(tx engine.Tx) (any, error) {
+		tx.PutIdempotency(live, "taken", &engine.IdemRecord{Status: 200, CreatedAt: now})
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 40
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			id := fmt.Sprintf("cus_%02d", i)
+			k := engine.CounterKey{Tenant: live, CustomerID: id, Feature: "f"}
+			_, errs[i] = s.Update(ctx, []engine.Lock{{Kind: engine.LockCounter, Platform: "plt_a", ID: id, Feature: "f"}}, func(tx engine.Tx) (any, error) {
+				c, err := tx.Counter(ctx, k)
+				if err != nil {
+					return nil, err
+				}
+				c.Count++
+				tx.PutCounter(k, c)
+				if i%10 == 7 {
+					tx.PutIdempotency(live, "taken", &engine.IdemRecord{Status: 201, CreatedAt: now})
+				}
+				return nil, nil
+			})
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for i := range n {
+		c, err := s.Counter(ctx, engine.CounterKey{Tenant: live, CustomerID: fmt.Sprintf("cus_%02d", i), Feature: "f"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%10 == 7 {
+			if !errors.Is(errs[i], engine.ErrIdempotencyRace) || c.Count != 0 {
+				t.Errorf("unit %d rewrote a live idempotency record: %v, its counter %d", i, errs[i], c.Count)
+			}
+		} else if errs[i] != nil || c.Count != 1 {
+			t.Errorf("unit %d: %v, counter %d; want it committed", i, errs[i], c.Count)
+		}
+	}
+	r, err := s.Idempotency(ctx, live, "taken")
+	if err != nil || r.Status != 200 {
+		t.Errorf("the live record: %+v, %v", r, err)
 	}
 }

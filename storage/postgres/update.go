@@ -88,6 +88,9 @@ func (s *Store) Update(ctx context.Context, locks []engine.Lock, fn func(tx engi
 	if s.isClosed() {
 		return nil, ErrClosed
 	}
+	if s.opts.GroupCommit {
+		return s.updateGrouped(ctx, locks, fn)
+	}
 	ids := lockIDs(locks)
 	idx := s.locks.lock(ids)
 	defer s.locks.unlock(idx)

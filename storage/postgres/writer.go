@@ -351,6 +351,12 @@ func (w *writer) PutPlatformBilling(pb *engine.PlatformBilling) {
 // change-log lock, taken last so that the lock is held only from here to
 // COMMIT. It returns the change-log sequence number of each change.
 func (w *writer) flush(ctx context.Context, tx pgx.Tx) ([]int64, error) {
+	return w.flushAfter(ctx, tx, "")
+}
+
+// flushAfter is flush that first runs first (a SAVEPOINT) in the same
+// round trip, when it is not empty.
+func (w *writer) flushAfter(ctx context.Context, tx pgx.Tx, first string) ([]int64, error) {
 	if w.err != nil {
 		return nil, w.err
 	}
@@ -358,6 +364,9 @@ func (w *writer) flush(ctx context.Context, tx pgx.Tx) ([]int64, error) {
 		return nil, nil
 	}
 	var pb pgx.Batch
+	if first != "" {
+		pb.Queue(first)
+	}
 	for _, st := range w.stmts {
 		pb.Queue(st.sql, st.args...)
 	}
@@ -379,37 +388,42 @@ func (w *writer) flush(ctx context.Context, tx pgx.Tx) ([]int64, error) {
 		}
 	}
 	br := tx.SendBatch(ctx, &pb)
-	var first error
+	var failed error
+	if first != "" {
+		if _, err := br.Exec(); err != nil {
+			failed = err
+		}
+	}
 	for _, st := range w.stmts {
 		tag, err := br.Exec()
 		if err == nil && st.check != nil {
 			err = st.check(tag.RowsAffected())
 		}
-		if err != nil && first == nil {
-			first = err
+		if err != nil && failed == nil {
+			failed = err
 		}
 	}
 	var seqs []int64
-	if len(logs) > 0 && first == nil {
+	if len(logs) > 0 && failed == nil {
 		if _, err := br.Exec(); err != nil {
-			first = err
+			failed = err
 		}
 		for range logs {
 			var seq int64
-			if err := br.QueryRow().Scan(&seq); err != nil && first == nil {
-				first = err
+			if err := br.QueryRow().Scan(&seq); err != nil && failed == nil {
+				failed = err
 			}
 			seqs = append(seqs, seq)
 		}
 	}
-	if err := br.Close(); err != nil && first == nil {
-		first = err
+	if err := br.Close(); err != nil && failed == nil {
+		failed = err
 	}
-	if first != nil {
-		if !errors.Is(first, engine.ErrIdempotencyRace) {
-			first = fmt.Errorf("postgres: write: %w", first)
+	if failed != nil {
+		if !errors.Is(failed, engine.ErrIdempotencyRace) {
+			failed = fmt.Errorf("postgres: write: %w", failed)
 		}
-		return nil, first
+		return nil, failed
 	}
 	return seqs, nil
 }

@@ -11,7 +11,8 @@
 // the tests at an existing server instead (a database is created on it for
 // each test).
 //
-// The server runs with fsync off: it is for tests only.
+// The server runs with fsync off (it is for tests only), unless
+// DREAM_PGTEST_FSYNC=1, for benchmarks of durable commits.
 package pgtest
 
 import (
@@ -120,8 +121,11 @@ func Start() (*Server, error) {
 	if s.logs, err = os.Create(filepath.Join(dir, "postgres.log")); err != nil {
 		return nil, err
 	}
-	s.cmd = exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-p", strconv.Itoa(port), "-k", sock,
-		"-h", "127.0.0.1", "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=300")
+	args := []string{"-D", data, "-p", strconv.Itoa(port), "-k", sock, "-h", "127.0.0.1", "-c", "max_connections=300"}
+	if os.Getenv("DREAM_PGTEST_FSYNC") != "1" {
+		args = append(args, "-c", "fsync=off", "-c", "full_page_writes=off")
+	}
+	s.cmd = exec.Command(filepath.Join(bin, "postgres"), args...)
 	s.cmd.Dir = dir
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
 	setUser(s.cmd, cred)

@@ -1,0 +1,163 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/dream-api/dream-api/engine"
+)
+
+// Group commit (Options.GroupCommit): the units of work of one node that
+// arrive while a group transaction runs wait, then run together in the
+// next one — sequentially on its connection, each seeing the writes of
+// those before it — and share its COMMIT. A group takes the advisory locks
+// of all its units at its start, in key order, so that groups of different
+// nodes never deadlock; the units' writes are flushed after each unit
+// behind a SAVEPOINT, so that a unit whose writes fail is rolled back
+// alone. A failed COMMIT fails every unit of the group; none was
+// acknowledged.
+
+// maxGroup is the most units one group transaction runs.
+const maxGroup = 256
+
+// maxGroups is the most group transactions a node runs at once: few, so
+// that units arriving meanwhile queue into the next group instead of each
+// starting its own.
+const maxGroups = 4
+
+// groupTimeout bounds a group transaction when its units' contexts do not.
+const groupTimeout = 2 * time.Minute
+
+// unit is one Update waiting for, or running in, a group.
+type unit struct {
+	ctx  context.Context
+	ids  []int64
+	fn   func(engine.Tx) (any, error)
+	res  any
+	err  error
+	w    *writer
+	seqs []int64
+	done chan struct{}
+}
+
+// grouper queues units and runs up to max groups at once.
+type grouper struct {
+	mu      sync.Mutex
+	queue   []*unit
+	running int
+	max     int
+}
+
+// updateGrouped is Update with group commit.
+func (s *Store) updateGrouped(ctx context.Context, locks []engine.Lock, fn func(tx engine.Tx) (any, error)) (any, error) {
+	u := &unit{ctx: ctx, ids: lockIDs(locks), fn: fn, done: make(chan struct{})}
+	g := s.groups
+	g.mu.Lock()
+	g.queue = append(g.queue, u)
+	start := g.running < g.max
+	if start {
+		g.running++
+	}
+	g.mu.Unlock()
+	if start {
+		go s.runGroups()
+	}
+	<-u.done // a unit that started is never abandoned: its write may commit
+	return u.res, u.err
+}
+
+// runGroups runs groups of queued units until the queue is empty.
+func (s *Store) runGroups() {
+	g := s.groups
+	for {
+		g.mu.Lock()
+		n := min(len(g.queue), maxGroup)
+		if n == 0 {
+			g.running--
+			g.mu.Unlock()
+			return
+		}
+		units := slices.Clone(g.queue[:n])
+		g.queue = slices.Delete(g.queue, 0, n)
+		g.mu.Unlock()
+		s.runGroup(units)
+	}
+}
+
+// runGroup runs units in one transaction.
+func (s *Store) runGroup(units []*unit) {
+	defer func() {
+		for _, u := range units {
+			close(u.done)
+		}
+	}()
+	fail := func(err error) {
+		for _, u := range units {
+			if u.err == nil {
+				u.res, u.err = nil, err
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
+	defer cancel()
+	var ids []int64
+	for _, u := range units {
+		ids = append(ids, u.ids...)
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+
+	ptx, err := s.pool.Begin(ctx)
+	if err != nil {
+		fail(fmt.Errorf("postgres: begin: %w", err))
+		return
+	}
+	defer ptx.Rollback(context.Background()) // a no-op after Commit
+	if err := advisoryLocks(ctx, ptx, ids); err != nil {
+		fail(err)
+		return
+	}
+	for _, u := range units {
+		if err := u.ctx.Err(); err != nil {
+			u.err = err
+			continue
+		}
+		u.w = newWriter()
+		res, err := u.fn(&tx{reader: reader{q: ptx}, writer: u.w})
+		if err != nil {
+			u.err = err
+			continue
+		}
+		if u.w.Empty() && u.w.err == nil {
+			u.res = res
+			continue
+		}
+		seqs, err := u.w.flushAfter(ctx, ptx, "SAVEPOINT unit")
+		if err != nil {
+			u.err = err
+			u.w = nil
+			if _, rerr := ptx.Exec(ctx, "ROLLBACK TO SAVEPOINT unit"); rerr != nil {
+				// The transaction cannot go on: nothing of the group commits.
+				fail(fmt.Errorf("postgres: rollback to savepoint: %w", rerr))
+				return
+			}
+			continue
+		}
+		u.res, u.seqs = res, seqs
+	}
+	if err := ptx.Commit(ctx); err != nil {
+		fail(fmt.Errorf("postgres: commit: %w", err))
+		return
+	}
+	for _, u := range units {
+		if u.err == nil && u.w != nil {
+			for i, ch := range u.w.changes {
+				s.deliver(u.seqs[i], ch)
+			}
+			s.tell(u.w.local)
+		}
+	}
+}
