@@ -40,10 +40,14 @@ type Server struct {
 	// URL connects to its maintenance database as a superuser.
 	URL string
 
-	cmd  *exec.Cmd // nil for an external server
+	cmd  *exec.Cmd // nil for an external server, or while stopped
 	dir  string
 	done chan error
 	logs *os.File
+	// How to start postgres again (Restart); empty for an external server.
+	bin  string
+	args []string
+	cred *credential
 }
 
 // Required reports whether tests must fail instead of skipping when
@@ -125,18 +129,28 @@ func Start() (*Server, error) {
 	if os.Getenv("DREAM_PGTEST_FSYNC") != "1" {
 		args = append(args, "-c", "fsync=off", "-c", "full_page_writes=off")
 	}
-	s.cmd = exec.Command(filepath.Join(bin, "postgres"), args...)
-	s.cmd.Dir = dir
+	s.bin, s.args, s.cred = bin, args, cred
+	s.URL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
+	if err := s.launch(); err != nil {
+		return nil, err
+	}
+	ok = true
+	return s, nil
+}
+
+// launch starts postgres and waits until it accepts connections (60 s at
+// most).
+func (s *Server) launch() error {
+	s.cmd = exec.Command(filepath.Join(s.bin, "postgres"), s.args...)
+	s.cmd.Dir = s.dir
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
-	setUser(s.cmd, cred)
+	setUser(s.cmd, s.cred)
 	if err := s.cmd.Start(); err != nil {
 		s.cmd = nil
-		return nil, fmt.Errorf("pgtest: start postgres: %w", err)
+		return fmt.Errorf("pgtest: start postgres: %w", err)
 	}
 	s.done = make(chan error, 1)
 	go func() { s.done <- s.cmd.Wait() }()
-	s.URL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
-
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -144,22 +158,49 @@ func Start() (*Server, error) {
 		cancel()
 		if err == nil {
 			conn.Close(context.Background())
-			break
+			return nil
 		}
 		select {
 		case werr := <-s.done:
 			s.done <- werr
 			logs, _ := os.ReadFile(s.logs.Name())
-			return nil, fmt.Errorf("pgtest: postgres exited: %v\n%s", werr, logs)
+			return fmt.Errorf("pgtest: postgres exited: %v\n%s", werr, logs)
 		default:
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("pgtest: postgres does not accept connections: %w", err)
+			return fmt.Errorf("pgtest: postgres does not accept connections: %w", err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	ok = true
-	return s, nil
+}
+
+// halt stops the server process (fast shutdown, then a kill after 30 s).
+func (s *Server) halt() {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(os.Interrupt) // fast shutdown
+	select {
+	case <-s.done:
+	case <-time.After(30 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+	s.cmd = nil
+}
+
+// Restart stops the server, runs down (still stopped) until down returns,
+// then starts it again on the same port and data: a database restart.
+// Not for a server of DREAM_TEST_POSTGRES_URL.
+func (s *Server) Restart(down func()) error {
+	if s.bin == "" {
+		return errors.New("pgtest: cannot restart an external server")
+	}
+	s.halt()
+	if down != nil {
+		down()
+	}
+	return s.launch()
 }
 
 // freePort returns a TCP port of 127.0.0.1 that was free a moment ago.
@@ -196,15 +237,7 @@ func (s *Server) NewDatabase(ctx context.Context) (string, error) {
 // Stop stops the server (fast shutdown, then a kill after 30 s) and
 // removes its directory. Safe on a server that failed to start.
 func (s *Server) Stop() {
-	if s.cmd != nil && s.cmd.Process != nil {
-		_ = s.cmd.Process.Signal(os.Interrupt) // fast shutdown
-		select {
-		case <-s.done:
-		case <-time.After(30 * time.Second):
-			_ = s.cmd.Process.Kill()
-			<-s.done
-		}
-	}
+	s.halt()
 	if s.logs != nil {
 		s.logs.Close()
 	}

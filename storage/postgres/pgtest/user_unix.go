@@ -12,6 +12,9 @@ import (
 	"syscall"
 )
 
+// credential is who the server runs as.
+type credential = syscall.Credential
+
 // serverUser returns the credential the server runs with: nil when the
 // process is not root; else the postgres user, who is given dir.
 func serverUser(dir string) (*syscall.Credential, error) {
