@@ -176,6 +176,27 @@ func (c *core) identityCustomerDeleted(b Writer, t Tenant, cus *Customer) *Outbo
 	return c.putOutbox(b, OutboxDeleteUser, t, cus.ID)
 }
 
+// outboxLease is how long a process holds the outbox entries it delivers
+// on a shared store: longer than any delivery (deliverNowTimeout, the
+// identity provider's client timeout).
+const outboxLease = 2 * time.Minute
+
+// leaseOutbox reports whether this process may deliver ids: always on a
+// store of its own, and on a shared one (OutboxLeaser) when it got their
+// lease. A failed lease is logged and reported false: the entries wait.
+func (c *core) leaseOutbox(ctx context.Context, ids ...string) bool {
+	l, ok := c.store.(OutboxLeaser)
+	if !ok {
+		return true
+	}
+	got, err := l.LeaseOutbox(ctx, ids, outboxLease)
+	if err != nil {
+		c.log.Warn("leasing outbox entries failed", "entry", ids[0], "err", err)
+		return false
+	}
+	return got
+}
+
 // deliverNow tries to deliver e at once, for a caller that would like the
 // change made before it answers; on failure the worker retries it.
 func (c *core) deliverNow(ctx context.Context, e *OutboxEntry) {
@@ -185,6 +206,9 @@ func (c *core) deliverNow(ctx context.Context, e *OutboxEntry) {
 	defer c.outbox.release(e.ID)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deliverNowTimeout)
 	defer cancel()
+	if !c.leaseOutbox(ctx, e.ID) {
+		return // another process delivers it
+	}
 	if err := c.settle(ctx, []*OutboxEntry{e}, c.deliver(ctx, e)); err != nil {
 		c.outbox.wake()
 	}
@@ -297,6 +321,10 @@ func (e *Engine) DeliverOutbox(ctx context.Context) (settled int, next time.Time
 			}
 			if !c.outbox.claim(ids...) {
 				continue
+			}
+			if !c.leaseOutbox(ctx, ids...) {
+				c.outbox.release(ids...)
+				continue // another process delivers them
 			}
 			derr := c.settle(ctx, g.entries, c.deliver(ctx, g.entries[0]))
 			c.outbox.release(ids...)

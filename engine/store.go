@@ -77,6 +77,16 @@ func shared(s Store) bool {
 	return ok && ss.Shared()
 }
 
+// OutboxLeaser is implemented by a store that several processes share:
+// an outbox entry is delivered only by the process that holds its lease.
+type OutboxLeaser interface {
+	// LeaseOutbox leases every entry of ids for d to the caller, or none
+	// (false) when one of them is gone or leased by another process
+	// already. A lease ends at its end, or when its entry is rewritten
+	// (PutOutbox) or deleted.
+	LeaseOutbox(ctx context.Context, ids []string, d time.Duration) (bool, error)
+}
+
 // Tx is what a unit of work (Store.Update) reads and writes through.
 type Tx interface {
 	Reader

@@ -52,8 +52,10 @@
 // serials are not dense). Neither is built; nothing was tested on
 // CockroachDB.
 //
-// Not built yet: group commit of one node's concurrent units, leasing of
-// outbox entries with FOR UPDATE SKIP LOCKED, Checkpoint (use pg_dump).
+// Outbox entries are leased to the node that delivers them
+// (engine.OutboxLeaser, outbox.go). Group commit (Options.GroupCommit,
+// group.go) is built but off by default. Checkpoint is not supported (use
+// pg_dump).
 package postgres
 
 import (

@@ -209,11 +209,11 @@ func (w *writer) PutIdempotency(t engine.Tenant, key string, r *engine.IdemRecor
 	})
 }
 
-// PutOutbox writes (or rewrites) an outbox entry.
+// PutOutbox writes (or rewrites) an outbox entry; a rewrite ends its lease.
 func (w *writer) PutOutbox(e *engine.OutboxEntry) {
 	if b, ok := w.jsonOf(e); ok && w.ok(e.ID) {
 		w.exec(`INSERT INTO outbox (id, record) VALUES ($1, $2)
-			ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record`, e.ID, b)
+			ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record, lease_until = 0`, e.ID, b)
 	}
 }
 
