@@ -6,12 +6,15 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -217,5 +220,77 @@ func TestMigrateToPostgres(t *testing.T) {
 	node.expect(t, req{Method: "GET", Path: "/admin/platforms", Key: token}, 200, "")
 	if got := node.count(t, p.SK, id, "requests"); got != 3 {
 		t.Errorf("count after a replay = %d, want 3", got)
+	}
+}
+
+// kill -9 of one node under load: every acknowledged track is stored, and
+// the other node keeps serving throughout. Node A is a child process (the
+// crash test's), node B runs in this one; both on one database.
+func TestPostgresKillOneNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a child process")
+	}
+	const workers = 8
+	url := pgtest.Own(t).Database(t)
+	key, token := randHex(32), "dat_test_"+randHex(16)
+	t.Setenv("DREAM_STORE", url) // inherited by the child
+	t.Setenv("DREAM_MASTER_KEY", key)
+	child := startCrashChild(t, t.TempDir(), token)
+	b := startServer(t, map[string]string{"DREAM_STORE": url, "DREAM_MASTER_KEY": key, "DREAM_ADMIN_TOKEN": token})
+	a := &testServer{URL: "http://" + child.addr, AdminToken: token, client: &http.Client{Timeout: 10 * time.Second,
+		Transport: &http.Transport{MaxIdleConnsPerHost: workers}}}
+	defer a.client.CloseIdleConnections()
+
+	p := b.createPlatform(t, "Kill one")
+	b.putTiers(t, p.SK, map[string]any{"name": "free", "limit": 10_000_000})
+	id := str(b.createCustomer(t, p.SK, map[string]any{"email": "kill@example.com"}), "id")
+
+	var acked, inflight, sentA, afterKill atomic.Int64
+	var killed atomic.Bool
+	var wg sync.WaitGroup
+	load := func(n *testServer, isA bool) {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			q := int64(1 + i%3)
+			if isA {
+				sentA.Add(1)
+			} else if killed.Load() && afterKill.Add(1) > 100 {
+				return // B has served 100 calls after the kill
+			}
+			res, err := n.try(context.Background(), req{Method: "POST", Path: "/api/track", Key: p.SK,
+				Body: map[string]any{"customerId": id, "quantity": q}})
+			if isA && err != nil && res == nil {
+				inflight.Add(q) // no answer: counted or not
+				return
+			}
+			if err != nil || res.Status != 200 {
+				t.Errorf("node %s under load: %v %v", n.URL, res, err)
+				return
+			}
+			acked.Add(q)
+		}
+	}
+	for range workers {
+		wg.Add(2)
+		go load(a, true)
+		go load(b, false)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for sentA.Load() < 200 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := child.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed.Store(true)
+	wg.Wait()
+	child.cmd.Wait()
+	got := b.count(t, p.SK, id, "requests")
+	t.Logf("acknowledged %d units, %d in flight at the kill, stored %d", acked.Load(), inflight.Load(), got)
+	if got < acked.Load() {
+		t.Errorf("stored count %d < acknowledged %d: acknowledged usage was lost", got, acked.Load())
+	}
+	if got > acked.Load()+inflight.Load() {
+		t.Errorf("stored count %d > acknowledged %d + in flight %d", got, acked.Load(), inflight.Load())
 	}
 }
