@@ -282,7 +282,32 @@ func (c *copier) record(key, val []byte) error {
 				}
 			}
 		}
-	case prefixKeySecret, prefixKeyPub, prefixEmail, prefixOrigin, prefixPluginMod, prefixWebhookQueue, prefixDeveloperEmail:
+	case prefixPassword:
+		var t engine.Tenant
+		if _, f, ok := parts(key, 3); !ok {
+			err = fmt.Errorf("malformed key")
+		} else if t, err = tenantOf(f[0], f[1]); err == nil {
+			p := new(engine.CustomerPassword)
+			if err = decodeJSON("password", val, p); err == nil {
+				b.PutCustomerPassword(t, f[2], p)
+			}
+		}
+	case prefixSignInSession:
+		sess := new(engine.SignInSession)
+		if err = decodeJSON("sign-in session", val, sess); err == nil {
+			b.PutSignInSession(sess)
+		}
+	case prefixPasswordReset:
+		r := new(engine.PasswordReset)
+		if err = decodeJSON("password reset", val, r); err == nil {
+			b.PutPasswordReset(r)
+		}
+	case prefixSigningKey:
+		k := new(engine.SigningKey)
+		if err = decodeJSON("signing key", val, k); err == nil {
+			b.PutSigningKey(k)
+		}
+	case prefixKeySecret, prefixKeyPub, prefixEmail, prefixOrigin, prefixPluginMod, prefixWebhookQueue, prefixDeveloperEmail, prefixCustomerSess:
 		return nil // indexes, and modules (copied with their versions)
 	default:
 		return fmt.Errorf("storage: copy: unknown record %q", key)
