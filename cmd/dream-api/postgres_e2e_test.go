@@ -294,3 +294,13 @@ func TestPostgresKillOneNode(t *testing.T) {
 		t.Errorf("stored count %d > acknowledged %d + in flight %d", got, acked.Load(), inflight.Load())
 	}
 }
+
+// A node on PostgreSQL makes no backups itself: POST /admin/backup answers
+// 409 conflict saying to use pg_dump.
+func TestPostgresBackupRefused(t *testing.T) {
+	a, _ := startNodes(t)
+	res := a.expect(t, req{Method: "POST", Path: "/admin/backup", Key: a.AdminToken, Body: map[string]any{"dir": "nightly"}}, 409, "conflict")
+	if !strings.Contains(string(res.Raw), "pg_dump") {
+		t.Errorf("backup refusal: %s", res.Raw)
+	}
+}
