@@ -142,6 +142,26 @@ func adminCall(ctx context.Context, url, path string, body any, out any) error {
 // openLocal opens an existing data dir directly, for when no server
 // answers: it never creates one. It holds the data dir's lock; the caller
 // MUST call the returned close.
+// throughAdmin makes something through the admin API at path of the server
+// at --server when one answers, else with an engine on the data dir itself.
+func throughAdmin[Out any](ctx context.Context, a *adminFlags, path string, in any, local func(*engine.Engine) (*Out, error)) (Out, error) {
+	var out Out
+	if serverUp(ctx, a.server) {
+		err := adminCall(ctx, a.server, path, in, &out)
+		return out, err
+	}
+	st, closeLocal, err := openLocal(a.data, false)
+	if err != nil {
+		return out, err
+	}
+	defer closeLocal()
+	made, err := local(engine.New(engine.Config{Store: st}))
+	if err != nil {
+		return out, err
+	}
+	return *made, nil
+}
+
 func openLocal(dir string, needStore bool) (*storage.Store, func(), error) {
 	if err := existingDataDir(dir, needStore); err != nil {
 		return nil, nil, fmt.Errorf("no server answered, and %w", err)
@@ -178,22 +198,11 @@ func platformCreate(ctx context.Context, args []string, stdout io.Writer) error 
 	if in.Name == "" {
 		return errors.New("--name is required")
 	}
-	var np engine.NewPlatform
-	if serverUp(ctx, a.server) {
-		if err := adminCall(ctx, a.server, "/admin/platforms", in, &np); err != nil {
-			return err
-		}
-	} else {
-		st, closeLocal, err := openLocal(a.data, false)
-		if err != nil {
-			return err
-		}
-		defer closeLocal()
-		p, err := engine.New(engine.Config{Store: st}).Platforms.Create(ctx, in, nil)
-		if err != nil {
-			return err
-		}
-		np = *p
+	np, err := throughAdmin(ctx, &a, "/admin/platforms", in, func(eng *engine.Engine) (*engine.NewPlatform, error) {
+		return eng.Platforms.Create(ctx, in, nil)
+	})
+	if err != nil {
+		return err
 	}
 	out := map[string]any{
 		"platformId": np.Platform.ID, "publishableKey": np.PublishableKey, "secretKey": np.SecretKey,

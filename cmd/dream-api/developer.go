@@ -48,22 +48,11 @@ func developerCreate(ctx context.Context, args []string, stdout io.Writer) error
 		rand.Read(b)
 		in.Password = strings.ToLower(base32.StdEncoding.EncodeToString(b))
 	}
-	var nd engine.NewDeveloper
-	if serverUp(ctx, a.server) {
-		if err := adminCall(ctx, a.server, "/admin/developers", in, &nd); err != nil {
-			return err
-		}
-	} else {
-		st, closeLocal, err := openLocal(a.data, false)
-		if err != nil {
-			return err
-		}
-		defer closeLocal()
-		d, err := engine.New(engine.Config{Store: st}).Developers.Signup(ctx, in, nil)
-		if err != nil {
-			return err
-		}
-		nd = *d
+	nd, err := throughAdmin(ctx, &a, "/admin/developers", in, func(eng *engine.Engine) (*engine.NewDeveloper, error) {
+		return eng.Developers.Signup(ctx, in, nil)
+	})
+	if err != nil {
+		return err
 	}
 	out := map[string]any{
 		"developerId": nd.Developer.ID, "email": nd.Developer.Email,
