@@ -609,20 +609,8 @@ func (s *Store) ExpireIdempotency(ctx context.Context, before time.Time) (int, e
 		if err != nil || len(expired) == 0 {
 			return n, err
 		}
-		s.mu.RLock()
-		if s.db == nil {
-			s.mu.RUnlock()
-			return n, ErrClosed
-		}
-		pb := s.db.NewBatch()
-		for _, k := range expired {
-			_ = pb.Delete(k, nil)
-		}
-		err = pb.Commit(pebble.NoSync)
-		pb.Close()
-		s.mu.RUnlock()
-		if err != nil {
-			return n, fmt.Errorf("storage: expire idempotency records: %w", err)
+		if err := s.deleteKeys(expired, "idempotency records"); err != nil {
+			return n, err
 		}
 		n += len(expired)
 		if len(expired) < 1000 {
@@ -709,3 +697,23 @@ func list[T any](ctx context.Context, s *Store, start, end []byte, limit int, de
 }
 
 var _ engine.Store = (*Store)(nil)
+
+// deleteKeys deletes keys in one batch without waiting for a sync: what
+// expires may come back after a crash and expire again. what names them
+// in the error.
+func (s *Store) deleteKeys(keys [][]byte, what string) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return ErrClosed
+	}
+	pb := s.db.NewBatch()
+	defer pb.Close()
+	for _, k := range keys {
+		_ = pb.Delete(k, nil) // cannot fail on a batch without an index
+	}
+	if err := pb.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("storage: expire %s: %w", what, err)
+	}
+	return nil
+}

@@ -278,20 +278,8 @@ func (s *Store) ExpireWebhooks(ctx context.Context, before time.Time) (int, erro
 				return n, err
 			}
 			if len(expired) > 0 {
-				s.mu.RLock()
-				if s.db == nil {
-					s.mu.RUnlock()
-					return n, ErrClosed
-				}
-				pb := s.db.NewBatch()
-				for _, k := range expired {
-					_ = pb.Delete(k, nil)
-				}
-				err = pb.Commit(pebble.NoSync)
-				pb.Close()
-				s.mu.RUnlock()
-				if err != nil {
-					return n, fmt.Errorf("storage: expire webhook records: %w", err)
+				if err := s.deleteKeys(expired, "webhook records"); err != nil {
+					return n, err
 				}
 				n += len(expired)
 			}
