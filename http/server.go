@@ -120,6 +120,7 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	s.handle("POST", "/api/check", s.secret(s.check))
 	s.handle("POST", "/api/data", s.secret(s.data))
 	s.handle("GET", "/api/usage", s.secret(s.usage))
+	s.handle("GET", "/api/usage/history", s.secret(s.usageHistory)) // history.go
 	s.handle("GET", "/api/platform/tiers", s.secret(s.getPlatformTiers))
 	s.handle("PUT", "/api/platform/tiers", s.secret(s.putPlatformTiers))
 	s.handle("GET", "/api/platform/keys", s.secret(s.listKeys))
