@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 )
 
 // CustomersService is Client.Customers.
@@ -138,6 +139,29 @@ func (c *Client) Usage(ctx context.Context, customerID string) (*UsageReport, er
 	var out UsageReport
 	q := url.Values{"customerId": {customerID}}
 	if err := c.do(ctx, &request{method: http.MethodGet, path: "/api/usage", query: q}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// UsageHistory returns the customer's past periods (the current one
+// excluded), newest first; see UsageHistoryParams for the filters.
+func (c *Client) UsageHistory(ctx context.Context, p UsageHistoryParams) (*UsageHistory, error) {
+	var out UsageHistory
+	q := url.Values{"customerId": {p.CustomerID}}
+	if p.Feature != "" {
+		q.Set("feature", p.Feature)
+	}
+	if !p.From.IsZero() {
+		q.Set("from", p.From.UTC().Format(time.RFC3339Nano))
+	}
+	if !p.To.IsZero() {
+		q.Set("to", p.To.UTC().Format(time.RFC3339Nano))
+	}
+	if p.Limit > 0 {
+		q.Set("limit", strconv.Itoa(p.Limit))
+	}
+	if err := c.do(ctx, &request{method: http.MethodGet, path: "/api/usage/history", query: q}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

@@ -112,6 +112,38 @@ type UsageReport struct {
 	Usage      []Usage `json:"usage"`
 }
 
+// UsageHistoryParams is the query of UsageHistory. Zero fields are absent.
+type UsageHistoryParams struct {
+	CustomerID string
+	// Feature keeps only this feature's periods.
+	Feature string
+	// From keeps only periods that end after it.
+	From time.Time
+	// To keeps only periods that start at or before it.
+	To time.Time
+	// Limit caps the rows, 1 to 100 (the server's default: 20).
+	Limit int
+}
+
+// PastUsage is one feature in one past period. Limit and Remaining are
+// those of the customer's plan as it is now (nil when it does not meter
+// the feature), not necessarily the ones in force then; -1 is unlimited.
+type PastUsage struct {
+	Feature     string    `json:"feature"`
+	Count       int64     `json:"count"`
+	Limit       *int64    `json:"limit"`
+	Remaining   *int64    `json:"remaining"`
+	PeriodStart time.Time `json:"periodStart"`
+	PeriodEnd   time.Time `json:"periodEnd"`
+}
+
+// UsageHistory is a customer's past periods, newest first. HasMore says
+// more matched than the limit: narrow From/To to see older ones.
+type UsageHistory struct {
+	Data    []PastUsage `json:"data"`
+	HasMore bool        `json:"hasMore"`
+}
+
 // TrackParams is the body of TrackWith and CheckWith. Feature defaults to
 // "requests", Quantity to 1.
 type TrackParams struct {

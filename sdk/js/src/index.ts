@@ -139,6 +139,48 @@ export interface UsageReport {
   usage: Usage[];
 }
 
+/** Query of `usage.history`. */
+export interface UsageHistoryParams {
+  customerId: string;
+  /** Only this feature's periods. */
+  feature?: string;
+  /** Only periods that end after it: an RFC 3339 time, a YYYY-MM-DD date (UTC) or a Date. */
+  from?: string | Date;
+  /** Only periods that start at or before it (a date: the whole day). */
+  to?: string | Date;
+  /** Rows at most, 1 to 100 (the server's default: 20). */
+  limit?: number;
+}
+
+/**
+ * One feature in one past period. limit and remaining are those of the
+ * customer's plan as it is now (null when it does not meter the feature),
+ * not necessarily the ones in force then.
+ */
+export interface PastUsage {
+  feature: string;
+  count: number;
+  /** -1 is unlimited. */
+  limit: number | null;
+  remaining: number | null;
+  periodStart: string;
+  periodEnd: string;
+}
+
+/** A customer's past periods, newest first; hasMore: narrow from/to to see older ones. */
+export interface UsageHistory {
+  data: PastUsage[];
+  hasMore: boolean;
+}
+
+/** `dream.usage(customerId)` and `dream.usage.history({ customerId, … })`. */
+export interface UsageCalls {
+  /** The customer's usage of every metered feature of its plan, this period. */
+  (customerId: string): Promise<UsageReport>;
+  /** The customer's past periods (the current one excluded), newest first. */
+  history(params: UsageHistoryParams): Promise<UsageHistory>;
+}
+
 export type Interval = 'day' | 'week' | 'month' | 'year';
 
 export interface Tier {
@@ -712,6 +754,8 @@ export class DreamAPI {
   readonly plugin: Plugin;
   /** The outgoing webhook endpoints; `dream.webhooks.verify` is `DreamAPI.webhooks.verify`. */
   readonly webhooks: Webhooks;
+  /** `usage(customerId)`: this period; `usage.history({ customerId, feature?, from?, to?, limit? })`: past periods. */
+  readonly usage: UsageCalls;
   private readonly t: Transport;
 
   constructor(options: DreamAPIOptions = {}) {
@@ -721,6 +765,15 @@ export class DreamAPI {
     this.keys = new Keys(this.t);
     this.plugin = new Plugin(this.t);
     this.webhooks = new Webhooks(this.t);
+    const t = this.t;
+    const when = (d: string | Date | undefined) => (d instanceof Date ? d.toISOString() : d);
+    this.usage = Object.assign(
+      (customerId: string): Promise<UsageReport> => t.request({ method: 'GET', path: '/api/usage', query: { customerId } }),
+      {
+        history: (p: UsageHistoryParams): Promise<UsageHistory> =>
+          t.request({ method: 'GET', path: '/api/usage/history', query: { customerId: p.customerId, feature: p.feature, from: when(p.from), to: when(p.to), limit: p.limit } }),
+      },
+    );
   }
 
   /** The base URL calls go to. */
@@ -746,10 +799,6 @@ export class DreamAPI {
     return this.t.request<TrackResult>({ method: 'POST', path, body: defined(body), idempotencyKey });
   }
 
-  /** The customer's usage of every metered feature of its plan. */
-  usage(customerId: string): Promise<UsageReport> {
-    return this.t.request({ method: 'GET', path: '/api/usage', query: { customerId } });
-  }
 
   /** A Stripe Checkout for the customer to subscribe to tier, on the platform's own Stripe. */
   checkout(customerId: string, tier: string, options: CheckoutOptions = {}): Promise<CheckoutSession> {
