@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -163,8 +164,14 @@ func (h *handler) customerPage(w http.ResponseWriter, r *http.Request, a *auth, 
 	if actionErr != nil {
 		v.fieldErrors(actionErr)
 	}
+	// Past periods: the same engine call as GET /api/usage/history.
+	past, err := h.eng.Meter.History(r.Context(), t, engine.HistoryInput{CustomerID: cu.ID, Limit: strconv.Itoa(engine.MaxHistoryLimit)})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	v.Title = cu.Email
-	data := map[string]any{"C": cu, "Tiers": tc.Tiers}
+	data := map[string]any{"C": cu, "Tiers": tc.Tiers, "Past": past}
 	if h.eng.Auth.Enabled() { // dream-api's own end-user sign-in: the customer's sessions
 		ss, err := h.eng.Auth.Sessions(r.Context(), t, cu.ID)
 		if err != nil {
