@@ -394,36 +394,91 @@ func (h *handler) keyRevoke(w http.ResponseWriter, r *http.Request, a *auth) {
 }
 
 // stripeShow is GET /dashboard/stripe: the connection of the session's
-// mode and the webhook URL to configure.
+// mode and the webhook URL to configure. Stripe sends the browser back here
+// from Connect onboarding: ?onboarding=return when the developer finished
+// or left it, ?onboarding=refresh when the link had expired or was used
+// (a fresh one is a POST to /dashboard/stripe/onboard, with the CSRF token:
+// a GET changes nothing).
 func (h *handler) stripeShow(w http.ResponseWriter, r *http.Request, a *auth) {
+	switch r.URL.Query().Get("onboarding") {
+	case "return":
+		h.stripePage(w, r, a, http.StatusOK, "Back from Stripe. Stripe tells dream-api when the account's details are submitted and charges are enabled; the state below follows.", nil)
+	case "refresh":
+		h.stripePage(w, r, a, http.StatusOK, "That onboarding link has expired or was already used: continue onboarding below for a fresh one.", nil)
+	default:
+		h.stripePage(w, r, a, http.StatusOK, "", nil)
+	}
+}
+
+// stripePage renders the Stripe page with a notice, or the error of an
+// action (its fields marked).
+func (h *handler) stripePage(w http.ResponseWriter, r *http.Request, a *auth, status int, notice string, actionErr error) {
 	v := h.newView(r, a, "Stripe", "stripe")
 	st, err := h.eng.Stripe.Status(r.Context(), a.sess.Tenant())
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	v.Data = map[string]any{"S": st, "Webhook": strings.TrimRight(h.cfg.PublicURL, "/") + "/webhook/stripe/" + a.sess.PlatformID}
-	h.render(w, http.StatusOK, "stripe", v)
+	if notice != "" {
+		v.Notice = notice
+	}
+	if actionErr != nil {
+		v.fieldErrors(actionErr)
+	}
+	viaConnect := st.Method != nil && *st.Method == engine.StripeViaConnect
+	v.Data = map[string]any{"S": st, "ViaConnect": viaConnect,
+		"Webhook": strings.TrimRight(h.cfg.PublicURL, "/") + "/webhook/stripe/" + a.sess.PlatformID}
+	h.render(w, status, "stripe", v)
 }
 
 // stripeConnect is POST /dashboard/stripe/connect: by pasting a secret key
 // and the webhook signing secret (as POST /api/platform/stripe/connect).
+// Without a key it onboards through Stripe Connect, as stripeOnboard.
 func (h *handler) stripeConnect(w http.ResponseWriter, r *http.Request, a *auth) {
 	in := engine.ConnectInput{SecretKey: strings.TrimSpace(r.PostFormValue("secretKey")), WebhookSecret: strings.TrimSpace(r.PostFormValue("webhookSecret"))}
-	res, err := h.eng.Stripe.Connect(r.Context(), a.sess.Tenant(), in, nil)
-	if err != nil {
-		v := h.newView(r, a, "Stripe", "stripe")
-		v.fieldErrors(err)
-		st, _ := h.eng.Stripe.Status(r.Context(), a.sess.Tenant())
-		v.Data = map[string]any{"S": st, "Webhook": strings.TrimRight(h.cfg.PublicURL, "/") + "/webhook/stripe/" + a.sess.PlatformID}
-		h.render(w, http.StatusUnprocessableEntity, "stripe", v)
+	if in.SecretKey == "" && in.WebhookSecret == "" {
+		h.stripeOnboard(w, r, a)
 		return
 	}
-	if res.URL != nil {
-		http.Redirect(w, r, *res.URL, http.StatusSeeOther)
+	if _, err := h.eng.Stripe.Connect(r.Context(), a.sess.Tenant(), in, nil); err != nil {
+		h.stripePage(w, r, a, http.StatusUnprocessableEntity, "", err)
 		return
 	}
 	h.redirect(w, r, a, "/dashboard/stripe", "Stripe connected.")
+}
+
+// stripeOnboard is POST /dashboard/stripe/onboard ("Connect with Stripe",
+// and "Continue onboarding" for a link that expired): a Standard account on
+// the operator's Stripe the first time, then a fresh Account Link for it,
+// to which the browser is sent (303). Stripe sends it back to
+// /dashboard/stripe?onboarding=return, or ?onboarding=refresh when the link
+// has expired.
+func (h *handler) stripeOnboard(w http.ResponseWriter, r *http.Request, a *auth) {
+	base := strings.TrimRight(h.cfg.PublicURL, "/")
+	if base == "" { // a test's handler without a configured URL
+		base = "http://" + r.Host
+	}
+	in := engine.ConnectInput{ReturnURL: base + "/dashboard/stripe?onboarding=return", RefreshURL: base + "/dashboard/stripe?onboarding=refresh"}
+	res, err := h.eng.Stripe.Connect(r.Context(), a.sess.Tenant(), in, nil)
+	if err != nil {
+		status := http.StatusUnprocessableEntity
+		switch engine.ErrorCode(err) {
+		case engine.ECONFLICT:
+			status = http.StatusConflict
+		case engine.EUPSTREAM:
+			status = http.StatusBadGateway
+		case engine.EINTERNAL:
+			h.fail(w, r, err)
+			return
+		}
+		h.stripePage(w, r, a, status, "", err)
+		return
+	}
+	if res.URL == nil { // Connect answers a link; be safe all the same
+		h.redirect(w, r, a, "/dashboard/stripe", "")
+		return
+	}
+	http.Redirect(w, r, *res.URL, http.StatusSeeOther)
 }
 
 // settingsShow is GET /dashboard/settings.

@@ -47,6 +47,7 @@ func (h *handler) routes() {
 
 	m.HandleFunc("GET /dashboard/stripe", h.signedIn(h.stripeShow))
 	m.HandleFunc("POST /dashboard/stripe/connect", h.signedIn(h.stripeConnect))
+	m.HandleFunc("POST /dashboard/stripe/onboard", h.signedIn(h.stripeOnboard))
 
 	m.HandleFunc("GET /dashboard/webhooks", h.signedIn(h.webhookList))
 	m.HandleFunc("POST /dashboard/webhooks", h.signedIn(h.webhookCreate))
