@@ -164,6 +164,13 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	if withStripe {
 		p.open("/dashboard/stripe")
+		// The operator has a test key: onboarding through Stripe Connect is
+		// offered next to the key form (http/dashboard's
+		// TestStripeConnectOnboarding follows it on stripe-mock).
+		if got := p.text(`[data-testid="connect-with-stripe"]`); got != "Connect with Stripe" {
+			t.Fatalf("stripe page offers no Connect onboarding: %q", got)
+		}
+		p.shot("stripe-not-connected")
 		p.submit("connect stripe", map[string]string{"#secretKey": stripePlatformKey, "#webhookSecret": stripePlatformSecret}, `form[action="/dashboard/stripe/connect"] button`)
 		if got := p.text(`[data-testid="stripe-connected"]`); got != "connected" {
 			t.Fatalf("stripe page: %q", got)
@@ -211,6 +218,12 @@ func TestDashboardInBrowser(t *testing.T) {
 	p.run("open the customer", chromedp.Click(chromedp.CSS(`[data-testid="customers"] tbody a`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid="customer-email"]`)))
 	if got := p.text(`[data-testid="usage-requests"] .row span`); got != "3 / 5" {
 		t.Fatalf("customer usage: %q", got)
+	}
+	// The first period has not ended: no past periods yet (the real
+	// program's clock does not move; http/dashboard's
+	// TestCustomerPagePastPeriods lists them on a fake clock).
+	if got := p.text(`[data-testid="past-periods-empty"]`); !strings.HasPrefix(got, "No past periods yet") {
+		t.Fatalf("past periods of a new customer: %q", got)
 	}
 	p.shot("customer")
 
