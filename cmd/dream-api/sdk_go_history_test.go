@@ -6,14 +6,22 @@ import (
 	"time"
 
 	dream "github.com/dream-api/dream-api/sdk/go"
+	"github.com/dream-api/dream-api/storage/postgres/pgtest"
 )
 
 // TestSDKGoUsageHistory: Client.UsageHistory against the real program.
 // Its clock cannot be moved, so a past period is made by changing the
 // tier's interval: this calendar year's count is no longer the current
-// period once the tier counts by day (unless today is January 1st).
+// period once the tier counts by day (unless today is January 1st). On
+// both stores.
 func TestSDKGoUsageHistory(t *testing.T) {
-	ts := startServer(t, nil)
+	t.Run("pebble", func(t *testing.T) { testSDKGoUsageHistory(t, startServer(t, nil)) })
+	t.Run("postgres", func(t *testing.T) {
+		testSDKGoUsageHistory(t, startServer(t, map[string]string{"DREAM_STORE": pgtest.Own(t).Database(t), "DREAM_MASTER_KEY": randHex(32)}))
+	})
+}
+
+func testSDKGoUsageHistory(t *testing.T, ts *testServer) {
 	p := ts.createPlatform(t, "History Go")
 	c := sdkClient(ts, p.SK)
 	ctx := t.Context()
