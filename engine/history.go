@@ -4,6 +4,7 @@ import (
 	"context"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -86,6 +87,13 @@ func historyTime(s string) (t time.Time, date bool, err error) {
 		return t, true, nil
 	}
 	t, err = time.Parse(time.RFC3339Nano, s)
+	if err != nil && strings.Count(s, " ") == 1 {
+		// An offset's "+" sent unencoded in a query string arrives as a
+		// space: 2026-04-01T00:00:00 02:00.
+		if t2, err2 := time.Parse(time.RFC3339Nano, strings.Replace(s, " ", "+", 1)); err2 == nil {
+			t, err = t2, nil
+		}
+	}
 	return t.UTC(), false, err
 }
 

@@ -111,6 +111,8 @@ func TestHistoryPastPeriodsNewestFirst(t *testing.T) {
 		{"to a time: periods starting at or before it", engine.HistoryInput{To: "2026-04-01T00:00:00Z"}, append([]string{april}, march...)},
 		{"to just before April", engine.HistoryInput{To: "2026-03-31T23:59:59.999+00:00"}, march},
 		{"from and to", engine.HistoryInput{From: "2026-04-01", To: "2026-04-30"}, []string{april}},
+		{"an offset", engine.HistoryInput{From: "2026-04-01T03:00:00+02:00"}, []string{april}},
+		{"an offset whose + came unencoded", engine.HistoryInput{To: "2026-04-01T01:00:00 02:00"}, march},
 		{"nothing in range", engine.HistoryInput{From: "2025-01-01", To: "2025-12-31"}, nil},
 	}
 	for _, tt := range tests {
