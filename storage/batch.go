@@ -42,7 +42,8 @@ type batch struct {
 	customers [][]byte
 	// counters are the counters written, to store in the cache with their
 	// sequence numbers once the batch is applied.
-	counters []counterWrite
+	counters   []counterWrite
+	counterBuf [1]counterWrite // counters' first array: a track writes one
 	// states are the plugin states written, stored in the cache likewise.
 	states []stateWrite
 	// changes are what the batch changes of state the engine caches, for
@@ -250,6 +251,7 @@ func (b *batch) apply(next batchState, write func(db *pebble.DB) error) error {
 	if err := write(b.s.db); err != nil {
 		return fmt.Errorf("storage: commit: %w", err)
 	}
+	b.s.commits.committed()
 	b.state = next
 	if b.s.customers != nil {
 		for _, k := range b.customers {

@@ -161,7 +161,18 @@ func tiersKey(t engine.Tenant) []byte { return tenantKey(prefixTiers, t) }
 
 // tenantKey is prefix, the tenant's platform and mode, then parts.
 func tenantKey(prefix string, t engine.Tenant, parts ...string) []byte {
-	k := makeKey(prefix, t.PlatformID, modePart(t.Mode))
+	return tenantKeyRoom(prefix, t, 0, parts...)
+}
+
+// tenantKeyRoom is tenantKey with room for extra more bytes, in one
+// allocation.
+func tenantKeyRoom(prefix string, t engine.Tenant, extra int, parts ...string) []byte {
+	mode := modePart(t.Mode)
+	n := len(prefix) + 1 + len(t.PlatformID) + 1 + len(mode) + extra
+	for _, p := range parts {
+		n += 1 + len(p)
+	}
+	k := appendKey(make([]byte, 0, n), prefix, t.PlatformID, mode)
 	for _, p := range parts {
 		k = append(append(k, sep), p...)
 	}
@@ -181,7 +192,7 @@ func aggregatesKey(t engine.Tenant) []byte { return tenantKey(prefixAggregates, 
 func platformQuotasKey(platformID string) []byte { return makeKey(prefixQuotas, platformID) }
 
 func counterKey(k engine.CounterKey) []byte {
-	key := tenantKey(prefixCounter, k.Tenant, k.CustomerID, k.Feature)
+	key := tenantKeyRoom(prefixCounter, k.Tenant, 1+8, k.CustomerID, k.Feature)
 	return binary.BigEndian.AppendUint64(append(key, sep), timeKey(k.PeriodStart))
 }
 

@@ -914,3 +914,45 @@ func TestCloseWhileServing(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestCommitDelay: the log's next sync is held back only after a group of
+// commits; a lone writer's commits never wait, and the delay reaches Pebble.
+func TestCommitDelay(t *testing.T) {
+	c := commitDelay{delay: 100 * time.Microsecond, siblings: 4}
+	if d := c.next(); d != 0 {
+		t.Fatalf("no commits: next = %v, want 0", d)
+	}
+	for range 3 {
+		c.committed()
+		if d := c.next(); d != 0 {
+			t.Fatalf("one commit per sync (a lone writer): next = %v, want 0", d)
+		}
+	}
+	for range 4 {
+		c.committed()
+	}
+	if d := c.next(); d != 100*time.Microsecond {
+		t.Fatalf("4 commits since the last sync: next = %v, want 100µs", d)
+	}
+	if d := c.next(); d != 0 {
+		t.Fatalf("the count starts again after each sync: next = %v, want 0", d)
+	}
+
+	// Open passes the options on; -1 turns the delay off.
+	st, err := Open(t.TempDir(), &Options{CommitDelay: time.Millisecond, CommitSiblings: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if st.commits.delay != time.Millisecond || st.commits.siblings != 2 {
+		t.Fatalf("options not applied: %+v", &st.commits)
+	}
+	off, err := Open(t.TempDir(), &Options{CommitDelay: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer off.Close()
+	if off.commits.delay != 0 {
+		t.Fatalf("CommitDelay -1: delay %v, want none", off.commits.delay)
+	}
+}
