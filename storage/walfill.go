@@ -20,7 +20,7 @@ import (
 // has run for a while; zeroing ahead also covers a new store and a log that
 // outgrows the file it reuses.
 const (
-	walZeroAhead = 4 << 20   // keep this much zeroed beyond Pebble's writes
+	walZeroAhead = 1 << 20   // keep this much zeroed beyond Pebble's writes
 	walZeroChunk = 256 << 10 // zeroes written at a time, under the file's lock
 )
 
