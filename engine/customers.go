@@ -170,9 +170,18 @@ func (s *Customers) Create(ctx context.Context, t Tenant, pk string, in CreateCu
 	if err != nil {
 		return nil, err
 	}
+	// A taken email is refused before the locks, and looking it up here
+	// brings the blocks the check under the locks reads into the cache:
+	// on a large store that read, not the write, is what a create spends
+	// most, and all of a tenant's creates take its tier lock.
+	if _, err := s.c.store.CustomerIDByEmail(ctx, t, in.Email); err == nil {
+		return nil, Errorf(ECONFLICT, "A customer with email %s already exists.", in.Email)
+	} else if ErrorCode(err) != ENOTFOUND {
+		return nil, err
+	}
 	now := s.c.now().UTC()
 	res, err := s.c.updateClaimed(ctx, t, idem, []Lock{emailLock(t, in.Email), tiersLock(t)}, func(b Tx) (any, error) {
-		if err := planExists(ctx, b, t, in.Plan); err != nil {
+		if err := s.c.planExists(ctx, b, t, in.Plan); err != nil {
 			return nil, err
 		}
 		if _, err := b.CustomerIDByEmail(ctx, t, in.Email); err == nil {
@@ -207,9 +216,20 @@ func (s *Customers) Create(ctx context.Context, t Tenant, pk string, in CreateCu
 }
 
 // planExists checks, in a unit of work holding the tier lock, that plan is
-// a tier of the platform's stored config.
-func planExists(ctx context.Context, tx Tx, t Tenant, plan string) error {
-	tc, err := storedTiers(ctx, tx, t)
+// a tier of the platform's stored config. On a store no other process
+// writes, the in-memory config is that config: every change of it is
+// applied, and the memory updated, under the tier lock the caller holds.
+// That spares every create a read and decode of the config under the lock
+// all of a tenant's creates take. Another process's change is seen only
+// through tx.
+func (c *core) planExists(ctx context.Context, tx Tx, t Tenant, plan string) error {
+	var tc *TierConfig
+	var err error
+	if shared(c.store) {
+		tc, err = storedTiers(ctx, tx, t)
+	} else {
+		tc, err = c.tierConfig(ctx, t)
+	}
 	if err != nil {
 		return err
 	}
@@ -299,7 +319,7 @@ func (s *Customers) Update(ctx context.Context, t Tenant, id string, in UpdateCu
 			return nil, err
 		}
 		if in.Plan != nil && *in.Plan != c.Plan {
-			if err := planExists(ctx, b, t, *in.Plan); err != nil {
+			if err := s.c.planExists(ctx, b, t, *in.Plan); err != nil {
 				return nil, err
 			}
 		}

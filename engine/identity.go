@@ -231,7 +231,7 @@ func (s *Customers) createWithIdentity(ctx context.Context, t Tenant, pk string,
 	now := c.now().UTC()
 	locks := []Lock{customerLock(t, id), emailLock(t, in.Email), tiersLock(t)}
 	res, err := c.updateClaimed(ctx, t, idem, locks, func(b Tx) (any, error) {
-		if err := planExists(ctx, b, t, in.Plan); err != nil {
+		if err := c.planExists(ctx, b, t, in.Plan); err != nil {
 			return nil, err
 		}
 		if _, err := b.Customer(ctx, t, id); err == nil {
