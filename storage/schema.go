@@ -10,7 +10,7 @@ import (
 )
 
 // schemaVersion is the layout of keys and values this build writes.
-const schemaVersion = 2
+const schemaVersion = 3
 
 // A migration brings a store to version from the version before it. It reads
 // db and adds its writes to b, which also records the new version and is
@@ -24,7 +24,14 @@ type migration struct {
 // Version 1 is the first schema and needs none.
 var migrations = []migration{
 	{version: 2, run: configPerMode},
+	{version: 3, run: binaryCustomers},
 }
+
+// binaryCustomers (version 3): customers are written in the binary format
+// formatCustomerV2 from now on. Records of format 1 stay as they are, and
+// are read; the version keeps a build that cannot read format 2 from
+// opening the store.
+func binaryCustomers(*pebble.DB, *pebble.Batch) error { return nil }
 
 // configPerMode (version 2): tier configs and plugin settings, versions and
 // modules were a platform's, shared by both modes; each mode now has its
