@@ -47,6 +47,11 @@ type Config struct {
 	Signup    string
 	AccessLog bool   // DREAM_ACCESS_LOG, --access-log
 	LogLevel  string // DREAM_LOG_LEVEL, --log-level: debug, info, warn, error
+	// CacheSize is the most memory, in bytes, the Pebble store keeps of
+	// its blocks (DREAM_CACHE_SIZE, --cache-size). It is used only as
+	// blocks are read, so a store smaller than it takes its own size.
+	// Default storage.DefaultCacheSize.
+	CacheSize int64
 	// DebugAddr serves net/http/pprof on its own listener when set
 	// (DREAM_DEBUG_ADDR, --debug-addr). Off by default: profiles show
 	// memory and must not be reachable from outside.
@@ -105,6 +110,7 @@ var serveEnv = []envVar{
 	{"DREAM_ACCESS_LOG", "--access-log (1 or true)"},
 	{"DREAM_LOG_LEVEL", "--log-level"},
 	{"DREAM_DEBUG_ADDR", "--debug-addr"},
+	{"DREAM_CACHE_SIZE", "--cache-size (e.g. 512MiB)"},
 	{"DREAM_WEBHOOK_ALLOW_PRIVATE", "--webhook-allow-private (1 or true): webhooks to http, private and loopback addresses"},
 	{"DREAM_PLUGIN_DEADLINE", "--plugin-deadline"},
 	{"DREAM_PLUGIN_MEMORY_PAGES", "--plugin-memory-pages"},
@@ -149,6 +155,13 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 	fs.BoolVar(&c.AccessLog, "access-log", env("DREAM_ACCESS_LOG", "") == "1" || env("DREAM_ACCESS_LOG", "") == "true", "log every request")
 	fs.StringVar(&c.LogLevel, "log-level", env("DREAM_LOG_LEVEL", "info"), "debug, info, warn or error")
 	fs.StringVar(&c.DebugAddr, "debug-addr", env("DREAM_DEBUG_ADDR", ""), "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off when empty")
+	cacheSize := byteSize(storage.DefaultCacheSize)
+	if v := env("DREAM_CACHE_SIZE", ""); v != "" {
+		if err := cacheSize.Set(v); err != nil {
+			return fmt.Errorf("DREAM_CACHE_SIZE: %w", err)
+		}
+	}
+	fs.Var(&cacheSize, "cache-size", "memory the Pebble store may keep of its blocks, used as they are read (a size: 64MiB, 1GiB; at least 8MiB)")
 	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", env("DREAM_WEBHOOK_ALLOW_PRIVATE", "") == "1" || env("DREAM_WEBHOOK_ALLOW_PRIVATE", "") == "true",
 		"let outgoing webhooks use http and private or loopback addresses (never link-local)")
 	if err := c.Plugins.register(fs, env); err != nil {
@@ -167,6 +180,9 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 	}
 	if len(pos) > 0 {
 		return fmt.Errorf("unexpected arguments: %s (see dream-api serve --help)", strings.Join(pos, " "))
+	}
+	if c.CacheSize = int64(cacheSize); c.CacheSize < 8<<20 {
+		return fmt.Errorf("--cache-size %s: must be at least 8MiB", cacheSize)
 	}
 	if err := c.HTTP.validate(); err != nil {
 		return err
@@ -493,7 +509,8 @@ func checkQuotas(q *engine.Quotas) error {
 func (m *Main) openStore(ctx context.Context) (engine.Store, error) {
 	u := m.Config.Store
 	if u == "" {
-		return storage.Open(filepath.Join(m.Config.DataDir, storeDirName), &storage.Options{Logger: m.log.With("component", "pebble")})
+		return storage.Open(filepath.Join(m.Config.DataDir, storeDirName), &storage.Options{
+			Logger: m.log.With("component", "pebble"), CacheSize: m.Config.CacheSize})
 	}
 	if !strings.HasPrefix(u, "postgres://") && !strings.HasPrefix(u, "postgresql://") {
 		return nil, errors.New("--store: want a postgres:// URL")
@@ -502,4 +519,33 @@ func (m *Main) openStore(ctx context.Context) (engine.Store, error) {
 		return nil, errors.New("--store postgres://… needs DREAM_MASTER_KEY: every node sharing the database must seal secrets with the same key")
 	}
 	return postgres.Open(ctx, u, &postgres.Options{Logger: m.log.With("component", "postgres")})
+}
+
+// byteSize is a flag.Value of a size in bytes written as a number with an
+// optional unit: B, KiB, MiB, GiB (also KB, MB, GB, meaning the same).
+type byteSize int64
+
+func (b byteSize) String() string {
+	switch n := int64(b); {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return strconv.FormatInt(n>>30, 10) + "GiB"
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return strconv.FormatInt(n>>20, 10) + "MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return strconv.FormatInt(n>>10, 10) + "KiB"
+	default:
+		return strconv.FormatInt(n, 10) + "B"
+	}
+}
+
+func (b *byteSize) Set(s string) error {
+	num := strings.TrimRight(s, "KMGiBkmgib ")
+	unit := strings.ToLower(strings.TrimSpace(s[len(num):]))
+	shift, ok := map[string]uint{"": 0, "b": 0, "k": 10, "kb": 10, "kib": 10, "m": 20, "mb": 20, "mib": 20, "g": 30, "gb": 30, "gib": 30}[unit]
+	n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+	if !ok || err != nil || n < 0 || n > (1<<62)>>shift {
+		return fmt.Errorf("%q is not a size (e.g. 256MiB, 1GiB)", s)
+	}
+	*b = byteSize(n << shift)
+	return nil
 }
