@@ -54,7 +54,7 @@ func main() {
 	}
 }
 
-const usage = `usage: dream-bench run | soak | load | gobench | serve-bare | serve-redis | serve-postgres  (-h for flags)`
+const usage = `usage: dream-bench run | scale | soak | load | gobench | serve-bare | serve-redis | serve-postgres  (-h for flags)`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -63,6 +63,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "run":
 		return runBench(ctx, args[1:], stdout, stderr)
+	case "scale":
+		return runScale(ctx, args[1:], stdout, stderr)
 	case "soak":
 		return runSoak(ctx, args[1:], stdout, stderr)
 	case "load":
