@@ -5,7 +5,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.Version=$(VERSION)
 
-.PHONY: stripe-mock chromium postgres all build run test test-short vet fuzz bench bench-deps soak clean plugins plugins-bench sdk-js-test
+.PHONY: stripe-mock chromium postgres all build run test test-short vet fuzz bench bench-scale bench-deps soak clean plugins plugins-bench sdk-js-test
 
 all: build
 
@@ -68,6 +68,15 @@ bench:
 	$(GO) build -o bin/dream-bench ./cmd/dream-bench
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=2s ./engine/ ./storage/ ./plugins/ ./http/ 2>&1 | bin/dream-bench gobench
 	bin/dream-bench run $(BENCH_FLAGS)
+	bin/dream-bench scale $(SCALE_FLAGS)
+
+# A large store measured from outside (dream-bench scale -h): by default in
+# `make bench` 100 000 customers; `make bench-scale` builds 1 000 000 (about
+# 20 minutes on a 2-core machine).
+SCALE_FLAGS ?= -customers 100000 -sample 5000
+bench-scale:
+	$(GO) build -o bin/dream-bench ./cmd/dream-bench
+	bin/dream-bench scale -customers 1000000 -sample 20000 -duration 10s
 
 # Installs the baselines' servers of `make bench` (Debian packages).
 bench-deps:
