@@ -304,4 +304,7 @@ type Change struct {
 	// WebhookDelivery is a delivery written pending: the worker is woken.
 	WebhookDelivery *WebhookDelivery
 	SigningKey      *SigningKey
+	// Platform is a written platform record: key authentication follows
+	// its suspension (Keys).
+	Platform *Platform
 }

@@ -83,11 +83,13 @@ func (w *writer) PutAdminTokenHash(h [32]byte) {
 	}
 }
 
-// PutPlatform writes p.
+// PutPlatform writes p and logs the change for every node (key
+// authentication follows a suspension).
 func (w *writer) PutPlatform(p *engine.Platform) {
 	if b, ok := w.jsonOf(p); ok && w.ok(p.ID) {
 		w.exec(`INSERT INTO platforms (id, record) VALUES ($1, $2)
 			ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record`, p.ID, b)
+		w.changes = append(w.changes, engine.Change{PlatformID: p.ID, Platform: p})
 	}
 }
 

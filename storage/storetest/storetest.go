@@ -716,6 +716,8 @@ func testWatch(t *testing.T, open Open) {
 			got = append(got, fmt.Sprintf("billing %s %s", ch.PlatformID, ch.Billing.Status))
 		case ch.Quotas != nil:
 			got = append(got, fmt.Sprintf("quotas %s %d", ch.PlatformID, *ch.Quotas.Customers))
+		case ch.Platform != nil:
+			got = append(got, fmt.Sprintf("platform %s suspended=%v %q", ch.PlatformID, ch.Platform.Suspended(), ch.Platform.SuspendedReason))
 		default:
 			got = append(got, "empty change")
 		}
@@ -733,6 +735,12 @@ func testWatch(t *testing.T, open Open) {
 	update(t, s, engine.Lock{Kind: engine.LockQuotas, Platform: "plt_a"}, func(tx engine.Tx) {
 		tx.PutPlatformQuotas("plt_a", &engine.PlatformQuotas{Customers: ptr(int64(9))})
 	})
+	// A platform record (its suspension) round-trips and is told.
+	suspended := samplePlatform("plt_a")
+	suspended.SuspendedAt, suspended.SuspendedReason = ptr(time.Date(2024, 3, 4, 5, 6, 7, 8000, time.UTC)), "unpaid invoices"
+	update(t, s, engine.Lock{Kind: engine.LockPlatform, Platform: "plt_a"}, func(tx engine.Tx) { tx.PutPlatform(suspended) })
+	gotPlat, err := s.Platform(ctx, "plt_a")
+	wantEqual(t, "suspended Platform", gotPlat, err, suspended)
 	// Writes of uncached state tell nothing.
 	update(t, s, engine.Lock{Kind: engine.LockCustomer, Platform: "plt_a", ID: "cus_a"}, func(tx engine.Tx) {
 		tx.PutAggregates(live, &engine.Aggregates{Active: 1})
@@ -750,6 +758,7 @@ func testWatch(t *testing.T, open Open) {
 		"plugin plt_a live v_1",
 		"billing plt_a active",
 		"quotas plt_a 9",
+		`platform plt_a suspended=true "unpaid invoices"`,
 		"key plt_a key_1 revoked=true",
 		"tiers plt_a live 2",
 	}
