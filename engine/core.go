@@ -118,7 +118,8 @@ func New(cfg Config) *Engine {
 	c.inflight.m = make(map[string]chan struct{})
 	c.tiers.m = make(map[Tenant]*TierConfig)
 	plugins := &Plugins{c: c, loader: cfg.PolicyLoader, active: make(map[Tenant]*ActivePolicy), gen: make(map[Tenant]uint64),
-		prepared: make(map[string]*ActivePolicy), stateful: make(map[string]*atomic.Bool), loading: newStripes(256)}
+		prepared: make(map[string]*ActivePolicy), stateful: make(map[string]*atomic.Bool), loading: newStripes(256),
+		health: make(map[Tenant]*pluginHealthLog), started: cfg.Now()}
 	if c.policies == nil {
 		c.policies = plugins
 	}

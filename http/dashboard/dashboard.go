@@ -170,7 +170,7 @@ func (h *handler) signedIn(fn func(w http.ResponseWriter, r *http.Request, a *au
 		}
 		a := &auth{token: c.Value, sess: sess, dev: dev}
 		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, a))
-		if r.Method == http.MethodPost && !accountAction[r.URL.Path] {
+		if r.Method == http.MethodPost && !whileSuspended[r.URL.Path] {
 			// A platform the operator suspended is read-only here, as its
 			// keys are refused by the API.
 			p, err := h.eng.Platforms.Get(r.Context(), sess.PlatformID)
@@ -187,11 +187,13 @@ func (h *handler) signedIn(fn func(w http.ResponseWriter, r *http.Request, a *au
 	}
 }
 
-// accountAction are the forms that act on the developer's account or
-// session, not on a platform: they work while the platform is suspended.
-var accountAction = map[string]bool{
+// whileSuspended are the forms that work while the platform is suspended:
+// they act on the developer's account or session, or change nothing (a
+// plugin dry-run).
+var whileSuspended = map[string]bool{
 	"/dashboard/logout": true, "/dashboard/switch": true,
 	"/dashboard/settings/password": true, "/dashboard/settings/signout-everywhere": true,
+	"/dashboard/plugin/dry-run": true,
 }
 
 func (h *handler) setCookie(w http.ResponseWriter, name, value string, maxAge time.Duration) {
