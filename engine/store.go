@@ -287,6 +287,8 @@ const (
 	LockUsageDay
 	// LockSigningKeys: the server's end-user token signing keys.
 	LockSigningKeys
+	// LockStripeEventLog: a tenant's log of recent Stripe events.
+	LockStripeEventLog
 )
 
 // Change is one change to stored state that the engine keeps a copy of in

@@ -338,6 +338,18 @@ func (w *writer) PutStripeEvent(t engine.Tenant, eventID string, appliedAt time.
 	}
 }
 
+// PutStripeEventLog writes slot of t's log of recent Stripe events.
+func (w *writer) PutStripeEventLog(t engine.Tenant, slot int, r *engine.StripeEventRecord) {
+	if slot < 0 || slot >= engine.StripeEventLogSize {
+		w.fail(fmt.Errorf("postgres: stripe event log slot %d out of range", slot))
+		return
+	}
+	if b, ok := w.jsonOf(r); ok && w.ok(t.PlatformID) {
+		w.exec(`INSERT INTO stripe_event_log (platform, mode, slot, record) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (platform, mode, slot) DO UPDATE SET record = EXCLUDED.record`, t.PlatformID, mode(t.Mode), slot, b)
+	}
+}
+
 // PutPlatformBilling writes a platform's subscription on the operator's
 // account.
 func (w *writer) PutPlatformBilling(pb *engine.PlatformBilling) {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -43,6 +44,7 @@ func Run(t *testing.T, open Open) {
 		{"BadIDWritesNothing", testBadID},
 		{"DashboardAndWebhooks", testDashboardAndWebhooks},
 		{"Auth", testAuth},
+		{"StripeEventLog", testStripeEventLog},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
@@ -993,4 +995,51 @@ func testAuth(t *testing.T, open Open) {
 	mu.Lock()
 	defer mu.Unlock()
 	wantEqual(t, "Watch told of signing keys", told, nil, []string{"sgk_2", "sgk_1"})
+}
+
+// A tenant's log of recent Stripe events: slots written and rewritten,
+// listed in any order; tenants and modes apart; a slot out of the ring
+// fails the batch.
+func testStripeEventLog(t *testing.T, open Open) {
+	s := open(t)
+	got, err := s.StripeEventLog(ctx, live)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("empty log: %v, %v", got, err)
+	}
+	at := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+	rec := func(seq int64, outcome string) *engine.StripeEventRecord {
+		return &engine.StripeEventRecord{Seq: seq, EventID: fmt.Sprintf("evt_%d", seq), Type: "customer.subscription.updated",
+			ReceivedAt: at.Add(time.Duration(seq) * time.Second), Outcome: outcome, Reason: "why", CustomerID: "cus_a", PlanFrom: "free", PlanTo: "pro"}
+	}
+	lock := engine.Lock{Kind: engine.LockStripeEventLog, Platform: "plt_a"}
+	update(t, s, lock, func(tx engine.Tx) {
+		tx.PutStripeEventLog(live, 1, rec(1, "applied"))
+		tx.PutStripeEventLog(live, 2, rec(2, "failed"))
+		tx.PutStripeEventLog(test, 1, rec(1, "ignored"))
+	})
+	update(t, s, lock, func(tx engine.Tx) {
+		tx.PutStripeEventLog(live, 1, rec(51, "duplicate")) // the ring comes round
+		tx.PutStripeEventLog(live, engine.StripeEventLogSize-1, rec(49, "stale"))
+	})
+	got, err = s.StripeEventLog(ctx, live)
+	slices.SortFunc(got, func(a, b *engine.StripeEventRecord) int { return int(a.Seq - b.Seq) })
+	wantEqual(t, "StripeEventLog live", got, err, []*engine.StripeEventRecord{rec(2, "failed"), rec(49, "stale"), rec(51, "duplicate")})
+	got, err = s.StripeEventLog(ctx, test)
+	wantEqual(t, "StripeEventLog test", got, err, []*engine.StripeEventRecord{rec(1, "ignored")})
+	got, err = s.StripeEventLog(ctx, engine.Tenant{PlatformID: "plt_b"})
+	if err != nil || len(got) != 0 {
+		t.Errorf("another platform's log: %v, %v", got, err)
+	}
+	for _, slot := range []int{-1, engine.StripeEventLogSize} {
+		b := s.NewBatch()
+		b.PutPlatform(samplePlatform("plt_slot"))
+		b.PutStripeEventLog(live, slot, rec(99, "applied"))
+		if err := b.Commit(); err == nil {
+			t.Errorf("slot %d: Commit succeeded", slot)
+		}
+		b.Close()
+	}
+	if _, err := s.Platform(ctx, "plt_slot"); engine.ErrorCode(err) != engine.ENOTFOUND {
+		t.Errorf("a batch with a bad slot wrote: %v", err)
+	}
 }
