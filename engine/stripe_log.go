@@ -58,7 +58,9 @@ type StripeEventLogBatch interface {
 }
 
 // stripeLogLock guards a tenant's log of Stripe events (its next slot).
-func stripeLogLock(t Tenant) Lock { return Lock{Kind: LockStripeEventLog, Mode: t.Mode, Platform: t.PlatformID} }
+func stripeLogLock(t Tenant) Lock {
+	return Lock{Kind: LockStripeEventLog, Mode: t.Mode, Platform: t.PlatformID}
+}
 
 // logStripeEvent appends r to t's log within the unit of work tx, which
 // MUST hold stripeLogLock(t): the next record replaces the oldest once the
