@@ -9,7 +9,7 @@ import (
 )
 
 // The operator suspends a platform: every key of it (secret and
-// publishable, live and test) is refused with 403 forbidden at once, with
+// publishable, live and test) and its end users' tokens are refused with 403 forbidden at once, with
 // no restart, while another platform is untouched; a Stripe webhook of the
 // platform is still applied; the suspension survives a restart; a resume
 // lets every key in again, and the webhook's effect is there. Only the
@@ -26,7 +26,10 @@ func TestSuspendPlatform(t *testing.T) {
 	ts.stripeConnectByKey(t, p)
 	ts.stripeTiers(t, p.TestSK, 1500)
 	id := str(ts.createCustomer(t, p.TestSK, map[string]any{"email": "ada@example.com"}), "id")
-	liveID := str(ts.createCustomer(t, p.SK, map[string]any{"email": "bob@example.com"}), "id")
+	liveID := str(ts.createCustomer(t, p.SK, map[string]any{"email": "bob@example.com", "password": "violet staple engine"}), "id")
+	signedIn := ts.expect(t, req{Method: "POST", Path: "/api/auth/sign-in?pk=" + p.PK,
+		Body: map[string]any{"email": "bob@example.com", "password": "violet staple engine"}}, 200, "")
+	endUserToken := str(signedIn.Body, "token")
 	ts.expect(t, req{Method: "POST", Path: "/api/create-checkout", Key: p.TestSK, Body: map[string]any{"customerId": id, "tier": "pro"}}, 200, "")
 	stripeCus := str(ts.stripeCustomer(t, p.TestSK, id), "stripeCustomerId")
 
@@ -40,6 +43,7 @@ func TestSuspendPlatform(t *testing.T) {
 		{"test secret, customer", req{Method: "GET", Path: "/api/customers/" + id, Key: p.TestSK}},
 		{"live publishable", req{Method: "GET", Path: "/api/tiers", Key: p.PK}},
 		{"test publishable in the query", req{Method: "GET", Path: "/api/tiers?pk=" + p.TestPK}},
+		{"end-user token", req{Method: "GET", Path: "/api/me", Key: endUserToken}},
 	}
 	allWork := func(ts *testServer, when string) {
 		t.Helper()

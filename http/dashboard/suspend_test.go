@@ -78,6 +78,14 @@ func TestAdminSuspendAndResume(t *testing.T) {
 	if !strings.Contains(home, "This platform is suspended by the operator") || !strings.Contains(home, "&lt;b&gt;unpaid&lt;/b&gt; invoices") {
 		t.Error("no suspension banner with the reason on the developer's overview")
 	}
+	// Signing in still works, and lands on the banner.
+	again := s.browser(t)
+	if res := again.post("/dashboard/login", url.Values{"email": {"ada@example.com"}, "password": {"correct horse battery"}}, nil); res.StatusCode != http.StatusSeeOther {
+		t.Errorf("sign-in to a suspended platform's account: %d", res.StatusCode)
+	}
+	if _, home := again.get("/dashboard"); !strings.Contains(home, `data-testid="suspended-banner"`) {
+		t.Error("a new sign-in does not see the suspension banner")
+	}
 	dev.get("/dashboard/tiers")
 	if res := dev.post("/dashboard/tiers", url.Values{"rows": {"1"}, "tiers.0.name": {"changed"}}, nil); res.StatusCode != http.StatusForbidden {
 		t.Errorf("tiers saved on a suspended platform: %d", res.StatusCode)
