@@ -16,13 +16,14 @@ import (
 	"github.com/dream-api/dream-api/storage"
 )
 
-type clock struct {
+// stepClock is an engine clock the test moves forward.
+type stepClock struct {
 	mu  sync.Mutex
 	now time.Time
 }
 
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Add(d time.Duration) {
+func (c *stepClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *stepClock) Add(d time.Duration) {
 	c.mu.Lock()
 	c.now = c.now.Add(d)
 	c.mu.Unlock()
@@ -44,7 +45,7 @@ func TestPluginPageShowsBreakerAndFallbacks(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	clk := &clock{now: time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)}
+	clk := &stepClock{now: time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)}
 	eng := engine.New(engine.Config{Store: st, PolicyLoader: rt.Loader(), Now: clk.Now, Logger: slog.New(slog.DiscardHandler),
 		Developers: engine.DeveloperConfig{Argon2: engine.Argon2Params{Time: 1, MemoryKiB: 64, Threads: 1}}})
 	srv := httptest.NewServer(dashboard.New(dashboard.Config{Engine: eng, Now: clk.Now}))
