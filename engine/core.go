@@ -118,12 +118,13 @@ func New(cfg Config) *Engine {
 	c.inflight.m = make(map[string]chan struct{})
 	c.tiers.m = make(map[Tenant]*TierConfig)
 	plugins := &Plugins{c: c, loader: cfg.PolicyLoader, active: make(map[Tenant]*ActivePolicy), gen: make(map[Tenant]uint64),
-		prepared: make(map[string]*ActivePolicy), stateful: make(map[string]*atomic.Bool), loading: newStripes(256)}
+		prepared: make(map[string]*ActivePolicy), stateful: make(map[string]*atomic.Bool), loading: newStripes(256),
+		health: make(map[Tenant]*pluginHealthLog), started: cfg.Now()}
 	if c.policies == nil {
 		c.policies = plugins
 	}
 	c.stripe = newStripe(c, cfg.Stripe)
-	c.keys = &Keys{c: c, grace: cfg.KeyGrace, cache: make(map[[32]byte]*cachedKey)}
+	c.keys = &Keys{c: c, grace: cfg.KeyGrace, cache: make(map[[32]byte]*cachedKey), suspended: make(map[string]bool)}
 	c.plugins = plugins
 	c.hooks = newHookWorker(c, cfg.Webhooks)
 	c.auth = newEndUserAuth(c, cfg.Auth)
@@ -344,6 +345,8 @@ func (c *core) changed(ch Change) {
 		c.hooks.notify(WebhookEndpointRef{Tenant: Tenant{PlatformID: ch.PlatformID, Mode: ch.Mode}, EndpointID: ch.WebhookDelivery.EndpointID})
 	case ch.SigningKey != nil:
 		c.auth.keyChanged(ch.SigningKey)
+	case ch.Platform != nil:
+		c.keys.platformChanged(ch.Platform)
 	}
 }
 
@@ -367,6 +370,9 @@ func emailLock(t Tenant, email string) Lock {
 func tiersLock(t Tenant) Lock { return Lock{Kind: LockTiers, Mode: t.Mode, Platform: t.PlatformID} }
 
 func keysLock(platformID string) Lock { return Lock{Kind: LockKeys, Platform: platformID} }
+
+// platformLock guards a platform record (its suspension).
+func platformLock(platformID string) Lock { return Lock{Kind: LockPlatform, Platform: platformID} }
 
 func pluginLock(t Tenant) Lock { return Lock{Kind: LockPlugin, Mode: t.Mode, Platform: t.PlatformID} }
 

@@ -29,8 +29,15 @@ type Keys struct {
 	// where it has no entry, and every stored change of a record replaces
 	// its entry while the writing unit holds the platform's key lock
 	// (core.changed): a revoke is in the cache before Revoke returns.
-	mu    sync.RWMutex // guards cache
+	mu    sync.RWMutex // guards cache and suspended
 	cache map[[32]byte]*cachedKey
+	// suspended holds, by platform id, whether the operator suspended the
+	// platform (Platforms.Suspend). Like cache it is filled on a miss only
+	// where it has no entry, and every stored platform record replaces its
+	// entry while the writing unit holds the platform's lock
+	// (core.changed; on PostgreSQL other nodes' writes arrive through the
+	// change log), so that a suspension is in force when Suspend returns.
+	suspended map[string]bool
 }
 
 type cachedKey struct {
@@ -82,6 +89,10 @@ func (s *Keys) Authenticate(ctx context.Context, secret string) (*Key, error) {
 
 	s.mu.RLock()
 	ck := s.cache[h]
+	var stopped, known bool
+	if ck != nil {
+		stopped, known = s.suspended[ck.key.PlatformID]
+	}
 	s.mu.RUnlock()
 	if ck == nil {
 		k, err := s.c.store.KeyBySecretHash(ctx, h)
@@ -104,6 +115,15 @@ func (s *Keys) Authenticate(ctx context.Context, secret string) (*Key, error) {
 	}
 	if !ck.key.Active(now) {
 		return nil, Errorf(EINVALIDAPIKEY, "This API key has been revoked or has expired.")
+	}
+	if !known {
+		var err error
+		if stopped, err = s.platformSuspended(ctx, ck.key.PlatformID); err != nil {
+			return nil, err
+		}
+	}
+	if stopped {
+		return nil, errSuspended()
 	}
 	if now.Sub(ck.persisted) >= lastUsedEvery {
 		s.touch(h, now)
@@ -174,6 +194,11 @@ func (s *Keys) AuthenticatePublishable(ctx context.Context, pk string) (Tenant, 
 	now := s.c.now()
 	for _, k := range keys {
 		if k.Active(now) {
+			if stopped, err := s.platformSuspended(ctx, k.PlatformID); err != nil {
+				return Tenant{}, err
+			} else if stopped {
+				return Tenant{}, errSuspended()
+			}
 			return k.Tenant(), nil
 		}
 	}
@@ -281,5 +306,42 @@ func (s *Keys) tenantKey(ctx context.Context, tx Tx, t Tenant, id string) (*Key,
 func (s *Keys) replace(k *Key) {
 	s.mu.Lock()
 	s.cache[k.SecretHash] = &cachedKey{key: *k, persisted: s.c.now()}
+	s.mu.Unlock()
+}
+
+// errSuspended is the answer to a key of a suspended platform.
+func errSuspended() error {
+	return Errorf(EFORBIDDEN, "This platform is suspended by the operator of this dream-api server, so its keys are refused; contact the operator.")
+}
+
+// platformSuspended reports whether the operator suspended platform id,
+// from memory once known. A platform without a record is not suspended.
+func (s *Keys) platformSuspended(ctx context.Context, id string) (bool, error) {
+	s.mu.RLock()
+	stopped, known := s.suspended[id]
+	s.mu.RUnlock()
+	if known {
+		return stopped, nil
+	}
+	p, err := s.c.store.Platform(ctx, id)
+	if err != nil && ErrorCode(err) != ENOTFOUND {
+		return false, err
+	}
+	stopped = err == nil && p.Suspended()
+	s.mu.Lock()
+	// A stored change that arrived meanwhile (platformChanged) wins.
+	if cur, set := s.suspended[id]; set {
+		stopped = cur
+	} else {
+		s.suspended[id] = stopped
+	}
+	s.mu.Unlock()
+	return stopped, nil
+}
+
+// platformChanged follows a written platform record (core.changed).
+func (s *Keys) platformChanged(p *Platform) {
+	s.mu.Lock()
+	s.suspended[p.ID] = p.Suspended()
 	s.mu.Unlock()
 }

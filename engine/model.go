@@ -12,7 +12,18 @@ type Platform struct {
 	Name      string    `json:"name"`
 	Email     string    `json:"email,omitempty"`
 	CreatedAt time.Time `json:"createdAt"`
+	// SuspendedAt is when the operator suspended the platform (nil when it
+	// is not): its keys are refused, its Stripe webhooks still apply
+	// (Platforms.Suspend). Records from before suspension existed decode
+	// with nil.
+	SuspendedAt *time.Time `json:"suspendedAt"`
+	// SuspendedReason is the operator's note, shown to the operator and on
+	// the developer's dashboard; "" when none was given.
+	SuspendedReason string `json:"suspendedReason,omitempty"`
 }
+
+// Suspended reports whether the operator has suspended p.
+func (p *Platform) Suspended() bool { return p.SuspendedAt != nil }
 
 // Key is one key record: a publishable key and the SHA-256 of its secret
 // key. The secret itself is never stored.

@@ -98,6 +98,85 @@ func (s *Platforms) List(ctx context.Context, p Page) ([]*Platform, bool, error)
 	return s.c.store.Platforms(ctx, p)
 }
 
+// SuspendInput is the body of POST /admin/platforms/{id}/suspend.
+type SuspendInput struct {
+	// Reason is the operator's note (at most 500 characters); optional.
+	Reason string `json:"reason"`
+}
+
+// Validate reports every problem of in.
+func (in *SuspendInput) Validate() error {
+	var v Validation
+	in.Reason = strings.TrimSpace(in.Reason)
+	if utf8.RuneCountInString(in.Reason) > 500 {
+		v.Add("reason", "must be at most 500 characters")
+	}
+	return v.Err()
+}
+
+// Suspend stops a platform, as one unit of work: from when it returns,
+// every request with one of its keys (secret or publishable, live or test)
+// and every end-user token of its customers is refused with EFORBIDDEN, on
+// every node. Nothing is deleted: its Stripe webhooks keep being applied
+// (billing is never lost) and Resume undoes it. Suspending a suspended
+// platform keeps its SuspendedAt and replaces the reason when one is
+// given. Returns ENOTFOUND for an unknown platform, EVALIDATION for a bad
+// reason.
+func (s *Platforms) Suspend(ctx context.Context, id string, in SuspendInput, idem *Idempotency) (*Platform, error) {
+	if err := in.Validate(); err != nil {
+		return nil, err
+	}
+	return s.setSuspended(ctx, id, idem, func(p *Platform) bool {
+		changed := false
+		if p.SuspendedAt == nil {
+			now := s.c.now().UTC()
+			p.SuspendedAt, changed = &now, true
+		}
+		if in.Reason != "" && in.Reason != p.SuspendedReason {
+			p.SuspendedReason, changed = in.Reason, true
+		}
+		return changed
+	})
+}
+
+// Resume ends a platform's suspension, as one unit of work: its keys work
+// again when it returns, on every node. Resuming a platform that is not
+// suspended changes nothing. Returns ENOTFOUND for an unknown platform.
+func (s *Platforms) Resume(ctx context.Context, id string, idem *Idempotency) (*Platform, error) {
+	return s.setSuspended(ctx, id, idem, func(p *Platform) bool {
+		if p.SuspendedAt == nil && p.SuspendedReason == "" {
+			return false
+		}
+		p.SuspendedAt, p.SuspendedReason = nil, ""
+		return true
+	})
+}
+
+// setSuspended reads platform id under its lock, lets change edit it and
+// writes it when change reports a change. The store tells the key cache
+// (core.changed) while the lock is held.
+func (s *Platforms) setSuspended(ctx context.Context, id string, idem *Idempotency, change func(p *Platform) bool) (*Platform, error) {
+	if id == "" || len(id) > 100 {
+		return nil, Errorf(ENOTFOUND, "No platform %q.", id)
+	}
+	res, err := s.c.update(ctx, adminTenant, idem, []Lock{platformLock(id)}, func(tx Tx) (any, error) {
+		p, err := tx.Platform(ctx, id)
+		if ErrorCode(err) == ENOTFOUND {
+			return nil, Errorf(ENOTFOUND, "No platform %q.", id)
+		} else if err != nil {
+			return nil, err
+		}
+		if change(p) {
+			tx.PutPlatform(p)
+		}
+		return p, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res.(*Platform), nil
+}
+
 // EnsureAdminToken makes the operator's admin token. With a given token its
 // hash is stored (replacing an earlier one) and "" returned; without one, a
 // token is generated and returned on first start only, to be shown once.

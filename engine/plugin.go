@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -92,6 +94,11 @@ type Plugins struct {
 	// loading serializes lazy loads per platform, so a module is compiled once.
 	loading *stripes
 
+	// health keeps each tenant's recent fallbacks, in memory only
+	// (operational state, since the engine started); guarded by mu.
+	health  map[Tenant]*pluginHealthLog
+	started time.Time
+
 	limitsMu sync.Mutex
 	limits   *PluginLimits // nil: the defaults (plugin_limits.go)
 	buckets  tokenBuckets  // management calls per platform
@@ -112,12 +119,19 @@ type breaker struct {
 
 	errs     errorSampler
 	logEvery time.Duration
+
+	// health is the tenant's record of fallbacks (Plugins.Health), written
+	// only when a call fails; version and onError label its entries.
+	health  *pluginHealthLog
+	version string
+	onError string
 }
 
 func (b *breaker) Decide(ctx context.Context, in *PolicyInput, out *Decision) error {
 	until := b.openTill.Load()
 	if until != 0 && b.now().UnixNano() < until {
 		b.skipped.Add(1)
+		b.fellBack(in, ErrBreakerOpen, false)
 		return ErrBreakerOpen
 	}
 	err := b.PolicyModule.Decide(ctx, in, out)
@@ -128,12 +142,32 @@ func (b *breaker) Decide(ctx context.Context, in *PolicyInput, out *Decision) er
 		}
 		return nil
 	}
+	opened := false
 	if b.errors.Add(1) >= breakerErrors {
 		b.errors.Store(0)
 		b.openTill.Store(b.now().Add(breakerCoolDown).UnixNano())
+		opened = true
 		b.onOpen()
 	}
+	b.fellBack(in, err, opened)
 	return err
+}
+
+// fellBack records a call the plugin did not decide (the fallback path
+// only: a successful call records nothing and takes no lock).
+func (b *breaker) fellBack(in *PolicyInput, err error, opened bool) {
+	if b.health == nil {
+		return
+	}
+	now := b.now().UTC()
+	detail := ErrorMessage(err)
+	if len(detail) > 200 {
+		detail = detail[:200] + "…"
+	}
+	b.health.add(PluginFallback{
+		At: now, Version: b.version, CustomerID: in.CustomerID, Feature: in.Feature,
+		Kind: fallbackKind(err), Detail: detail, Denied: b.onError == "deny",
+	}, opened)
 }
 
 // Active implements Policies: the platform's active policy, or nil.
@@ -200,7 +234,8 @@ func (p *Plugins) install(t Tenant, gen uint64, a *ActivePolicy) *ActivePolicy {
 
 // newActive wraps a compiled module as the active policy of settings s.
 func (p *Plugins) newActive(ctx context.Context, t Tenant, s *PluginSettings, m PolicyModule) *ActivePolicy {
-	b := &breaker{PolicyModule: m, now: p.c.now, logEvery: p.Limits().ErrorLogInterval}
+	b := &breaker{PolicyModule: m, now: p.c.now, logEvery: p.Limits().ErrorLogInterval,
+		health: p.healthLog(t), version: s.Active, onError: s.OnError}
 	version := s.Active
 	b.onOpen = func() {
 		p.c.log.Warn("plugin circuit breaker open: built-in limits or onError decide for a cool-down",
@@ -575,4 +610,149 @@ func (p *Plugins) DryRun(ctx context.Context, t Tenant, version string, in DryRu
 		res.State = []byte{}
 	}
 	return res, nil
+}
+
+// Fallback kinds (PluginFallback.Kind): why the plugin did not decide.
+const (
+	FallbackTrap        = "trap"         // the module trapped or exited
+	FallbackTimeout     = "timeout"      // it ran past its deadline
+	FallbackBreakerOpen = "breaker open" // not called: the breaker is open
+	FallbackBadOutput   = "bad output"   // it answered something the ABI does not allow
+)
+
+// pluginFallbacksKept is how many recent fallbacks Health lists per tenant.
+const pluginFallbacksKept = 20
+
+// PluginFallback is one call that the plugin did not decide: built-in
+// limits decided it instead, or it was refused when onError is "deny".
+type PluginFallback struct {
+	At         time.Time `json:"at"`
+	Version    string    `json:"version"`
+	CustomerID string    `json:"customerId"`
+	Feature    string    `json:"feature"`
+	Kind       string    `json:"kind"`
+	// Detail is the plugin's error as a client may see it.
+	Detail string `json:"detail"`
+	// Denied: onError is "deny", so the call was refused.
+	Denied bool `json:"denied"`
+}
+
+// PluginHealth is the state of a tenant's plugin in this process: its
+// circuit breaker and its recent fallbacks. It is operational state, kept
+// in memory since Since (the engine's start), not stored, and each node of
+// a cluster has its own.
+type PluginHealth struct {
+	// Loaded: the active module is loaded in this process (it is loaded
+	// on the first call); Version is then its version.
+	Loaded  bool   `json:"loaded"`
+	Version string `json:"version,omitempty"`
+	// State is "closed" (the plugin decides) or "open" (skipped until
+	// OpenUntil: built-in limits or onError decide).
+	State     string     `json:"state"`
+	OpenUntil *time.Time `json:"openUntil,omitempty"`
+	// ErrorsInARow are the failed calls since the last success or opening;
+	// the breaker opens at Threshold for CoolDown.
+	ErrorsInARow int           `json:"errorsInARow"`
+	Threshold    int           `json:"threshold"`
+	CoolDown     time.Duration `json:"coolDown"`
+	// LastOpenedAt is when the breaker last opened; nil when it never did.
+	LastOpenedAt *time.Time `json:"lastOpenedAt,omitempty"`
+	// Fallbacks are the most recent calls the plugin did not decide,
+	// newest first (at most 20); Total counts them all since Since.
+	Fallbacks []PluginFallback `json:"fallbacks"`
+	Total     int64            `json:"total"`
+	Since     time.Time        `json:"since"`
+}
+
+// pluginHealthLog is a tenant's ring of recent fallbacks. Safe for
+// concurrent use; written only on the fallback path.
+type pluginHealthLog struct {
+	mu       sync.Mutex
+	ring     [pluginFallbacksKept]PluginFallback
+	total    int64
+	openedAt time.Time
+}
+
+func (l *pluginHealthLog) add(f PluginFallback, opened bool) {
+	l.mu.Lock()
+	l.ring[l.total%pluginFallbacksKept] = f
+	l.total++
+	if opened {
+		l.openedAt = f.At
+	}
+	l.mu.Unlock()
+}
+
+// recent returns the kept fallbacks, newest first, the total and when the
+// breaker last opened.
+func (l *pluginHealthLog) recent() ([]PluginFallback, int64, time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := min(l.total, pluginFallbacksKept)
+	out := make([]PluginFallback, 0, n)
+	for i := int64(1); i <= n; i++ {
+		out = append(out, l.ring[(l.total-i)%pluginFallbacksKept])
+	}
+	return out, l.total, l.openedAt
+}
+
+// healthLog returns t's fallback log, made on first use.
+func (p *Plugins) healthLog(t Tenant) *pluginHealthLog {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l := p.health[t]
+	if l == nil {
+		l = &pluginHealthLog{}
+		p.health[t] = l
+	}
+	return l
+}
+
+// Health returns the state of t's plugin in this process: its breaker and
+// its recent fallbacks since the engine started. It loads nothing: before
+// the first call after a start or an upload, the module is not loaded and
+// the breaker is closed. Safe for concurrent use.
+func (p *Plugins) Health(t Tenant) *PluginHealth {
+	h := &PluginHealth{State: "closed", Threshold: breakerErrors, CoolDown: breakerCoolDown, Since: p.started.UTC(), Fallbacks: []PluginFallback{}}
+	p.mu.RLock()
+	a := p.active[t]
+	l := p.health[t]
+	p.mu.RUnlock()
+	if a != nil {
+		h.Loaded, h.Version = true, a.Version
+		if b, ok := a.Policy.(*breaker); ok {
+			h.ErrorsInARow = int(b.errors.Load())
+			if until := b.openTill.Load(); until != 0 && p.c.now().UnixNano() < until {
+				u := time.Unix(0, until).UTC()
+				h.State, h.OpenUntil = "open", &u
+			}
+		}
+	}
+	if l != nil {
+		var opened time.Time
+		h.Fallbacks, h.Total, opened = l.recent()
+		if !opened.IsZero() {
+			h.LastOpenedAt = &opened
+		}
+	}
+	return h
+}
+
+// fallbackKind classifies a plugin error by its client-safe message (the
+// plugins adapter's PluginError reasons, docs/plugin-abi.md).
+func fallbackKind(err error) string {
+	if err == ErrBreakerOpen {
+		return FallbackBreakerOpen
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return FallbackTimeout
+	}
+	msg := ErrorMessage(err)
+	switch {
+	case strings.Contains(msg, "exceeded its deadline") || strings.Contains(msg, "was canceled"):
+		return FallbackTimeout
+	case strings.Contains(msg, "trapped") || strings.Contains(msg, "exited with code") || strings.Contains(msg, "instantiate"):
+		return FallbackTrap
+	}
+	return FallbackBadOutput
 }

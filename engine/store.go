@@ -287,6 +287,8 @@ const (
 	LockUsageDay
 	// LockSigningKeys: the server's end-user token signing keys.
 	LockSigningKeys
+	// LockStripeEventLog: a tenant's log of recent Stripe events.
+	LockStripeEventLog
 )
 
 // Change is one change to stored state that the engine keeps a copy of in
@@ -304,4 +306,7 @@ type Change struct {
 	// WebhookDelivery is a delivery written pending: the worker is woken.
 	WebhookDelivery *WebhookDelivery
 	SigningKey      *SigningKey
+	// Platform is a written platform record: key authentication follows
+	// its suspension (Keys).
+	Platform *Platform
 }

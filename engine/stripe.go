@@ -214,6 +214,8 @@ type StripeStore interface {
 	// ENOTFOUND).
 	StripeEventApplied(ctx context.Context, t Tenant, eventID string) (bool, error)
 	PlatformBilling(ctx context.Context, platformID string) (*PlatformBilling, error)
+	// StripeEventLogStore reads the recent events (stripe_log.go).
+	StripeEventLogStore
 }
 
 // StripeBatch is the part of Batch that writes Stripe state.
@@ -230,6 +232,8 @@ type StripeBatch interface {
 	// PutStripeEvent records an event id as applied.
 	PutStripeEvent(t Tenant, eventID string, appliedAt time.Time)
 	PutPlatformBilling(pb *PlatformBilling)
+	// StripeEventLogBatch writes the recent events (stripe_log.go).
+	StripeEventLogBatch
 }
 
 // liveStatus reports whether a subscription status keeps a paid plan.

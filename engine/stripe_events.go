@@ -31,10 +31,22 @@ type WebhookResult struct {
 	EventID  string `json:"eventId"`
 	Type     string `json:"type"`
 	Outcome  string `json:"outcome"`
+
+	// logged: the unit of work that applied the event wrote it into the
+	// tenant's log (stripe_log.go); otherwise apply logs it, with reason.
+	logged bool
+	reason string
 }
 
 func result(ev *BillingEvent, outcome string) *WebhookResult {
 	return &WebhookResult{Received: true, EventID: ev.ID, Type: ev.Type, Outcome: outcome}
+}
+
+// ignored is the result of an event the engine does not act on, and why.
+func ignored(ev *BillingEvent, reason string) *WebhookResult {
+	r := result(ev, EventIgnored)
+	r.reason = reason
+	return r
 }
 
 // ConnectWebhook handles a delivery to /webhook/stripe: events of connected
@@ -71,7 +83,9 @@ func (s *Stripe) ConnectWebhook(ctx context.Context, payload []byte, header stri
 		return nil, err
 	}
 	if conn == nil || conn.Method != StripeViaConnect || conn.AccountID != ev.Account {
-		return result(ev, EventIgnored), nil
+		res := ignored(ev, "the account is no longer the platform's Connect account")
+		s.logResult(ctx, t, ev, res)
+		return res, nil
 	}
 	return s.apply(ctx, t, conn, ev)
 }
@@ -113,7 +127,9 @@ func (s *Stripe) PlatformWebhook(ctx context.Context, platformID string, payload
 		}
 		if ev.Account != "" {
 			// A Connect event of the developer's own platform account: not ours.
-			return result(ev, EventIgnored), nil
+			res := ignored(ev, "a Connect event of another account, sent to the platform's own endpoint")
+			s.logResult(ctx, t, ev, res)
+			return res, nil
 		}
 		return s.apply(ctx, t, conn, ev)
 	}
@@ -133,8 +149,34 @@ func signatureError(err error) error {
 	return Errorf(EINVALIDJSON, "The Stripe-Signature header does not verify with this endpoint's signing secret.")
 }
 
-// apply applies a verified event of t's connection.
+// apply applies a verified event of t's connection and makes sure it is
+// in t's log of recent events: the unit of work that applied it wrote it,
+// or it is logged now (ignored, or failed with an error Stripe retries).
 func (s *Stripe) apply(ctx context.Context, t Tenant, conn *StripeConnection, ev *BillingEvent) (*WebhookResult, error) {
+	res, err := s.applyEvent(ctx, t, conn, ev)
+	if err != nil {
+		if ctx.Err() == nil {
+			reason := "internal error; Stripe retries the delivery"
+			if ErrorCode(err) != EINTERNAL {
+				reason = ErrorMessage(err)
+			}
+			s.c.logStripeEventAlone(ctx, t, &StripeEventRecord{EventID: ev.ID, Type: ev.Type, ReceivedAt: s.c.now().UTC(), Outcome: EventFailed, Reason: reason})
+		}
+		return nil, err
+	}
+	s.logResult(ctx, t, ev, res)
+	return res, nil
+}
+
+// logResult logs an event that no unit of work logged.
+func (s *Stripe) logResult(ctx context.Context, t Tenant, ev *BillingEvent, res *WebhookResult) {
+	if !res.logged {
+		s.c.logStripeEventAlone(ctx, t, &StripeEventRecord{EventID: ev.ID, Type: ev.Type, ReceivedAt: s.c.now().UTC(), Outcome: res.Outcome, Reason: res.reason})
+	}
+}
+
+// applyEvent applies a verified event of t's connection.
+func (s *Stripe) applyEvent(ctx context.Context, t Tenant, conn *StripeConnection, ev *BillingEvent) (*WebhookResult, error) {
 	switch {
 	case ev.Type == "checkout.session.completed" && ev.Session != nil:
 		return s.applySession(ctx, t, conn, ev)
@@ -146,27 +188,32 @@ func (s *Stripe) apply(ctx context.Context, t Tenant, conn *StripeConnection, ev
 	case ev.Type == "account.updated" && ev.AccountUpdate != nil:
 		return s.applyAccount(ctx, t, ev)
 	}
-	return result(ev, EventIgnored), nil
+	return ignored(ev, "event type not handled"), nil
 }
 
 // applyToCustomer runs effect on a customer of t under its lock and the tier
-// config's, once per event id: the event is recorded in the same batch as
-// the effect. effect changes cus and returns the outcome; the customer is
-// written (through putBillingCustomer) unless the outcome is stale.
+// config's, once per event id: the event is recorded, and written into the
+// tenant's log of recent events, in the same batch as the effect. effect
+// changes cus and returns the outcome; the customer is written (through
+// putBillingCustomer) unless the outcome is stale.
 func (s *Stripe) applyToCustomer(ctx context.Context, t Tenant, ev *BillingEvent, customerID string,
 	effect func(b Tx, cus *Customer) (string, error)) (*WebhookResult, error) {
 	if customerID == "" || len(customerID) > 100 {
-		return result(ev, EventIgnored), nil
+		return ignored(ev, "no dream-api customer on the event"), nil
 	}
-	res, err := s.c.update(ctx, t, nil, []Lock{customerLock(t, customerID), tiersLock(t)}, func(b Tx) (any, error) {
+	locks := []Lock{customerLock(t, customerID), tiersLock(t), stripeLogLock(t)}
+	res, err := s.c.update(ctx, t, nil, locks, func(b Tx) (any, error) {
+		rec := &StripeEventRecord{EventID: ev.ID, Type: ev.Type, ReceivedAt: s.c.now().UTC(), CustomerID: customerID}
 		if seen, err := b.StripeEventApplied(ctx, t, ev.ID); err != nil {
 			return nil, err
 		} else if seen {
-			return EventDuplicate, nil
+			rec.Outcome, rec.Reason = EventDuplicate, "applied before"
+			return EventDuplicate, s.c.logStripeEvent(ctx, b, t, rec)
 		}
 		cus, err := b.Customer(ctx, t, customerID)
 		if ErrorCode(err) == ENOTFOUND {
-			return EventIgnored, nil
+			rec.Outcome, rec.Reason = EventFailed, "unknown customer"
+			return EventIgnored, s.c.logStripeEvent(ctx, b, t, rec)
 		} else if err != nil {
 			return nil, err
 		}
@@ -181,12 +228,18 @@ func (s *Stripe) applyToCustomer(ctx context.Context, t Tenant, ev *BillingEvent
 			}
 		}
 		b.PutStripeEvent(t, ev.ID, s.c.now().UTC())
-		return outcome, nil
+		rec.Outcome, rec.PlanFrom, rec.PlanTo = outcome, prevPlan, cus.Plan
+		if outcome == EventStale {
+			rec.Reason, rec.PlanTo = "older than what was applied for its subscription", prevPlan
+		}
+		return outcome, s.c.logStripeEvent(ctx, b, t, rec)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return result(ev, res.(string)), nil
+	r := result(ev, res.(string))
+	r.logged = true
+	return r, nil
 }
 
 // putBillingCustomer writes a customer that Stripe changed. Every plan
@@ -314,7 +367,7 @@ func timePtr(t time.Time) *time.Time {
 func (s *Stripe) applySession(ctx context.Context, t Tenant, conn *StripeConnection, ev *BillingEvent) (*WebhookResult, error) {
 	sess := ev.Session
 	if sess.Mode != "subscription" {
-		return result(ev, EventIgnored), nil
+		return ignored(ev, "not a subscription checkout"), nil
 	}
 	cusID := sess.ClientReferenceID
 	if cusID == "" {
@@ -442,7 +495,7 @@ func setPeriod(cus *Customer, start, end time.Time) {
 func (s *Stripe) applyInvoice(ctx context.Context, t Tenant, conn *StripeConnection, ev *BillingEvent) (*WebhookResult, error) {
 	inv := ev.Invoice
 	if inv.Subscription == "" {
-		return result(ev, EventIgnored), nil
+		return ignored(ev, "not a subscription's invoice"), nil
 	}
 	cusID, err := s.customerOf(ctx, t, inv.SubscriptionMetadata, inv.Customer, inv.Subscription)
 	if err != nil {
@@ -495,28 +548,35 @@ func (s *Stripe) applyInvoice(ctx context.Context, t Tenant, conn *StripeConnect
 // account.updated: the onboarding state of a Connect account.
 func (s *Stripe) applyAccount(ctx context.Context, t Tenant, ev *BillingEvent) (*WebhookResult, error) {
 	au := ev.AccountUpdate
-	res, err := s.c.update(ctx, t, nil, s.connectionLock(t), func(b Tx) (any, error) {
+	locks := append(s.connectionLock(t), stripeLogLock(t))
+	res, err := s.c.update(ctx, t, nil, locks, func(b Tx) (any, error) {
+		rec := &StripeEventRecord{EventID: ev.ID, Type: ev.Type, ReceivedAt: s.c.now().UTC()}
 		if seen, err := b.StripeEventApplied(ctx, t, ev.ID); err != nil {
 			return nil, err
 		} else if seen {
-			return EventDuplicate, nil
+			rec.Outcome, rec.Reason = EventDuplicate, "applied before"
+			return EventDuplicate, s.c.logStripeEvent(ctx, b, t, rec)
 		}
 		conn, err := s.storedConnection(ctx, t)
 		if err != nil {
 			return nil, err
 		}
 		if conn == nil || conn.AccountID != au.ID {
-			return EventIgnored, nil
+			rec.Outcome, rec.Reason = EventIgnored, "not the platform's connected account"
+			return EventIgnored, s.c.logStripeEvent(ctx, b, t, rec)
 		}
 		conn.ChargesEnabled, conn.DetailsSubmitted, conn.UpdatedAt = au.ChargesEnabled, au.DetailsSubmitted, s.c.now().UTC()
 		b.PutStripeConnection(t, conn)
 		b.PutStripeEvent(t, ev.ID, s.c.now().UTC())
-		return EventApplied, nil
+		rec.Outcome = EventApplied
+		return EventApplied, s.c.logStripeEvent(ctx, b, t, rec)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return result(ev, res.(string)), nil
+	r := result(ev, res.(string))
+	r.logged = true
+	return r, nil
 }
 
 // applyOperatorEvent applies an event of the operator's own account: a

@@ -142,6 +142,7 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	s.handle("GET", "/admin/platforms", s.admin(s.listPlatforms))
 	s.handle("GET", "/admin/platforms/{id}/quotas", s.admin(s.getPlatformQuotas))
 	s.handle("PUT", "/admin/platforms/{id}/quotas", s.admin(s.putPlatformQuotas))
+	s.suspendRoutes() // admin_suspend.go: /admin/platforms/{id}/suspend|resume
 	s.handle("POST", "/admin/developers", s.admin(s.createDeveloper))
 	s.handle("POST", "/admin/backup", s.admin(s.backup))
 }

@@ -65,7 +65,7 @@ var platformPrefixes = []string{
 	prefixPlatform, prefixKey, prefixTiers, prefixCustomer, prefixEmail, prefixAggregates, prefixQuotas,
 	prefixCounter, prefixPolicyState, prefixIdempotency, prefixPluginSet, prefixPluginVer,
 	prefixPluginMod, prefixCORS, prefixStripeConn, prefixStripeCatalog, prefixStripeCus,
-	prefixStripeSub, prefixStripeEvent, prefixPlatformBill,
+	prefixStripeSub, prefixStripeEvent, prefixStripeLog, prefixPlatformBill,
 }
 
 // PlatformBytes estimates the bytes a platform's records take on disk (in

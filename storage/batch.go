@@ -121,11 +121,13 @@ func (b *batch) PutAdminTokenHash(h [32]byte) {
 	b.set(adminTokenKey(), encodeHash(h))
 }
 
-// PutPlatform writes p.
+// PutPlatform writes p; the Watch listener is told (key authentication
+// follows a suspension).
 func (b *batch) PutPlatform(p *engine.Platform) {
 	if b.check(p.ID) {
 		val, err := encodeJSON(p)
 		b.setEncoded(platformKey(p.ID), val, err)
+		b.changed(engine.Change{PlatformID: p.ID, Platform: p})
 	}
 }
 

@@ -182,3 +182,21 @@ func FuzzDecodeCustomer(f *testing.F) {
 		wantEqual(t, "customer", c2, c)
 	})
 }
+
+// A platform record written before suspension existed reads as not
+// suspended; a suspended one keeps its time and reason.
+func TestDecodePlatformOldAndSuspended(t *testing.T) {
+	old, err := decodePlatform([]byte("\x01" + `{"id":"plt_a","name":"A","email":"a@example.com","createdAt":"2024-01-02T03:04:05Z"}`))
+	if err != nil || old.ID != "plt_a" || old.SuspendedAt != nil || old.Suspended() || old.SuspendedReason != "" {
+		t.Fatalf("old record: %+v, %v", old, err)
+	}
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	val, err := encodeJSON(&engine.Platform{ID: "plt_b", Name: "B", SuspendedAt: &at, SuspendedReason: "abuse"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := decodePlatform(val)
+	if err != nil || !p.Suspended() || !p.SuspendedAt.Equal(at) || p.SuspendedReason != "abuse" {
+		t.Fatalf("suspended record: %+v, %v", p, err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/dream-api/dream-api/engine"
@@ -217,6 +218,19 @@ func (c *copier) record(key, val []byte) error {
 		} else if t, err = tenantOf(f[0], f[1]); err == nil {
 			if at, err = decodeTime("stripe event", val); err == nil {
 				b.PutStripeEvent(t, f[2], at)
+			}
+		}
+	case prefixStripeLog:
+		var t engine.Tenant
+		var r *engine.StripeEventRecord
+		var slot int
+		if _, f, ok := parts(key, 3); !ok {
+			err = fmt.Errorf("malformed key")
+		} else if t, err = tenantOf(f[0], f[1]); err == nil {
+			if slot, err = strconv.Atoi(f[2]); err == nil {
+				if r, err = decodeStripeLogRecord(val); err == nil {
+					b.PutStripeEventLog(t, slot, r)
+				}
 			}
 		}
 	case prefixPlatformBill:

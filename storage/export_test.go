@@ -55,6 +55,8 @@ func TestCopyToCopiesEverything(t *testing.T) {
 		b.PutStripeCustomer(tenantLive, "cus_S1", "cus_1")
 		b.PutStripeSubscription(tenantLive, &engine.StripeSubscription{ID: "sub_1", CustomerID: "cus_1", Status: "active"})
 		b.PutStripeEvent(tenantLive, "evt_1", day("2024-01-03"))
+		b.PutStripeEventLog(tenantLive, 7, &engine.StripeEventRecord{Seq: 57, EventID: "evt_1", Type: "invoice.paid", Outcome: "applied", CustomerID: "cus_1", PlanFrom: "free", PlanTo: "pro"})
+		b.PutStripeEventLog(tenantTest, 0, &engine.StripeEventRecord{Seq: 50, EventID: "evt_2", Outcome: "failed", Reason: "unknown customer"})
 		b.PutPlatformBilling(&engine.PlatformBilling{PlatformID: "plt_a", Status: "active"})
 		b.PutPlatformQuotas("plt_a", &engine.PlatformQuotas{Customers: ptr(int64(3))})
 		b.PutWebhookEndpoint(tenantLive, &engine.WebhookEndpoint{ID: "we_1", URL: "https://h.example.com", Secret: []byte{1}})
@@ -85,7 +87,7 @@ func TestCopyToCopiesEverything(t *testing.T) {
 			t.Errorf("key %q: in the copy only", k)
 		}
 	}
-	if n != 42 { // every key but the schema version and the indexes; a version and its module are one
-		t.Errorf("CopyTo copied %d records, want 42", n)
+	if n != 44 { // every key but the schema version and the indexes; a version and its module are one
+		t.Errorf("CopyTo copied %d records, want 44", n)
 	}
 }

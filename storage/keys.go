@@ -263,6 +263,7 @@ func originIndexPrefix(origin string) []byte { return prefixOf(makeKey(prefixOri
 //	scus  <platform> <mode> <stripe customer id>      → customer id
 //	ssub  <platform> <mode> <stripe subscription id>  engine.StripeSubscription
 //	sevt  <platform> <mode> <stripe event id>         applied-at time
+//	selog <platform> <mode> <slot, two digits>        engine.StripeEventRecord (a ring of the recent events)
 //	pbill <platform>                                  engine.PlatformBilling
 //
 // The operator's own events are recorded under the platform "operator".
@@ -273,6 +274,7 @@ const (
 	prefixStripeCus     = "scus"
 	prefixStripeSub     = "ssub"
 	prefixStripeEvent   = "sevt"
+	prefixStripeLog     = "selog"
 	prefixPlatformBill  = "pbill"
 )
 
@@ -291,6 +293,13 @@ func stripeSubscriptionKey(t engine.Tenant, id string) []byte {
 func stripeEventKey(t engine.Tenant, eventID string) []byte {
 	return tenantKey(prefixStripeEvent, t, eventID)
 }
+
+func stripeLogKey(t engine.Tenant, slot int) []byte {
+	return tenantKey(prefixStripeLog, t, fmt.Sprintf("%02d", slot))
+}
+
+// stripeLogPrefix covers a tenant's log of recent Stripe events.
+func stripeLogPrefix(t engine.Tenant) []byte { return prefixOf(tenantKey(prefixStripeLog, t)) }
 
 func platformBillingKey(platformID string) []byte { return makeKey(prefixPlatformBill, platformID) }
 

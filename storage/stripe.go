@@ -91,6 +91,34 @@ func (s *Store) StripeEventApplied(ctx context.Context, t engine.Tenant, eventID
 	})
 }
 
+// StripeEventLog returns the records of t's log of recent Stripe events,
+// by slot; none when empty.
+func (s *Store) StripeEventLog(ctx context.Context, t engine.Tenant) ([]*engine.StripeEventRecord, error) {
+	if err := checkComponents(t.PlatformID); err != nil {
+		return nil, err
+	}
+	prefix := stripeLogPrefix(t)
+	recs, _, err := list(ctx, s, prefix, prefixEnd(prefix), maxPageLimit, decodeStripeLogRecord)
+	return recs, err
+}
+
+func decodeStripeLogRecord(val []byte) (*engine.StripeEventRecord, error) {
+	r := new(engine.StripeEventRecord)
+	return r, decodeJSON("stripe event log record", val, r)
+}
+
+// PutStripeEventLog writes slot of t's log of recent Stripe events.
+func (b *batch) PutStripeEventLog(t engine.Tenant, slot int, r *engine.StripeEventRecord) {
+	if slot < 0 || slot >= engine.StripeEventLogSize {
+		b.fail(fmt.Errorf("storage: stripe event log slot %d out of range", slot))
+		return
+	}
+	if b.check(t.PlatformID) {
+		val, err := encodeJSON(r)
+		b.setEncoded(stripeLogKey(t, slot), val, err)
+	}
+}
+
 // PlatformBilling returns a platform's subscription on the operator's
 // account, or ENOTFOUND.
 func (s *Store) PlatformBilling(ctx context.Context, platformID string) (*engine.PlatformBilling, error) {

@@ -41,6 +41,7 @@ func main() {
 const usage = `usage:
   dream-api serve [flags]                                   serve the API
   dream-api platform create --name N [--email E] [--server URL] [--data DIR]
+  dream-api platform suspend|resume ID [--reason R]         stop a platform's keys / start them again
   dream-api developer create --email E --platform-name N    a dashboard account and its platform
   dream-api backup DIR [--server URL] [--data DIR]          write a backup
   dream-api restore BACKUP --data DIR                       make a data dir of a backup
@@ -75,14 +76,20 @@ func dispatch(ctx context.Context, args []string) error {
 		<-ctx.Done()
 		return m.Close()
 	case "platform":
+		const platformUsage = "usage: dream-api platform create --name N [--email E] [--server URL] [--data DIR]\n" +
+			"       dream-api platform suspend ID [--reason R] [--server URL] [--data DIR]\n" +
+			"       dream-api platform resume ID [--server URL] [--data DIR]"
 		if len(args) >= 2 && (args[1] == "--help" || args[1] == "-h" || args[1] == "help") {
-			fmt.Println("usage: dream-api platform create --name N [--email E] [--server URL] [--data DIR]\n\ndream-api platform create --help lists its flags and environment variables.")
+			fmt.Println(platformUsage + "\n\ndream-api platform create|suspend|resume --help lists its flags and environment variables.")
 			return nil
 		}
-		if len(args) < 2 || args[1] != "create" {
-			return fmt.Errorf("usage: dream-api platform create --name N [--email E] [--server URL] [--data DIR]")
+		switch {
+		case len(args) >= 2 && args[1] == "create":
+			return platformCreate(ctx, args[2:], os.Stdout)
+		case len(args) >= 2 && (args[1] == "suspend" || args[1] == "resume"):
+			return platformSuspend(ctx, args[1], args[2:], os.Stdout)
 		}
-		return platformCreate(ctx, args[2:], os.Stdout)
+		return fmt.Errorf("%s", platformUsage)
 	case "developer":
 		if len(args) < 2 || args[1] != "create" {
 			return fmt.Errorf("usage: dream-api developer create --email E --platform-name N [--server URL] [--data DIR]")

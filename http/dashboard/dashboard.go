@@ -71,8 +71,8 @@ type handler struct {
 	// page is rendered, and never in the store).
 	mu      sync.Mutex
 	flashes map[[32]byte]flash
-	// admins are operator sessions (/dashboard/admin): token hash → expiry.
-	admins map[[32]byte]time.Time
+	// admins are operator sessions (/dashboard/admin) by token hash.
+	admins map[[32]byte]adminSession
 }
 
 // flash is what a redirect carries to the next page.
@@ -109,7 +109,7 @@ func New(cfg Config) http.Handler {
 	h := &handler{
 		eng: cfg.Engine, cfg: cfg, log: cfg.Logger, secure: strings.HasPrefix(cfg.PublicURL, "https://"),
 		views: mustParseViews(), cop: http.NewCrossOriginProtection(), mux: http.NewServeMux(),
-		flashes: map[[32]byte]flash{}, admins: map[[32]byte]time.Time{},
+		flashes: map[[32]byte]flash{}, admins: map[[32]byte]adminSession{},
 	}
 	h.cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.renderError(w, r, http.StatusForbidden, "This form was sent from another site, so nothing was changed.")
@@ -169,8 +169,31 @@ func (h *handler) signedIn(fn func(w http.ResponseWriter, r *http.Request, a *au
 			}
 		}
 		a := &auth{token: c.Value, sess: sess, dev: dev}
-		fn(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, a)), a)
+		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, a))
+		if r.Method == http.MethodPost && !whileSuspended[r.URL.Path] {
+			// A platform the operator suspended is read-only here, as its
+			// keys are refused by the API.
+			p, err := h.eng.Platforms.Get(r.Context(), sess.PlatformID)
+			if err != nil && engine.ErrorCode(err) != engine.ENOTFOUND {
+				h.fail(w, r, err)
+				return
+			}
+			if err == nil && p.Suspended() {
+				h.renderError(w, r, http.StatusForbidden, "This platform is suspended by the operator, so nothing can be changed; contact the operator of this server.")
+				return
+			}
+		}
+		fn(w, r, a)
 	}
+}
+
+// whileSuspended are the forms that work while the platform is suspended:
+// they act on the developer's account or session, or change nothing (a
+// plugin dry-run).
+var whileSuspended = map[string]bool{
+	"/dashboard/logout": true, "/dashboard/switch": true,
+	"/dashboard/settings/password": true, "/dashboard/settings/signout-everywhere": true,
+	"/dashboard/plugin/dry-run": true,
 }
 
 func (h *handler) setCookie(w http.ResponseWriter, name, value string, maxAge time.Duration) {

@@ -427,8 +427,20 @@ func (h *handler) stripePage(w http.ResponseWriter, r *http.Request, a *auth, st
 	}
 	viaConnect := st.Method != nil && *st.Method == engine.StripeViaConnect
 	v.Data = map[string]any{"S": st, "ViaConnect": viaConnect,
-		"Webhook": strings.TrimRight(h.cfg.PublicURL, "/") + "/webhook/stripe/" + a.sess.PlatformID}
+		"Webhook": strings.TrimRight(h.cfg.PublicURL, "/") + "/webhook/stripe/" + a.sess.PlatformID,
+		"Events":  h.stripeEvents(r, a)}
 	h.render(w, status, "stripe", v)
+}
+
+// stripeEvents are the tenant's recent Stripe events for the Stripe page,
+// newest first; none (logged) when they cannot be read, so that the rest of
+// the page still shows.
+func (h *handler) stripeEvents(r *http.Request, a *auth) []*engine.StripeEventRecord {
+	evs, err := h.eng.Stripe.RecentEvents(r.Context(), a.sess.Tenant())
+	if err != nil {
+		h.log.Error("dashboard: recent stripe events", "platform", a.sess.PlatformID, "err", err)
+	}
+	return evs
 }
 
 // stripeConnect is POST /dashboard/stripe/connect: by pasting a secret key

@@ -9,7 +9,8 @@ import (
 	"github.com/dream-api/dream-api/engine"
 )
 
-// pluginShow is GET /dashboard/plugin: the active module, its versions, the
+// pluginShow is GET /dashboard/plugin: the active module, its breaker and
+// recent fallbacks (in this process, since it started), its versions, the
 // upload, dry-run and remove forms.
 func (h *handler) pluginShow(w http.ResponseWriter, r *http.Request, a *auth) {
 	h.pluginPage(w, r, a, http.StatusOK, nil, nil)
@@ -31,7 +32,7 @@ func (h *handler) pluginPage(w http.ResponseWriter, r *http.Request, a *auth, st
 	if v.Form["feature"] == "" {
 		v.Form["feature"] = "requests"
 	}
-	v.Data = map[string]any{"O": o, "Dry": dry}
+	v.Data = map[string]any{"O": o, "Dry": dry, "Health": h.eng.Plugins.Health(a.sess.Tenant())}
 	h.render(w, status, "plugin", v)
 }
 

@@ -67,6 +67,9 @@ func (h *handler) routes() {
 	m.HandleFunc("GET /dashboard/admin", h.adminShow)
 	m.HandleFunc("POST /dashboard/admin", h.adminLogin)
 	m.HandleFunc("POST /dashboard/admin/logout", h.adminLogout)
+	m.HandleFunc("GET /dashboard/admin/platforms/{id}/suspend", h.operatorPost(h.adminSuspendConfirm))
+	m.HandleFunc("POST /dashboard/admin/platforms/{id}/suspend", h.operatorPost(h.adminSuspend))
+	m.HandleFunc("POST /dashboard/admin/platforms/{id}/resume", h.operatorPost(h.adminResume))
 
 	m.HandleFunc("/dashboard/", func(w http.ResponseWriter, r *http.Request) {
 		h.renderError(w, r, http.StatusNotFound, "There is no page here.")

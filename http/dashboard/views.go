@@ -28,6 +28,8 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format("2 Jan 2006 15:04 UTC")
 	},
+	// clock is a moment to the second (datetime is to the minute).
+	"clock": func(t time.Time) string { return t.UTC().Format("2 Jan 2006 15:04:05 UTC") },
 	"limit": func(l int64) string {
 		if l < 0 {
 			return "unlimited"

@@ -15,6 +15,7 @@ const (
 	kindBilling        = "billing"
 	kindQuotas         = "quotas"
 	kindSigningKey     = "signing_key"
+	kindPlatform       = "platform"
 )
 
 // objectOf names the object a change is about, for delivery order.
@@ -32,6 +33,8 @@ func objectOf(ch engine.Change) string {
 		return kindQuotas + "\x00" + ch.PlatformID
 	case ch.SigningKey != nil:
 		return kindSigningKey + "\x00" + ch.SigningKey.ID
+	case ch.Platform != nil:
+		return kindPlatform + "\x00" + ch.Platform.ID
 	}
 	return ""
 }
@@ -52,6 +55,8 @@ func encodeChange(ch engine.Change) (kind string, payload []byte, err error) {
 		kind, v = kindQuotas, ch.Quotas
 	case ch.SigningKey != nil:
 		kind, v = kindSigningKey, ch.SigningKey
+	case ch.Platform != nil:
+		kind, v = kindPlatform, ch.Platform
 	default:
 		return "", nil, fmt.Errorf("postgres: empty change")
 	}
@@ -81,6 +86,9 @@ func decodeChange(kind, platform string, mode engine.Mode, payload []byte) (engi
 	case kindSigningKey:
 		ch.SigningKey = new(engine.SigningKey)
 		err = json.Unmarshal(payload, ch.SigningKey)
+	case kindPlatform:
+		ch.Platform = new(engine.Platform)
+		err = json.Unmarshal(payload, ch.Platform)
 	default:
 		err = fmt.Errorf("unknown kind %q", kind)
 	}

@@ -526,6 +526,26 @@ func (r reader) StripeEventApplied(ctx context.Context, t engine.Tenant, eventID
 		[]any{t.PlatformID, mode(t.Mode), eventID}, &one)
 }
 
+// StripeEventLog returns the records of t's log of recent Stripe events,
+// by slot; none when empty.
+func (r reader) StripeEventLog(ctx context.Context, t engine.Tenant) ([]*engine.StripeEventRecord, error) {
+	var out []*engine.StripeEventRecord
+	err := r.each(ctx, `SELECT record FROM stripe_event_log WHERE platform = $1 AND mode = $2 ORDER BY slot`,
+		[]any{t.PlatformID, mode(t.Mode)}, func(rows pgx.Rows) error {
+			var raw []byte
+			if err := rows.Scan(&raw); err != nil {
+				return err
+			}
+			rec := new(engine.StripeEventRecord)
+			if err := json.Unmarshal(raw, rec); err != nil {
+				return fmt.Errorf("postgres: stripe event log record: %w", err)
+			}
+			out = append(out, rec)
+			return nil
+		})
+	return out, err
+}
+
 // PlatformBilling returns a platform's subscription on the operator's
 // account, or ENOTFOUND.
 func (r reader) PlatformBilling(ctx context.Context, platformID string) (*engine.PlatformBilling, error) {

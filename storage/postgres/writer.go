@@ -83,11 +83,13 @@ func (w *writer) PutAdminTokenHash(h [32]byte) {
 	}
 }
 
-// PutPlatform writes p.
+// PutPlatform writes p and logs the change for every node (key
+// authentication follows a suspension).
 func (w *writer) PutPlatform(p *engine.Platform) {
 	if b, ok := w.jsonOf(p); ok && w.ok(p.ID) {
 		w.exec(`INSERT INTO platforms (id, record) VALUES ($1, $2)
 			ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record`, p.ID, b)
+		w.changes = append(w.changes, engine.Change{PlatformID: p.ID, Platform: p})
 	}
 }
 
@@ -333,6 +335,18 @@ func (w *writer) PutStripeEvent(t engine.Tenant, eventID string, appliedAt time.
 		w.exec(`INSERT INTO stripe_events (platform, mode, event_id, applied_at) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (platform, mode, event_id) DO UPDATE SET applied_at = EXCLUDED.applied_at`,
 			t.PlatformID, mode(t.Mode), eventID, ms(appliedAt))
+	}
+}
+
+// PutStripeEventLog writes slot of t's log of recent Stripe events.
+func (w *writer) PutStripeEventLog(t engine.Tenant, slot int, r *engine.StripeEventRecord) {
+	if slot < 0 || slot >= engine.StripeEventLogSize {
+		w.fail(fmt.Errorf("postgres: stripe event log slot %d out of range", slot))
+		return
+	}
+	if b, ok := w.jsonOf(r); ok && w.ok(t.PlatformID) {
+		w.exec(`INSERT INTO stripe_event_log (platform, mode, slot, record) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (platform, mode, slot) DO UPDATE SET record = EXCLUDED.record`, t.PlatformID, mode(t.Mode), slot, b)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -43,6 +44,7 @@ func Run(t *testing.T, open Open) {
 		{"BadIDWritesNothing", testBadID},
 		{"DashboardAndWebhooks", testDashboardAndWebhooks},
 		{"Auth", testAuth},
+		{"StripeEventLog", testStripeEventLog},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
@@ -716,6 +718,8 @@ func testWatch(t *testing.T, open Open) {
 			got = append(got, fmt.Sprintf("billing %s %s", ch.PlatformID, ch.Billing.Status))
 		case ch.Quotas != nil:
 			got = append(got, fmt.Sprintf("quotas %s %d", ch.PlatformID, *ch.Quotas.Customers))
+		case ch.Platform != nil:
+			got = append(got, fmt.Sprintf("platform %s suspended=%v %q", ch.PlatformID, ch.Platform.Suspended(), ch.Platform.SuspendedReason))
 		default:
 			got = append(got, "empty change")
 		}
@@ -733,6 +737,12 @@ func testWatch(t *testing.T, open Open) {
 	update(t, s, engine.Lock{Kind: engine.LockQuotas, Platform: "plt_a"}, func(tx engine.Tx) {
 		tx.PutPlatformQuotas("plt_a", &engine.PlatformQuotas{Customers: ptr(int64(9))})
 	})
+	// A platform record (its suspension) round-trips and is told.
+	suspended := samplePlatform("plt_a")
+	suspended.SuspendedAt, suspended.SuspendedReason = ptr(time.Date(2024, 3, 4, 5, 6, 7, 8000, time.UTC)), "unpaid invoices"
+	update(t, s, engine.Lock{Kind: engine.LockPlatform, Platform: "plt_a"}, func(tx engine.Tx) { tx.PutPlatform(suspended) })
+	gotPlat, err := s.Platform(ctx, "plt_a")
+	wantEqual(t, "suspended Platform", gotPlat, err, suspended)
 	// Writes of uncached state tell nothing.
 	update(t, s, engine.Lock{Kind: engine.LockCustomer, Platform: "plt_a", ID: "cus_a"}, func(tx engine.Tx) {
 		tx.PutAggregates(live, &engine.Aggregates{Active: 1})
@@ -750,6 +760,7 @@ func testWatch(t *testing.T, open Open) {
 		"plugin plt_a live v_1",
 		"billing plt_a active",
 		"quotas plt_a 9",
+		`platform plt_a suspended=true "unpaid invoices"`,
 		"key plt_a key_1 revoked=true",
 		"tiers plt_a live 2",
 	}
@@ -984,4 +995,51 @@ func testAuth(t *testing.T, open Open) {
 	mu.Lock()
 	defer mu.Unlock()
 	wantEqual(t, "Watch told of signing keys", told, nil, []string{"sgk_2", "sgk_1"})
+}
+
+// A tenant's log of recent Stripe events: slots written and rewritten,
+// listed in any order; tenants and modes apart; a slot out of the ring
+// fails the batch.
+func testStripeEventLog(t *testing.T, open Open) {
+	s := open(t)
+	got, err := s.StripeEventLog(ctx, live)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("empty log: %v, %v", got, err)
+	}
+	at := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+	rec := func(seq int64, outcome string) *engine.StripeEventRecord {
+		return &engine.StripeEventRecord{Seq: seq, EventID: fmt.Sprintf("evt_%d", seq), Type: "customer.subscription.updated",
+			ReceivedAt: at.Add(time.Duration(seq) * time.Second), Outcome: outcome, Reason: "why", CustomerID: "cus_a", PlanFrom: "free", PlanTo: "pro"}
+	}
+	lock := engine.Lock{Kind: engine.LockStripeEventLog, Platform: "plt_a"}
+	update(t, s, lock, func(tx engine.Tx) {
+		tx.PutStripeEventLog(live, 1, rec(1, "applied"))
+		tx.PutStripeEventLog(live, 2, rec(2, "failed"))
+		tx.PutStripeEventLog(test, 1, rec(1, "ignored"))
+	})
+	update(t, s, lock, func(tx engine.Tx) {
+		tx.PutStripeEventLog(live, 1, rec(51, "duplicate")) // the ring comes round
+		tx.PutStripeEventLog(live, engine.StripeEventLogSize-1, rec(49, "stale"))
+	})
+	got, err = s.StripeEventLog(ctx, live)
+	slices.SortFunc(got, func(a, b *engine.StripeEventRecord) int { return int(a.Seq - b.Seq) })
+	wantEqual(t, "StripeEventLog live", got, err, []*engine.StripeEventRecord{rec(2, "failed"), rec(49, "stale"), rec(51, "duplicate")})
+	got, err = s.StripeEventLog(ctx, test)
+	wantEqual(t, "StripeEventLog test", got, err, []*engine.StripeEventRecord{rec(1, "ignored")})
+	got, err = s.StripeEventLog(ctx, engine.Tenant{PlatformID: "plt_b"})
+	if err != nil || len(got) != 0 {
+		t.Errorf("another platform's log: %v, %v", got, err)
+	}
+	for _, slot := range []int{-1, engine.StripeEventLogSize} {
+		b := s.NewBatch()
+		b.PutPlatform(samplePlatform("plt_slot"))
+		b.PutStripeEventLog(live, slot, rec(99, "applied"))
+		if err := b.Commit(); err == nil {
+			t.Errorf("slot %d: Commit succeeded", slot)
+		}
+		b.Close()
+	}
+	if _, err := s.Platform(ctx, "plt_slot"); engine.ErrorCode(err) != engine.ENOTFOUND {
+		t.Errorf("a batch with a bad slot wrote: %v", err)
+	}
 }
