@@ -253,7 +253,7 @@ func (s *scaler) run(ctx context.Context) error {
 		return err
 	}
 	s.res.RestartSeconds = time.Since(t0).Seconds()
-	if _, err := s.track(ctx, "heavy writing before kill -9", s.cfg.Customers); err != nil {
+	if _, err := s.measureTracks(ctx, "heavy writing before kill -9", s.cfg.Customers, 9); err != nil {
 		return err
 	}
 	s.p.kill()
@@ -364,11 +364,34 @@ func (s *scaler) settle(ctx context.Context) error {
 }
 
 // track runs cfg.Duration of tracks, each on a random feature of a random
-// customer among the first n.
+// customer among the first n, after as long again unmeasured: a server
+// that has served a while has these customers' blocks in its cache.
 func (s *scaler) track(ctx context.Context, name string, n int) (scaleStep, error) {
+	if err := s.tracks(ctx, n, 7); err != nil {
+		return scaleStep{}, err
+	}
+	return s.measureTracks(ctx, name, n, 42)
+}
+
+// tracks sends cfg.Duration of tracks over the first n customers, unmeasured.
+func (s *scaler) tracks(ctx context.Context, n int, seed uint64) error {
 	rngs := make([]*rand.Rand, s.cfg.Conns)
 	for i := range rngs {
-		rngs[i] = rand.New(rand.NewPCG(uint64(i), 42))
+		rngs[i] = rand.New(rand.NewPCG(uint64(i), seed))
+	}
+	l := &load{Addr: s.addr, Conns: s.cfg.Conns, Duration: s.cfg.Duration,
+		Request: func(c int, _ int64, buf []byte) []byte {
+			i := rngs[c].IntN(n * 3)
+			return httpRequest(buf, s.addr, "/api/track", s.sk, fmt.Appendf(nil, `{"customerId":%q,"feature":%q}`, s.ids[i/3], scaleFeatures[i%3]))
+		}}
+	_, err := l.run(ctx)
+	return err
+}
+
+func (s *scaler) measureTracks(ctx context.Context, name string, n int, seed uint64) (scaleStep, error) {
+	rngs := make([]*rand.Rand, s.cfg.Conns)
+	for i := range rngs {
+		rngs[i] = rand.New(rand.NewPCG(uint64(i), seed))
 	}
 	reqs := func(c int, _ int64, buf []byte) []byte {
 		i := rngs[c].IntN(n * 3)
