@@ -117,6 +117,7 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	s.handle("PATCH", "/api/customers/{id}", s.secret(s.updateCustomer))
 	s.handle("DELETE", "/api/customers/{id}", s.secret(s.deleteCustomer))
 	s.handle("POST", "/api/track", s.secret(s.track))
+	s.handle("POST", "/api/track/batch", s.secret(s.trackBatch)) // batch.go
 	s.handle("POST", "/api/check", s.secret(s.check))
 	s.handle("POST", "/api/data", s.secret(s.data))
 	s.handle("GET", "/api/usage", s.secret(s.usage))

@@ -133,47 +133,8 @@ func appendTime(b []byte, t time.Time) []byte {
 func decodeTrackInput(body []byte, in *engine.TrackInput) bool {
 	p := trackParser{b: body}
 	var out engine.TrackInput
-	var seen [3]bool
-	if !p.byte('{') {
+	if !p.event(&out, nil) {
 		return false
-	}
-	if p.peek() == '}' {
-		p.i++
-	} else {
-		for {
-			key, ok := p.string()
-			if !ok || !p.byte(':') {
-				return false
-			}
-			var field int
-			switch key {
-			case "customerId":
-				field = 0
-				out.CustomerID, ok = p.string()
-			case "feature":
-				field = 1
-				out.Feature, ok = p.string()
-			case "quantity":
-				field = 2
-				var q int64
-				q, ok = p.int()
-				out.Quantity = &q
-			default:
-				return false
-			}
-			if !ok || seen[field] {
-				return false
-			}
-			seen[field] = true
-			if p.peek() == ',' {
-				p.i++
-				continue
-			}
-			if !p.byte('}') {
-				return false
-			}
-			break
-		}
 	}
 	p.space()
 	if p.i != len(p.b) {
@@ -181,6 +142,100 @@ func decodeTrackInput(body []byte, in *engine.TrackInput) bool {
 	}
 	*in = out
 	return true
+}
+
+// decodeBatchEvents reads a body of the plain shape {"events":[E,…]},
+// each E as decodeTrackInput takes it plus "idempotencyKey":"…", into
+// events (reused) and reports true; for anything else it reports false,
+// for the strict decoder.
+func decodeBatchEvents(body []byte, events []engine.BatchEvent) ([]engine.BatchEvent, bool) {
+	p := trackParser{b: body}
+	events = events[:0]
+	if !p.byte('{') {
+		return nil, false
+	}
+	if k, ok := p.string(); !ok || k != "events" || !p.byte(':') || !p.byte('[') {
+		return nil, false
+	}
+	if p.peek() == ']' {
+		p.i++
+	} else {
+		for {
+			var e engine.BatchEvent
+			if !p.event(&e.TrackInput, &e.IdempotencyKey) {
+				return nil, false
+			}
+			events = append(events, e)
+			if p.peek() == ',' {
+				p.i++
+				continue
+			}
+			if !p.byte(']') {
+				return nil, false
+			}
+			break
+		}
+	}
+	if !p.byte('}') {
+		return nil, false
+	}
+	p.space()
+	if p.i != len(p.b) {
+		return nil, false
+	}
+	return events, true
+}
+
+// event reads one object of the plain track shape into in; with key
+// non-nil, "idempotencyKey" is taken too (a batch's event).
+func (p *trackParser) event(in *engine.TrackInput, key **string) bool {
+	var seen [4]bool
+	if !p.byte('{') {
+		return false
+	}
+	if p.peek() == '}' {
+		p.i++
+		return true
+	}
+	for {
+		name, ok := p.string()
+		if !ok || !p.byte(':') {
+			return false
+		}
+		var field int
+		switch name {
+		case "customerId":
+			field = 0
+			in.CustomerID, ok = p.string()
+		case "feature":
+			field = 1
+			in.Feature, ok = p.string()
+		case "quantity":
+			field = 2
+			var q int64
+			q, ok = p.int()
+			in.Quantity = &q
+		case "idempotencyKey":
+			if key == nil {
+				return false
+			}
+			field = 3
+			var k string
+			k, ok = p.string()
+			*key = &k
+		default:
+			return false
+		}
+		if !ok || seen[field] {
+			return false
+		}
+		seen[field] = true
+		if p.peek() == ',' {
+			p.i++
+			continue
+		}
+		return p.byte('}')
+	}
 }
 
 // trackParser reads the tokens of decodeTrackInput's subset of JSON.
