@@ -123,6 +123,7 @@ func (m *Meter) TrackBatch(ctx context.Context, t Tenant, events []BatchEvent, i
 
 	b := &trackBatch{m: m, t: t, events: events, now: c.now(), render: render}
 	b.results = make([]BatchResult, len(events))
+	b.decided = make([]TrackResult, len(events))
 	b.prepared = make([]preparedEvent, len(events))
 	locks := b.prepare(ctx)
 	if c.policies != nil {
@@ -157,6 +158,7 @@ type trackBatch struct {
 	active   *ActivePolicy
 	prepared []preparedEvent
 	results  []BatchResult
+	decided  []TrackResult // the results' TrackResults, allocated at once
 
 	// What the unit's earlier events wrote, which its reads would not see
 	// (a unit's reads do not see its own writes): counters and policy
@@ -309,7 +311,8 @@ func (b *trackBatch) decideOne(ctx context.Context, tx Tx, i int) error {
 		out.Err = err
 		return nil
 	}
-	r := trackResult(&pin, &d, info)
+	r := &b.decided[i]
+	fillTrackResult(r, &pin, &d, info)
 	if count := r.Usage.Count; d.Allowed && d.Cost > 0 {
 		before := bc.c.Count
 		bc.c, bc.dirty = Counter{Count: count, PeriodEnd: end}, true

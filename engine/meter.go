@@ -275,6 +275,13 @@ func (c *core) judge(ctx context.Context, t Tenant, active *ActivePolicy, pin *P
 // trackResult is the answer to the call pin decided as d: its usage counts
 // d.Cost when allowed (and not a check).
 func trackResult(pin *PolicyInput, d *Decision, info *PluginInfo) *TrackResult {
+	r := new(TrackResult)
+	fillTrackResult(r, pin, d, info)
+	return r
+}
+
+// fillTrackResult is trackResult into r.
+func fillTrackResult(r *TrackResult, pin *PolicyInput, d *Decision, info *PluginInfo) {
 	reported := pin.Limit
 	if d.LimitSet {
 		reported = d.Limit
@@ -283,7 +290,7 @@ func trackResult(pin *PolicyInput, d *Decision, info *PluginInfo) *TrackResult {
 	if d.Allowed && !pin.CheckOnly {
 		count += d.Cost
 	}
-	r := &TrackResult{
+	*r = TrackResult{
 		Success: true, Allowed: d.Allowed, Plugin: info, Message: d.Message,
 		Usage: Usage{
 			Feature: pin.Feature, Count: count, Limit: reported, Remaining: remaining(count, reported),
@@ -293,7 +300,6 @@ func trackResult(pin *PolicyInput, d *Decision, info *PluginInfo) *TrackResult {
 	if !r.Allowed && r.Message == "" {
 		r.Message = "Please upgrade to unlock more " + pin.Feature
 	}
-	return r
 }
 
 // mayCross reports whether a count going from before to after may cross a

@@ -60,8 +60,9 @@ func (s *Server) trackBatch(w http.ResponseWriter, r *http.Request, k *engine.Ke
 			return http.StatusOK, appendBatchResults(nil, res.([]engine.BatchResult), rid)
 		}
 	}
+	var pc periodCache // the records of events' keys are rendered one by one
 	results, err := s.eng.Meter.TrackBatch(r.Context(), k.Tenant(), events, idem, func(tr *engine.TrackResult) (int, []byte) {
-		return appendEventBody(nil, tr, rid)
+		return appendEventBody(nil, tr, rid, &pc)
 	})
 	if err != nil {
 		return err
@@ -97,19 +98,20 @@ func (s *Server) countDecision(r *engine.BatchResult) {
 
 // appendBatchResults appends {"results":[…]} and a newline.
 func appendBatchResults(b []byte, results []engine.BatchResult, requestID string) []byte {
+	var pc periodCache
 	b = append(b, `{"results":[`...)
 	for i := range results {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendBatchResult(b, &results[i], requestID)
+		b = appendBatchResult(b, &results[i], requestID, &pc)
 	}
 	return append(b, "]}\n"...)
 }
 
 // appendBatchResult appends one event's result: its /api/track body with
 // "status" first.
-func appendBatchResult(b []byte, r *engine.BatchResult, requestID string) []byte {
+func appendBatchResult(b []byte, r *engine.BatchResult, requestID string, pc *periodCache) []byte {
 	start := len(b)
 	var status int
 	switch {
@@ -117,7 +119,7 @@ func appendBatchResult(b []byte, r *engine.BatchResult, requestID string) []byte
 		status = r.Replay.Status
 		b = append(b, r.Replay.Body...)
 	case r.Result != nil:
-		status, b = appendEventBody(b, r.Result, requestID)
+		status, b = appendEventBody(b, r.Result, requestID, pc)
 	default:
 		var body *errorBody
 		status, body, _ = errorResponse(r.Err, requestID)
@@ -144,13 +146,12 @@ func appendBatchResult(b []byte, r *engine.BatchResult, requestID string) []byte
 // appendEventBody appends what /api/track answers for a decided event
 // (200, or 429 tier_limit_reached with its usage) and a newline, and
 // returns its status.
-func appendEventBody(b []byte, tr *engine.TrackResult, requestID string) (int, []byte) {
+func appendEventBody(b []byte, tr *engine.TrackResult, requestID string, pc *periodCache) (int, []byte) {
 	if tr.Allowed {
-		return http.StatusOK, appendTrackResult(b, tr)
+		return http.StatusOK, appendTrackResultWith(b, tr, pc)
 	}
-	u := tr.Usage
-	return http.StatusTooManyRequests, appendErrorBody(b, &errorBody{
+	return http.StatusTooManyRequests, appendErrorBodyWith(b, &errorBody{
 		Error: titles[engine.ETIERLIMIT], Code: engine.ETIERLIMIT, Message: tr.Message,
-		RequestID: requestID, Usage: &u, Plugin: tr.Plugin,
-	})
+		RequestID: requestID, Usage: &tr.Usage, Plugin: tr.Plugin,
+	}, pc)
 }

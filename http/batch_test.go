@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"reflect"
 	"runtime"
@@ -264,7 +265,7 @@ func TestAppendBatchResult(t *testing.T) {
 		{engine.IdemRecord{Status: 404, Body: []byte(`{"x":"y","z":[1,2]}`)}, `{"status":404,"x":"y","z":[1,2]}`},
 	}
 	for _, tc := range tests {
-		got := appendBatchResult([]byte("prefix"), &engine.BatchResult{Replay: &tc.rec}, "req_x")
+		got := appendBatchResult([]byte("prefix"), &engine.BatchResult{Replay: &tc.rec}, "req_x", nil)
 		if string(got) != "prefix"+tc.want {
 			t.Errorf("%s: got %s, want %s", tc.rec.Body, got, tc.want)
 		}
@@ -362,5 +363,34 @@ func BenchmarkServeTrackBatch(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// A batch's results are /api/track's bodies, byte for byte, with their
+// status in front, however the events' periods repeat (the period cache).
+func TestBatchResultsMatchTrackBodies(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 50 {
+		var results []engine.BatchResult
+		var want strings.Builder
+		want.WriteString(`{"results":[`)
+		for i := range 1 + r.IntN(8) {
+			tr := randomTrackResult(r)
+			if i > 0 && r.IntN(2) == 0 { // the period of the one before
+				prev := results[i-1].Result.Usage
+				tr.Usage.PeriodStart, tr.Usage.PeriodEnd = prev.PeriodStart, prev.PeriodEnd
+			}
+			results = append(results, engine.BatchResult{Result: tr})
+			if i > 0 {
+				want.WriteByte(',')
+			}
+			status, body := trackReply("req_x", false)(tr)
+			want.WriteString(fmt.Sprintf(`{"status":%d,`, status))
+			want.WriteString(strings.TrimSuffix(marshalled(t, body), "\n")[1:])
+		}
+		want.WriteString("]}\n")
+		if got := string(appendBatchResults(nil, results, "req_x")); got != want.String() {
+			t.Fatalf("got  %s\nwant %s", got, want.String())
+		}
 	}
 }
