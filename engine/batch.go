@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"slices"
 	"time"
 )
 
@@ -171,10 +172,20 @@ type trackBatch struct {
 // preparedEvent is what an event looked up before the unit of work.
 type preparedEvent struct {
 	valid bool // validated: decided in the unit (else results holds its error)
-	plan  trackPlan
-	err   error // of the lookup: stands unless the event is a replay
+	cus   *batchCustomer
 	key   string
 	hash  [32]byte
+}
+
+// batchCustomer is a customer of the batch as looked up once for all its
+// events: its plan and current period (the batch has one clock), or the
+// error of the lookup, which stands unless an event is a replay.
+type batchCustomer struct {
+	plan       trackPlan
+	err        error
+	start, end time.Time
+	// features are those whose counter lock the unit takes.
+	features []string
 }
 
 type counterSlot struct {
@@ -195,15 +206,9 @@ type batchCounter struct {
 // and each event key.
 func (b *trackBatch) prepare(ctx context.Context) []Lock {
 	t := b.t
-	seen := make(map[Lock]bool)
 	var locks []Lock
-	lock := func(l Lock) {
-		if !seen[l] {
-			seen[l] = true
-			locks = append(locks, l)
-		}
-	}
-	plans := make(map[string]preparedEvent) // by customer id: one lookup each
+	var keys map[string]bool
+	customers := make(map[string]*batchCustomer) // by id: one lookup each
 	for i := range b.events {
 		e, p := &b.events[i], &b.prepared[i]
 		if err := e.Validate(); err != nil {
@@ -214,16 +219,26 @@ func (b *trackBatch) prepare(ctx context.Context) []Lock {
 		if e.IdempotencyKey != nil {
 			p.key = eventKeyPrefix + *e.IdempotencyKey
 			p.hash = e.hash()
-			lock(Lock{Kind: LockIdempotency, Mode: t.Mode, Platform: t.PlatformID, ID: p.key})
+			if keys == nil {
+				keys = make(map[string]bool)
+			}
+			if !keys[p.key] {
+				keys[p.key] = true
+				locks = append(locks, Lock{Kind: LockIdempotency, Mode: t.Mode, Platform: t.PlatformID, ID: p.key})
+			}
 		}
-		looked, ok := plans[e.CustomerID]
-		if !ok {
-			looked.plan, looked.err = b.m.lookup(ctx, t, e.CustomerID)
-			plans[e.CustomerID] = looked
+		bc := customers[e.CustomerID]
+		if bc == nil {
+			bc = new(batchCustomer)
+			if bc.plan, bc.err = b.m.lookup(ctx, t, e.CustomerID); bc.err == nil {
+				bc.start, bc.end = CurrentPeriod(bc.plan.cus, bc.plan.tier.Interval, b.now)
+			}
+			customers[e.CustomerID] = bc
 		}
-		p.plan, p.err = looked.plan, looked.err
-		if p.err == nil {
-			lock(counterLock(t, p.plan.cus.ID, e.Feature))
+		p.cus = bc
+		if bc.err == nil && !slices.Contains(bc.features, e.Feature) {
+			bc.features = append(bc.features, e.Feature)
+			locks = append(locks, counterLock(t, bc.plan.cus.ID, e.Feature))
 		}
 	}
 	return locks
@@ -272,20 +287,22 @@ func (b *trackBatch) decideOne(ctx context.Context, tx Tx, i int) error {
 			return nil
 		}
 	}
-	if p.err != nil {
-		out.Err = p.err
+	bcus := p.cus
+	if bcus.err != nil {
+		out.Err = bcus.err
 		return nil
 	}
-	if err := b.m.takeRate(t, &p.plan, b.now); err != nil {
+	if err := b.m.takeRate(t, &bcus.plan, b.now); err != nil {
 		out.Err = err
 		return nil
 	}
-	start, end, limit, err := p.plan.meter(e.Feature, b.now)
+	limit, err := bcus.plan.limit(e.Feature)
 	if err != nil {
 		out.Err = err
 		return nil
 	}
-	cus, feature := p.plan.cus, e.Feature
+	start, end := bcus.start, bcus.end
+	cus, feature := bcus.plan.cus, e.Feature
 	bc, err := b.counter(ctx, tx, CounterKey{Tenant: t, CustomerID: cus.ID, Feature: feature, PeriodStart: start})
 	if err != nil {
 		return err

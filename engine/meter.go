@@ -227,18 +227,24 @@ func (m *Meter) takeRate(t Tenant, p *trackPlan, now time.Time) error {
 // Returns EUNKNOWNFEATURE.
 func (p *trackPlan) meter(feature string, now time.Time) (start, end time.Time, limit int64, err error) {
 	start, end = CurrentPeriod(p.cus, p.tier.Interval, now)
+	limit, err = p.limit(feature)
+	return start, end, limit, err
+}
+
+// limit returns the limit of feature on the plan. Returns EUNKNOWNFEATURE.
+func (p *trackPlan) limit(feature string) (int64, error) {
 	limit, metered := p.tier.Limit(feature)
 	if !metered {
 		// A feature another tier meters is not this plan's: limit 0. One
 		// that no tier meters or lists is a mistake (a typo in feature),
 		// not a reason to tell the customer to upgrade.
 		if !p.tc.Knows(feature) {
-			return start, end, 0, &Error{Code: EUNKNOWNFEATURE, Message: fmt.Sprintf("No tier meters or lists the feature %q; add it to a tier's limits or features first.", feature),
+			return 0, &Error{Code: EUNKNOWNFEATURE, Message: fmt.Sprintf("No tier meters or lists the feature %q; add it to a tier's limits or features first.", feature),
 				Fields: []FieldError{{Field: "feature", Message: "no tier meters or lists it"}}}
 		}
 		limit = 0
 	}
-	return start, end, limit, nil
+	return limit, nil
 }
 
 // judge decides pin (its State read when the policy may keep one) into d
