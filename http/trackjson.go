@@ -247,9 +247,7 @@ func (p *trackParser) event(in *engine.TrackInput, key **string) bool {
 			in.Feature, ok = p.string()
 		case "quantity":
 			field = 2
-			var q int64
-			q, ok = p.int()
-			in.Quantity = &q
+			in.Quantity, ok = p.quantity()
 		case "idempotencyKey":
 			if key == nil {
 				return false
@@ -280,6 +278,23 @@ type trackParser struct {
 	// ids, when set, interns customer ids: the events of a batch share
 	// few customers.
 	ids map[string]string
+	// quantities, with ids, are where a batch's quantities are kept, a
+	// block at a time instead of one allocation each.
+	quantities []int64
+}
+
+// quantity reads an integer as int does and returns where it is kept.
+func (p *trackParser) quantity() (*int64, bool) {
+	if p.ids == nil {
+		q, ok := p.int()
+		return &q, ok
+	}
+	n, ok := p.int() // not moved to the heap: its value is
+	if len(p.quantities) == cap(p.quantities) {
+		p.quantities = make([]int64, 0, 64)
+	}
+	p.quantities = append(p.quantities, n)
+	return &p.quantities[len(p.quantities)-1], ok
 }
 
 func (p *trackParser) space() {
