@@ -140,10 +140,31 @@ func (m *Meter) TrackBatch(ctx context.Context, t Tenant, events []BatchEvent, i
 		return nil, err
 	}
 	results := res.([]BatchResult)
+	// Usage per day, as Track counts it: each decided event, once per
+	// feature of the batch.
+	type dayCount struct {
+		feature       string
+		count, denied int64
+	}
+	var days []dayCount
 	for i := range results {
-		if r := results[i].Result; r != nil {
-			c.days.add(t, r.Usage.Feature, b.now, !r.Allowed)
+		r := results[i].Result
+		if r == nil {
+			continue
 		}
+		j := slices.IndexFunc(days, func(d dayCount) bool { return d.feature == r.Usage.Feature })
+		if j < 0 {
+			j = len(days)
+			days = append(days, dayCount{feature: r.Usage.Feature})
+		}
+		if r.Allowed {
+			days[j].count++
+		} else {
+			days[j].denied++
+		}
+	}
+	for _, d := range days {
+		c.days.addN(t, d.feature, b.now, d.count, d.denied)
 	}
 	return results, nil
 }
