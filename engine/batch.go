@@ -107,10 +107,12 @@ type EventRender func(r *TrackResult) (status int, body []byte)
 // of the request answers *Replayed (the whole first answer). render makes
 // the records of events' keys; it may be nil when no event has one.
 //
-// Returns EVALIDATION (no events, or more than MaxBatchEvents) and the
-// store's errors; every other problem is an event's own (BatchResult.Err).
-// Safe for concurrent use: batches and tracks of the same customers
-// serialize on their counters' locks.
+// The events are validated in place (their defaults filled in). Returns
+// EVALIDATION (no events, or more than MaxBatchEvents), *Replayed or
+// EIDEMPOTENCYCONFLICT for idem, and the store's errors, which count
+// nothing; every other problem is an event's own (BatchResult.Err). Safe
+// for concurrent use: batches and tracks of the same customers serialize
+// on their counters' locks, taken by the store in one global order.
 func (m *Meter) TrackBatch(ctx context.Context, t Tenant, events []BatchEvent, idem *Idempotency, render EventRender) ([]BatchResult, error) {
 	if len(events) == 0 || len(events) > MaxBatchEvents {
 		return nil, invalid("events", "must hold 1 to %d events", MaxBatchEvents)
