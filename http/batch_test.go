@@ -394,3 +394,27 @@ func TestBatchResultsMatchTrackBodies(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecodeBatchEvents holds the plain batch decoder to the strict one:
+// whatever it takes, the strict decoder takes and decodes the same.
+func FuzzDecodeBatchEvents(f *testing.F) {
+	for _, b := range batchBodies {
+		f.Add([]byte(b))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fast, ok := decodeBatchEvents(body, nil)
+		if !ok {
+			return
+		}
+		var strict trackBatchBody
+		if err := decode(body, &strict, false); err != nil {
+			t.Fatalf("%q: the plain path took it, the strict decoder says %v", body, err)
+		}
+		if len(fast) == 0 && len(strict.Events) == 0 {
+			return
+		}
+		if !reflect.DeepEqual(fast, strict.Events) {
+			t.Fatalf("%q: plain %+v, strict %+v", body, fast, strict.Events)
+		}
+	})
+}
