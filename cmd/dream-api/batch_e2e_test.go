@@ -201,3 +201,76 @@ func TestTrackBatchCrashRecovery(t *testing.T) {
 		}
 	}
 }
+
+// TestPostgresTwoNodesBatch: two servers on one PostgreSQL database.
+// Batches sent to both at once decide exactly (a limit of 300 allows 300
+// of 800 events, answered once each), and the same event keys sent to
+// both nodes at once count once.
+func TestPostgresTwoNodesBatch(t *testing.T) {
+	a, b := startNodes(t)
+	p := a.createPlatform(t, "Two nodes batch")
+	a.putTiers(t, p.SK, map[string]any{"name": "free", "limit": 300})
+	id := str(a.createCustomer(t, p.SK, map[string]any{"email": "batch-hot@example.com"}), "id")
+	other := str(a.createCustomer(t, p.SK, map[string]any{"email": "batch-keys@example.com"}), "id")
+
+	const batches, size = 40, 20
+	nodes := []*testServer{a, b}
+	var mu sync.Mutex
+	counts := map[int64]int{}
+	var allowed, denied int
+	race(8, batches, func(w, i int) {
+		events := make([]any, size)
+		for e := range events {
+			events[e] = map[string]any{"customerId": id}
+		}
+		res, err := nodes[w%2].try(t.Context(), req{Method: "POST", Path: "/api/track/batch", Key: p.SK, Body: map[string]any{"events": events}})
+		if err != nil || res.Status != 200 {
+			t.Errorf("batch: %v", err)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, r := range results(t, res) {
+			switch {
+			case num(r, "status") == 200:
+				allowed++
+				counts[num(r, "usage", "count")]++
+			case str(r, "code") == "tier_limit_reached":
+				denied++
+			default:
+				t.Errorf("unexpected result %v", r)
+			}
+		}
+	})
+	if allowed != 300 || denied != batches*size-300 {
+		t.Errorf("allowed/denied = %d/%d, want 300/%d", allowed, denied, batches*size-300)
+	}
+	for n := int64(1); n <= 300; n++ {
+		if counts[n] != 1 {
+			t.Fatalf("count %d answered %d times, want once", n, counts[n])
+		}
+	}
+	if got := b.count(t, p.SK, id, "requests"); got != 300 {
+		t.Errorf("stored %d, want 300", got)
+	}
+
+	// The same keyed events to both nodes at once: each counted once.
+	const keys = 10
+	for k := range keys {
+		var wg sync.WaitGroup
+		for _, n := range nodes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				n.expect(t, req{Method: "POST", Path: "/api/track/batch", Key: p.SK, Body: map[string]any{"events": []any{
+					map[string]any{"customerId": other, "idempotencyKey": fmt.Sprintf("k%d", k)},
+					map[string]any{"customerId": other, "quantity": 2, "idempotencyKey": fmt.Sprintf("j%d", k)},
+				}}}, 200, "")
+			}()
+		}
+		wg.Wait()
+	}
+	if got := a.count(t, p.SK, other, "requests"); got != 3*keys {
+		t.Errorf("stored %d after %d key pairs sent to both nodes, want %d", got, keys, 3*keys)
+	}
+}
