@@ -128,7 +128,10 @@ func (m *Meter) TrackBatch(ctx context.Context, t Tenant, events []BatchEvent, i
 	b.results = make([]BatchResult, len(events))
 	b.decided = make([]TrackResult, len(events))
 	b.prepared = make([]preparedEvent, len(events))
-	locks := b.prepare(ctx)
+	locks, err := b.prepare(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if c.policies != nil {
 		b.active = c.policies.Active(t)
 	}
@@ -226,8 +229,9 @@ type batchCounter struct {
 
 // prepare validates the events and looks up their customers and tiers,
 // and returns the locks of the unit: each counter an event may count on
-// and each event key.
-func (b *trackBatch) prepare(ctx context.Context) []Lock {
+// and each event key. A customer that does not exist is its events' error;
+// a store that cannot tell fails the batch.
+func (b *trackBatch) prepare(ctx context.Context) ([]Lock, error) {
 	t := b.t
 	var locks []Lock
 	var keys map[string]bool
@@ -253,8 +257,11 @@ func (b *trackBatch) prepare(ctx context.Context) []Lock {
 		bc := customers[e.CustomerID]
 		if bc == nil {
 			bc = new(batchCustomer)
-			if bc.plan, bc.err = b.m.lookup(ctx, t, e.CustomerID); bc.err == nil {
+			bc.plan, bc.err = b.m.lookup(ctx, t, e.CustomerID)
+			if bc.err == nil {
 				bc.start, bc.end = CurrentPeriod(bc.plan.cus, bc.plan.tier.Interval, b.now)
+			} else if ErrorCode(bc.err) != ENOTFOUND {
+				return nil, bc.err
 			}
 			customers[e.CustomerID] = bc
 		}
@@ -264,7 +271,7 @@ func (b *trackBatch) prepare(ctx context.Context) []Lock {
 			locks = append(locks, counterLock(t, bc.plan.cus.ID, e.Feature))
 		}
 	}
-	return locks
+	return locks, nil
 }
 
 // decide decides every valid event in order, in the unit of work tx, and

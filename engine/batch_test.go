@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -463,5 +464,42 @@ func TestTrackBatchPolicyState(t *testing.T) {
 	}
 	if r, err := f.eng.Meter.Track(ctx, f.live, engine.TrackInput{CustomerID: a}, nil); err != nil || r.Usage.Count != 5 {
 		t.Errorf("track after the batch: %+v, %v", r, err)
+	}
+}
+
+// brokenStore fails to read one customer, as a store that cannot be
+// reached fails: not "no such customer".
+type brokenStore struct {
+	engine.Store
+	broken string
+}
+
+var errUnreachable = errors.New("store unreachable")
+
+func (s *brokenStore) CustomerShared(ctx context.Context, t engine.Tenant, id string) (*engine.Customer, error) {
+	if id == s.broken {
+		return nil, errUnreachable
+	}
+	return s.Store.CustomerShared(ctx, t, id)
+}
+
+// A customer the store cannot read fails the whole batch, which counts
+// nothing: it is not that event's 404, nor a result of status 500.
+func TestTrackBatchStoreErrorFailsTheBatch(t *testing.T) {
+	st, err := storage.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	bs := &brokenStore{Store: st, broken: "cus_broken"}
+	f := newBatchFixture(t, bs, engine.Config{})
+	f.tiers(t, engine.TierInput{Name: "free", Limits: map[string]int64{"requests": 10}})
+	a := f.customer(t, "a@example.com")
+	rs, err := f.eng.Meter.TrackBatch(context.Background(), f.live, []engine.BatchEvent{ev(a), ev("cus_broken"), ev(a)}, nil, nil)
+	if !errors.Is(err, errUnreachable) || rs != nil {
+		t.Fatalf("TrackBatch = %s, %v; want the store's error", outcomes(rs), err)
+	}
+	if got := f.count(t, a, "requests"); got != 0 {
+		t.Errorf("stored %d after a failed batch, want 0", got)
 	}
 }
