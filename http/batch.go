@@ -28,8 +28,20 @@ type trackBatchBody struct {
 // batchEvents are the event slices batches are decoded into.
 var batchEvents = sync.Pool{New: func() any { s := make([]engine.BatchEvent, 0, 128); return &s }}
 
+// batchBodyBuffers are the buffers batch bodies are read into, instead of
+// io.ReadAll's growing copies of a few KiB each time. Nothing keeps a body
+// once its batch is answered: the decoders copy what they keep.
+var batchBodyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
 func (s *Server) trackBatch(w http.ResponseWriter, r *http.Request, k *engine.Key) error {
-	body, err := readBody(r)
+	in := batchBodyBuffers.Get().(*[]byte)
+	body, err := readBodyInto(r, (*in)[:0])
+	defer func() {
+		if cap(body) <= 256<<10 {
+			*in = body[:0]
+			batchBodyBuffers.Put(in)
+		}
+	}()
 	if err != nil {
 		return err
 	}
