@@ -57,6 +57,7 @@ test-short:
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzTrackBody -fuzztime=60s ./http/
 	$(GO) test -run='^$$' -fuzz=FuzzCustomerBody -fuzztime=60s ./http/
+	$(GO) test -run='^$$' -fuzz=FuzzDecodeBatchEvents -fuzztime=60s ./http/
 
 # Go benchmarks in process (Meter.Track at 1/32/128 goroutines with and
 # without a WASM policy, key authentication, track encoding, bytes per idle

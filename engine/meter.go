@@ -33,6 +33,11 @@ type TrackInput struct {
 // Validate fills in defaults and reports every problem of in.
 func (in *TrackInput) Validate() error {
 	var v Validation
+	in.validate(&v)
+	return v.Err()
+}
+
+func (in *TrackInput) validate(v *Validation) {
 	if in.CustomerID == "" {
 		v.Add("customerId", "is required")
 	} else if len(in.CustomerID) > 100 {
@@ -54,7 +59,6 @@ func (in *TrackInput) Validate() error {
 	} else if len(in.Metadata) > 0 && in.Metadata[0] != '{' && string(in.Metadata) != "null" {
 		v.Add("metadata", "must be an object")
 	}
-	return v.Err()
 }
 
 // TrackResult is the decision on one track or check call.
@@ -104,38 +108,19 @@ func (m *Meter) decide(ctx context.Context, t Tenant, in TrackInput, checkOnly b
 		return nil, err
 	}
 	defer done()
-	cus, err := c.store.CustomerShared(ctx, t, in.CustomerID)
-	if ErrorCode(err) == ENOTFOUND {
-		return nil, Errorf(ENOTFOUND, "No customer %q; create it with POST /api/customers.", in.CustomerID)
-	} else if err != nil {
-		return nil, err
-	}
-	tc, err := c.tierConfig(ctx, t)
+	p, err := m.lookup(ctx, t, in.CustomerID)
 	if err != nil {
 		return nil, err
 	}
-	tier := tc.Tier(cus.Plan)
-	if tier == nil {
-		tier = &Tier{Name: cus.Plan}
-	}
 	now := c.now()
-	if !checkOnly && tier.RateLimitPerMinute > 0 {
-		if wait := m.rate.take(t, cus.ID, tier.RateLimitPerMinute, now); wait > 0 {
-			return nil, &Error{Code: ERATELIMITED, RetryAfter: wait,
-				Message: "Too many requests for this customer; retry in a few seconds."}
+	if !checkOnly {
+		if err := m.takeRate(t, &p, now); err != nil {
+			return nil, err
 		}
 	}
-	start, end := CurrentPeriod(cus, tier.Interval, now)
-	limit, metered := tier.Limit(in.Feature)
-	if !metered {
-		// A feature another tier meters is not this plan's: limit 0. One
-		// that no tier meters or lists is a mistake (a typo in feature),
-		// not a reason to tell the customer to upgrade.
-		if !tc.Knows(in.Feature) {
-			return nil, &Error{Code: EUNKNOWNFEATURE, Message: fmt.Sprintf("No tier meters or lists the feature %q; add it to a tier's limits or features first.", in.Feature),
-				Fields: []FieldError{{Field: "feature", Message: "no tier meters or lists it"}}}
-		}
-		limit = 0
+	start, end, limit, err := p.meter(in.Feature, now)
+	if err != nil {
+		return nil, err
 	}
 	var active *ActivePolicy
 	if c.policies != nil {
@@ -143,6 +128,7 @@ func (m *Meter) decide(ctx context.Context, t Tenant, in TrackInput, checkOnly b
 	}
 	// The unit of work captures what it needs, not in, which would then
 	// move to the heap.
+	cus := p.cus
 	feature, quantity, metadata := in.Feature, *in.Quantity, in.Metadata
 	key := CounterKey{Tenant: t, CustomerID: cus.ID, Feature: feature, PeriodStart: start}
 	res, err := c.updateClaimed(ctx, t, idem, []Lock{counterLock(t, cus.ID, feature)}, func(b Tx) (any, error) {
@@ -155,68 +141,33 @@ func (m *Meter) decide(ctx context.Context, t Tenant, in TrackInput, checkOnly b
 			PeriodStart: start, PeriodEnd: end, Mode: t.Mode, CheckOnly: checkOnly,
 			CustomerID: cus.ID, Plan: cus.Plan, Feature: feature, Metadata: metadata,
 		}
+		if active != nil && active.mayHaveState() {
+			if pin.State, err = b.PolicyState(ctx, t, cus.ID, feature); err != nil {
+				return nil, err
+			}
+		}
 		var d Decision
-		var info *PluginInfo
-		if active == nil {
-			BuiltinLimits{}.Decide(ctx, &pin, &d)
-		} else {
-			// The policy's own copies: what an interface call is given
-			// escapes, and the built-in path should not pay for that.
-			ppin, pd := pin, new(Decision)
-			if active.mayHaveState() {
-				if ppin.State, err = b.PolicyState(ctx, t, cus.ID, feature); err != nil {
+		info, err := c.judge(ctx, t, active, &pin, &d)
+		if err != nil {
+			return nil, err
+		}
+		r := trackResult(&pin, &d, info)
+		count := r.Usage.Count
+		if d.Allowed && !checkOnly && d.Cost > 0 {
+			b.PutCounter(key, Counter{Count: count, PeriodEnd: end})
+			// Under the counter lock: each threshold is crossed by
+			// exactly one track. One that crosses none pays a comparison.
+			if reported := r.Usage.Limit; mayCross(cnt.Count, count, reported) {
+				if err := c.emitThresholds(ctx, b, t, cus.ID, feature, cnt.Count, count, reported, start, end); err != nil {
 					return nil, err
 				}
 			}
-			info = &PluginInfo{Version: active.Version}
-			if perr := active.Decide(ctx, &ppin, pd); perr != nil {
-				logPluginError(c.log, active, t.PlatformID, perr)
-				if active.OnError == "deny" {
-					return nil, Errorf(EPLUGINERROR, "The platform's limit policy failed.")
-				}
-				info.Fallback = true
-				BuiltinLimits{}.Decide(ctx, &pin, &d)
-			} else {
-				d = *pd
-				if d.Message != "" {
-					msg := d.Message
-					info.Message = &msg
-				}
-			}
 		}
-		reported := limit
-		if d.LimitSet {
-			reported = d.Limit
-		}
-		count := cnt.Count
-		if d.Allowed && !checkOnly {
-			count += d.Cost
-			if d.Cost > 0 {
-				b.PutCounter(key, Counter{Count: count, PeriodEnd: end})
-				// Under the counter lock: each threshold is crossed by
-				// exactly one track. One that crosses none pays a comparison.
-				if reported > 0 && count >= reported-reported/5 && cnt.Count < reported {
-					if err := c.emitThresholds(ctx, b, t, cus.ID, feature, cnt.Count, count, reported, start, end); err != nil {
-						return nil, err
-					}
-				}
-			}
-		}
-		if d.ReplaceState && !checkOnly && info != nil && !info.Fallback {
+		if keepsState(&d, info, checkOnly) {
 			// Before Apply, under the lock: the next call for this customer
 			// and feature reads what this one writes.
 			active.keptState()
 			b.PutPolicyState(t, cus.ID, feature, d.State)
-		}
-		r := &TrackResult{
-			Success: true, Allowed: d.Allowed, Plugin: info, Message: d.Message,
-			Usage: Usage{
-				Feature: feature, Count: count, Limit: reported, Remaining: remaining(count, reported),
-				Plan: cus.Plan, PeriodStart: start.UTC(), PeriodEnd: end.UTC(),
-			},
-		}
-		if !r.Allowed && r.Message == "" {
-			r.Message = "Please upgrade to unlock more " + feature
 		}
 		return r, nil
 	})
@@ -230,6 +181,144 @@ func (m *Meter) decide(ctx context.Context, t Tenant, in TrackInput, checkOnly b
 		c.days.add(t, feature, now, !r.Allowed)
 	}
 	return r, nil
+}
+
+// trackPlan is what a track call looks up before its unit of work: the
+// customer (shared: never changed) and the tier it is on.
+type trackPlan struct {
+	cus  *Customer
+	tc   *TierConfig
+	tier *Tier
+}
+
+// lookup finds a customer of t and its tier. Returns ENOTFOUND.
+func (m *Meter) lookup(ctx context.Context, t Tenant, customerID string) (trackPlan, error) {
+	c := m.c
+	cus, err := c.store.CustomerShared(ctx, t, customerID)
+	if ErrorCode(err) == ENOTFOUND {
+		return trackPlan{}, Errorf(ENOTFOUND, "No customer %q; create it with POST /api/customers.", customerID)
+	} else if err != nil {
+		return trackPlan{}, err
+	}
+	tc, err := c.tierConfig(ctx, t)
+	if err != nil {
+		return trackPlan{}, err
+	}
+	tier := tc.Tier(cus.Plan)
+	if tier == nil {
+		tier = &Tier{Name: cus.Plan}
+	}
+	return trackPlan{cus: cus, tc: tc, tier: tier}, nil
+}
+
+// takeRate counts one call against the tier's per-minute limit of the
+// customer. Returns ERATELIMITED.
+func (m *Meter) takeRate(t Tenant, p *trackPlan, now time.Time) error {
+	if p.tier.RateLimitPerMinute > 0 {
+		if wait := m.rate.take(t, p.cus.ID, p.tier.RateLimitPerMinute, now); wait > 0 {
+			return &Error{Code: ERATELIMITED, RetryAfter: wait,
+				Message: "Too many requests for this customer; retry in a few seconds."}
+		}
+	}
+	return nil
+}
+
+// meter returns the current period of feature and its limit on the plan.
+// Returns EUNKNOWNFEATURE.
+func (p *trackPlan) meter(feature string, now time.Time) (start, end time.Time, limit int64, err error) {
+	start, end = CurrentPeriod(p.cus, p.tier.Interval, now)
+	limit, err = p.limit(feature)
+	return start, end, limit, err
+}
+
+// limit returns the limit of feature on the plan. Returns EUNKNOWNFEATURE.
+func (p *trackPlan) limit(feature string) (int64, error) {
+	limit, metered := p.tier.Limit(feature)
+	if !metered {
+		// A feature another tier meters is not this plan's: limit 0. One
+		// that no tier meters or lists is a mistake (a typo in feature),
+		// not a reason to tell the customer to upgrade.
+		if !p.tc.Knows(feature) {
+			return 0, &Error{Code: EUNKNOWNFEATURE, Message: fmt.Sprintf("No tier meters or lists the feature %q; add it to a tier's limits or features first.", feature),
+				Fields: []FieldError{{Field: "feature", Message: "no tier meters or lists it"}}}
+		}
+		limit = 0
+	}
+	return limit, nil
+}
+
+// judge decides pin (its State read when the policy may keep one) into d
+// with the platform's policy, or the built-in limits when there is none
+// or it failed and its onError is "builtin". It runs under the call's
+// counter lock. Returns EPLUGINERROR when the policy failed and its
+// onError is "deny".
+func (c *core) judge(ctx context.Context, t Tenant, active *ActivePolicy, pin *PolicyInput, d *Decision) (*PluginInfo, error) {
+	if active == nil {
+		BuiltinLimits{}.Decide(ctx, pin, d)
+		return nil, nil
+	}
+	// The policy's own copies: what an interface call is given escapes,
+	// and the built-in path should not pay for that.
+	ppin, pd := *pin, new(Decision)
+	info := &PluginInfo{Version: active.Version}
+	if perr := active.Decide(ctx, &ppin, pd); perr != nil {
+		logPluginError(c.log, active, t.PlatformID, perr)
+		if active.OnError == "deny" {
+			return nil, Errorf(EPLUGINERROR, "The platform's limit policy failed.")
+		}
+		info.Fallback = true
+		BuiltinLimits{}.Decide(ctx, pin, d)
+		return info, nil
+	}
+	*d = *pd
+	if d.Message != "" {
+		msg := d.Message
+		info.Message = &msg
+	}
+	return info, nil
+}
+
+// trackResult is the answer to the call pin decided as d: its usage counts
+// d.Cost when allowed (and not a check).
+func trackResult(pin *PolicyInput, d *Decision, info *PluginInfo) *TrackResult {
+	r := new(TrackResult)
+	fillTrackResult(r, pin, d, info)
+	return r
+}
+
+// fillTrackResult is trackResult into r.
+func fillTrackResult(r *TrackResult, pin *PolicyInput, d *Decision, info *PluginInfo) {
+	reported := pin.Limit
+	if d.LimitSet {
+		reported = d.Limit
+	}
+	count := pin.Used
+	if d.Allowed && !pin.CheckOnly {
+		count += d.Cost
+	}
+	*r = TrackResult{
+		Success: true, Allowed: d.Allowed, Plugin: info, Message: d.Message,
+		Usage: Usage{
+			Feature: pin.Feature, Count: count, Limit: reported, Remaining: remaining(count, reported),
+			Plan: pin.Plan, PeriodStart: pin.PeriodStart.UTC(), PeriodEnd: pin.PeriodEnd.UTC(),
+		},
+	}
+	if !r.Allowed && r.Message == "" {
+		r.Message = "Please upgrade to unlock more " + pin.Feature
+	}
+}
+
+// mayCross reports whether a count going from before to after may cross a
+// usage.threshold (80 % or 100 %) of limit: a comparison for the calls
+// that cross none.
+func mayCross(before, after, limit int64) bool {
+	return limit > 0 && after >= limit-limit/5 && before < limit
+}
+
+// keepsState reports whether a decision's state replaces the stored one:
+// the policy itself decided (not the fallback) a call that is not a check.
+func keepsState(d *Decision, info *PluginInfo, checkOnly bool) bool {
+	return d.ReplaceState && !checkOnly && info != nil && !info.Fallback
 }
 
 // CustomerUsage is a customer's usage of every feature its plan meters.

@@ -289,6 +289,10 @@ const (
 	LockSigningKeys
 	// LockStripeEventLog: a tenant's log of recent Stripe events.
 	LockStripeEventLog
+	// LockIdempotency: one idempotency key of a tenant (ID), for a
+	// record read and written in a unit of work (the events of
+	// POST /api/track/batch).
+	LockIdempotency
 )
 
 // Change is one change to stored state that the engine keeps a copy of in

@@ -104,6 +104,16 @@ func dateOf(now time.Time) string {
 
 // add counts one track of feature in t at now, accepted or denied.
 func (r *dayRollups) add(t Tenant, feature string, now time.Time, denied bool) {
+	if denied {
+		r.addN(t, feature, now, 0, 1)
+	} else {
+		r.addN(t, feature, now, 1, 0)
+	}
+}
+
+// addN counts n accepted and d denied tracks of feature in t at now (the
+// events of a batch).
+func (r *dayRollups) addN(t Tenant, feature string, now time.Time, n, d int64) {
 	k := DayKey{Tenant: t, Date: dateOf(now), Feature: feature}
 	var h maphash.Hash
 	h.SetSeed(r.seed)
@@ -116,11 +126,8 @@ func (r *dayRollups) add(t Tenant, feature string, now time.Time, denied bool) {
 		c = new(DayCount)
 		s.m[k] = c
 	}
-	if denied {
-		c.Denied++
-	} else {
-		c.Count++
-	}
+	c.Count += n
+	c.Denied += d
 	s.mu.Unlock()
 }
 

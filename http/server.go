@@ -117,6 +117,7 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	s.handle("PATCH", "/api/customers/{id}", s.secret(s.updateCustomer))
 	s.handle("DELETE", "/api/customers/{id}", s.secret(s.deleteCustomer))
 	s.handle("POST", "/api/track", s.secret(s.track))
+	s.handle("POST", "/api/track/batch", s.secret(s.trackBatch)) // batch.go
 	s.handle("POST", "/api/check", s.secret(s.check))
 	s.handle("POST", "/api/data", s.secret(s.data))
 	s.handle("GET", "/api/usage", s.secret(s.usage))
@@ -290,10 +291,15 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 // readBody reads the request body; EBODYTOOLARGE past MaxBodyBytes.
 func readBody(r *http.Request) ([]byte, error) {
+	return readBodyInto(r, nil)
+}
+
+// readBodyInto is readBody appending to buf (a pooled buffer: batch.go).
+func readBodyInto(r *http.Request, buf []byte) ([]byte, error) {
 	if r.Body == nil {
-		return nil, nil
+		return buf, nil
 	}
-	b, err := io.ReadAll(r.Body)
+	b, err := readAll(r.Body, buf)
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return nil, engine.Errorf(engine.EBODYTOOLARGE, "Request bodies are limited to %d bytes.", mbe.Limit)
@@ -301,6 +307,25 @@ func readBody(r *http.Request) ([]byte, error) {
 		return nil, engine.Errorf(engine.EINVALIDJSON, "Could not read the request body.")
 	}
 	return b, nil
+}
+
+// readAll is io.ReadAll appending to buf.
+func readAll(rd io.Reader, buf []byte) ([]byte, error) {
+	if buf == nil {
+		return io.ReadAll(rd)
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := rd.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		} else if err != nil {
+			return buf, err
+		}
+	}
 }
 
 // encode is the one JSON encoding of every response body.

@@ -22,12 +22,18 @@ import (
 // appendTrackResult appends the JSON of r as json.Marshal writes it, and a
 // newline, like encode.
 func appendTrackResult(b []byte, r *engine.TrackResult) []byte {
+	return appendTrackResultWith(b, r, nil)
+}
+
+// appendTrackResultWith is appendTrackResult writing the period bounds
+// through pc (nil: formatted each time).
+func appendTrackResultWith(b []byte, r *engine.TrackResult, pc *periodCache) []byte {
 	b = append(b, `{"success":`...)
 	b = strconv.AppendBool(b, r.Success)
 	b = append(b, `,"allowed":`...)
 	b = strconv.AppendBool(b, r.Allowed)
 	b = append(b, `,"usage":`...)
-	b = appendUsage(b, &r.Usage)
+	b = appendUsage(b, &r.Usage, pc)
 	b = append(b, `,"plugin":`...)
 	b = appendPluginInfo(b, r.Plugin)
 	return append(b, "}\n"...)
@@ -38,6 +44,12 @@ func appendTrackResult(b []byte, r *engine.TrackResult) []byte {
 // newline. Validation errors, with fields, go through appendJSON's
 // json.Marshal: they are not on the hot path.
 func appendErrorBody(b []byte, e *errorBody) []byte {
+	return appendErrorBodyWith(b, e, nil)
+}
+
+// appendErrorBodyWith is appendErrorBody writing the period bounds of its
+// usage through pc (nil: formatted each time).
+func appendErrorBodyWith(b []byte, e *errorBody, pc *periodCache) []byte {
 	b = append(b, `{"error":`...)
 	b = appendString(b, e.Error)
 	b = append(b, `,"code":`...)
@@ -48,7 +60,7 @@ func appendErrorBody(b []byte, e *errorBody) []byte {
 	b = appendString(b, e.RequestID)
 	if e.Usage != nil {
 		b = append(b, `,"usage":`...)
-		b = appendUsage(b, e.Usage)
+		b = appendUsage(b, e.Usage, pc)
 	}
 	if e.Plugin != nil {
 		b = append(b, `,"plugin":`...)
@@ -57,7 +69,7 @@ func appendErrorBody(b []byte, e *errorBody) []byte {
 	return append(b, "}\n"...)
 }
 
-func appendUsage(b []byte, u *engine.Usage) []byte {
+func appendUsage(b []byte, u *engine.Usage, pc *periodCache) []byte {
 	b = append(b, `{"feature":`...)
 	b = appendString(b, u.Feature)
 	b = append(b, `,"count":`...)
@@ -70,11 +82,34 @@ func appendUsage(b []byte, u *engine.Usage) []byte {
 		b = append(b, `,"plan":`...)
 		b = appendString(b, u.Plan)
 	}
+	if pc != nil {
+		return append(append(b, pc.bounds(u)...), '}')
+	}
+	return append(appendPeriod(b, u), '}')
+}
+
+func appendPeriod(b []byte, u *engine.Usage) []byte {
 	b = append(b, `,"periodStart":`...)
 	b = appendTime(b, u.PeriodStart)
 	b = append(b, `,"periodEnd":`...)
-	b = appendTime(b, u.PeriodEnd)
-	return append(b, '}')
+	return appendTime(b, u.PeriodEnd)
+}
+
+// periodCache keeps the JSON of the period bounds last written: the events
+// of a batch mostly share them, and time formatting is a third of the
+// encoding. Not safe for concurrent use.
+type periodCache struct {
+	start, end time.Time
+	json       []byte
+}
+
+// bounds returns the JSON members periodStart and periodEnd of u.
+func (pc *periodCache) bounds(u *engine.Usage) []byte {
+	if pc.json == nil || pc.start != u.PeriodStart || pc.end != u.PeriodEnd {
+		pc.start, pc.end = u.PeriodStart, u.PeriodEnd
+		pc.json = appendPeriod(pc.json[:0], u)
+	}
+	return pc.json
 }
 
 func appendPluginInfo(b []byte, p *engine.PluginInfo) []byte {
@@ -133,47 +168,8 @@ func appendTime(b []byte, t time.Time) []byte {
 func decodeTrackInput(body []byte, in *engine.TrackInput) bool {
 	p := trackParser{b: body}
 	var out engine.TrackInput
-	var seen [3]bool
-	if !p.byte('{') {
+	if !p.event(&out, nil) {
 		return false
-	}
-	if p.peek() == '}' {
-		p.i++
-	} else {
-		for {
-			key, ok := p.string()
-			if !ok || !p.byte(':') {
-				return false
-			}
-			var field int
-			switch key {
-			case "customerId":
-				field = 0
-				out.CustomerID, ok = p.string()
-			case "feature":
-				field = 1
-				out.Feature, ok = p.string()
-			case "quantity":
-				field = 2
-				var q int64
-				q, ok = p.int()
-				out.Quantity = &q
-			default:
-				return false
-			}
-			if !ok || seen[field] {
-				return false
-			}
-			seen[field] = true
-			if p.peek() == ',' {
-				p.i++
-				continue
-			}
-			if !p.byte('}') {
-				return false
-			}
-			break
-		}
 	}
 	p.space()
 	if p.i != len(p.b) {
@@ -183,10 +179,122 @@ func decodeTrackInput(body []byte, in *engine.TrackInput) bool {
 	return true
 }
 
+// decodeBatchEvents reads a body of the plain shape {"events":[E,…]},
+// each E as decodeTrackInput takes it plus "idempotencyKey":"…", into
+// events (reused) and reports true; for anything else it reports false,
+// for the strict decoder.
+func decodeBatchEvents(body []byte, events []engine.BatchEvent) ([]engine.BatchEvent, bool) {
+	p := trackParser{b: body, ids: make(map[string]string)}
+	events = events[:0]
+	if !p.byte('{') {
+		return nil, false
+	}
+	if k, ok := p.raw(); !ok || string(k) != "events" || !p.byte(':') || !p.byte('[') {
+		return nil, false
+	}
+	if p.peek() == ']' {
+		p.i++
+	} else {
+		for {
+			var e engine.BatchEvent
+			if !p.event(&e.TrackInput, &e.IdempotencyKey) {
+				return nil, false
+			}
+			events = append(events, e)
+			if p.peek() == ',' {
+				p.i++
+				continue
+			}
+			if !p.byte(']') {
+				return nil, false
+			}
+			break
+		}
+	}
+	if !p.byte('}') {
+		return nil, false
+	}
+	p.space()
+	if p.i != len(p.b) {
+		return nil, false
+	}
+	return events, true
+}
+
+// event reads one object of the plain track shape into in; with key
+// non-nil, "idempotencyKey" is taken too (a batch's event).
+func (p *trackParser) event(in *engine.TrackInput, key **string) bool {
+	var seen [4]bool
+	if !p.byte('{') {
+		return false
+	}
+	if p.peek() == '}' {
+		p.i++
+		return true
+	}
+	for {
+		name, ok := p.raw()
+		if !ok || !p.byte(':') {
+			return false
+		}
+		var field int
+		switch string(name) { // compared without a copy
+		case "customerId":
+			field = 0
+			in.CustomerID, ok = p.id()
+		case "feature":
+			field = 1
+			in.Feature, ok = p.string()
+		case "quantity":
+			field = 2
+			in.Quantity, ok = p.quantity()
+		case "idempotencyKey":
+			if key == nil {
+				return false
+			}
+			field = 3
+			var k string
+			k, ok = p.string()
+			*key = &k
+		default:
+			return false
+		}
+		if !ok || seen[field] {
+			return false
+		}
+		seen[field] = true
+		if p.peek() == ',' {
+			p.i++
+			continue
+		}
+		return p.byte('}')
+	}
+}
+
 // trackParser reads the tokens of decodeTrackInput's subset of JSON.
 type trackParser struct {
 	b []byte
 	i int
+	// ids, when set, interns customer ids: the events of a batch share
+	// few customers.
+	ids map[string]string
+	// quantities, with ids, are where a batch's quantities are kept, a
+	// block at a time instead of one allocation each.
+	quantities []int64
+}
+
+// quantity reads an integer as int does and returns where it is kept.
+func (p *trackParser) quantity() (*int64, bool) {
+	if p.ids == nil {
+		q, ok := p.int()
+		return &q, ok
+	}
+	n, ok := p.int() // not moved to the heap: its value is
+	if len(p.quantities) == cap(p.quantities) {
+		p.quantities = make([]int64, 0, 64)
+	}
+	p.quantities = append(p.quantities, n)
+	return &p.quantities[len(p.quantities)-1], ok
 }
 
 func (p *trackParser) space() {
@@ -220,21 +328,47 @@ func (p *trackParser) byte(c byte) bool {
 
 // string reads a string of printable ASCII without escapes.
 func (p *trackParser) string() (string, bool) {
-	if !p.byte('"') {
+	b, ok := p.raw()
+	if !ok {
 		return "", false
+	}
+	return string(b), true
+}
+
+// id reads a customer id as string does, interned in p.ids when set.
+func (p *trackParser) id() (string, bool) {
+	if p.ids == nil {
+		return p.string()
+	}
+	b, ok := p.raw()
+	if !ok {
+		return "", false
+	}
+	if s, ok := p.ids[string(b)]; ok { // looked up without a copy
+		return s, true
+	}
+	s := string(b)
+	p.ids[s] = s
+	return s, true
+}
+
+// raw reads a string as string does and returns its bytes, in p.b.
+func (p *trackParser) raw() ([]byte, bool) {
+	if !p.byte('"') {
+		return nil, false
 	}
 	start := p.i
 	for ; p.i < len(p.b); p.i++ {
 		switch c := p.b[p.i]; {
 		case c == '"':
-			s := string(p.b[start:p.i])
+			b := p.b[start:p.i]
 			p.i++
-			return s, true
+			return b, true
 		case c < 0x20 || c >= 0x7f || c == '\\':
-			return "", false
+			return nil, false
 		}
 	}
-	return "", false
+	return nil, false
 }
 
 // int reads an integer of at most 18 digits (so it cannot overflow), as

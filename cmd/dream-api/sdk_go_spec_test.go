@@ -75,6 +75,9 @@ func TestSDKGoRequestFieldsMatchSpec(t *testing.T) {
 		{"track", func() {
 			c.TrackWith(ctx, dream.TrackParams{CustomerID: "cus_1", Feature: "f", Quantity: 2, Metadata: map[string]any{"k": 1}})
 		}},
+		{"trackBatch", func() {
+			c.TrackBatch(ctx, []dream.TrackEvent{{CustomerID: "cus_1", Feature: "f", Quantity: 2, Metadata: map[string]any{"k": 1}, IdempotencyKey: "e"}}, nil)
+		}},
 		{"check", func() {
 			c.CheckWith(ctx, dream.TrackParams{CustomerID: "cus_1", Feature: "f", Quantity: 2, Metadata: map[string]any{"k": 1}})
 		}},
@@ -131,6 +134,18 @@ func TestSDKGoRequestFieldsMatchSpec(t *testing.T) {
 				t.Errorf("the SDK sends %v, openapi.yaml has %v", got, want)
 			}
 		})
+	}
+
+	// An event of a batch, one level down.
+	rec.reqs = nil
+	c.TrackBatch(ctx, []dream.TrackEvent{{CustomerID: "cus_1", Feature: "f", Quantity: 2, Metadata: map[string]any{"k": 1}, IdempotencyKey: "e"}}, nil)
+	var evGot []string
+	for k := range rec.reqs[0].body["events"].([]any)[0].(map[string]any) {
+		evGot = append(evGot, k)
+	}
+	sort.Strings(evGot)
+	if want := schemaFields(v.doc.Components.Schemas["TrackBatchEvent"].Value); !slices.Equal(evGot, want) {
+		t.Errorf("a batch event: the SDK sends %v, openapi.yaml has %v", evGot, want)
 	}
 
 	// A tier, one level down: every member but the two the server ignores.

@@ -66,6 +66,15 @@ func runGoBench(in io.Reader, out io.Writer) error {
 			fmt.Fprintf(out, "  %-46s %10.0f ns\n", strings.TrimPrefix(k, "Benchmark"), v)
 		}
 	}
+	// POST /api/track/batch in process: events per second, against single
+	// tracks (batch.go has the HTTP case).
+	if b, ok := nsop["BenchmarkServeTrackBatch/events=100/goroutines=8"]; ok && b > 0 {
+		line := fmt.Sprintf("  %-46s %10.0f tracks/s", "ServeTrackBatch/events=100/goroutines=8", 100*1e9/b)
+		if t, ok := nsop["BenchmarkServeTrack/goroutines=32"]; ok && t > 0 {
+			line += fmt.Sprintf("   %.1fx ServeTrack/goroutines=32", 100*t/b)
+		}
+		fmt.Fprintln(out, line)
+	}
 	for k, v := range extra {
 		fmt.Fprintf(out, "  %-46s %10s (target <= 300 B)\n", strings.TrimPrefix(k, "Benchmark"), v)
 	}

@@ -123,6 +123,7 @@ type runResults struct {
 	Notes           []string       `json:"notes"`
 	Took            float64        `json:"tookSeconds"`
 	DreamAPI        map[string]any `json:"dreamApi,omitempty"`
+	Batch           *batchResult   `json:"batch,omitempty"` // batch.go
 }
 
 type machineInfo struct {
@@ -469,6 +470,12 @@ func (r *runner) runDream(ctx context.Context) error {
 		}
 	}
 
+	bt, err := r.runBatch(ctx, addr, builtin, acked) // batch.go
+	if err != nil {
+		return err
+	}
+	transport += bt
+
 	// Every acknowledged unit is stored, and nothing else.
 	e := &exactness{TransportErrors: transport}
 	for _, bp := range platforms {
@@ -617,14 +624,14 @@ func (r *runner) ratios() []ratio {
 			}
 		}
 	}
-	return out
+	return append(out, r.batchRatios()...)
 }
 
 func (r *runner) print() {
 	w := r.out
 	fmt.Fprintf(w, "\n%-40s %5s %10s %9s %9s %9s %9s %7s %7s\n",
 		"case", "conns", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "xceiling", "busy", "loadgen")
-	order := map[string]int{stackCeiling: 0, stackDream: 1, stackWASM: 2, stackRedis: 3, stackPostgres: 4}
+	order := map[string]int{stackCeiling: 0, stackDream: 1, stackWASM: 2, stackSingle: 3, stackBatch: 3, stackRedis: 4, stackPostgres: 5}
 	cases := slices.Clone(r.res.Cases)
 	slices.SortStableFunc(cases, func(a, b *caseResult) int { return order[a.Stack] - order[b.Stack] })
 	for _, c := range cases {
@@ -642,8 +649,11 @@ func (r *runner) print() {
 	fmt.Fprintln(w, "\nratios")
 	for _, q := range r.res.Ratios {
 		v := fmt.Sprintf("%.3fx", q.Value)
-		if q.Unit == "ms" {
+		switch q.Unit {
+		case "ms":
 			v = fmt.Sprintf("%.2f ms", q.Value)
+		case "tracks/s":
+			v = fmt.Sprintf("%.0f/s", q.Value)
 		}
 		verdict := ""
 		if q.Met != nil {

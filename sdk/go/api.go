@@ -2,6 +2,8 @@ package dream
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"iter"
 	"net/http"
 	"net/url"
@@ -117,6 +119,50 @@ func (c *Client) TrackWith(ctx context.Context, p TrackParams) (*TrackResult, er
 		return nil, err
 	}
 	return &out, nil
+}
+
+// TrackBatch counts up to 1 000 events in one request (POST
+// /api/track/batch): the server decides them in order, exactly as if each
+// were tracked alone, and makes all of them durable in one commit. The
+// results are in the order of events; an event's own error (its limit
+// reached, an unknown customer, a bad quantity) is its result's Err, not
+// TrackBatch's, which returns only the errors of the request as a whole
+// (validation of the body, authentication, quotas). A retry of the request
+// replays its first answer (one Idempotency-Key, generated unless opts
+// gives one); opts may be nil.
+func (c *Client) TrackBatch(ctx context.Context, events []TrackEvent, opts *BatchOptions) ([]BatchResult, error) {
+	if opts == nil {
+		opts = &BatchOptions{}
+	}
+	body := struct {
+		Events []TrackEvent `json:"events"`
+	}{events}
+	var out struct {
+		Results []json.RawMessage `json:"results"`
+	}
+	if err := c.do(ctx, &request{method: http.MethodPost, path: "/api/track/batch", body: body, idem: opts.IdempotencyKey}, &out); err != nil {
+		return nil, err
+	}
+	results := make([]BatchResult, len(out.Results))
+	for i, raw := range out.Results {
+		var head struct {
+			Status int `json:"status"`
+		}
+		if err := json.Unmarshal(raw, &head); err != nil {
+			return nil, fmt.Errorf("dream: POST /api/track/batch: decode result %d: %w", i, err)
+		}
+		r := &results[i]
+		r.Status = head.Status
+		if head.Status == http.StatusOK {
+			r.Result = new(TrackResult)
+			if err := json.Unmarshal(raw, r.Result); err != nil {
+				return nil, fmt.Errorf("dream: POST /api/track/batch: decode result %d: %w", i, err)
+			}
+			continue
+		}
+		r.Err = parseError(head.Status, nil, raw)
+	}
+	return results, nil
 }
 
 // Check answers the decision Track would make for one unit of "requests",

@@ -156,6 +156,37 @@ type TrackParams struct {
 	IdempotencyKey string `json:"-"`
 }
 
+// TrackEvent is one event of TrackBatch: TrackParams, and a key of the
+// event's own. Feature defaults to "requests", Quantity to 1.
+type TrackEvent struct {
+	CustomerID string         `json:"customerId"`
+	Feature    string         `json:"feature,omitempty"`
+	Quantity   int64          `json:"quantity,omitempty"`
+	Metadata   map[string]any `json:"metadata,omitempty"`
+	// IdempotencyKey, when set, counts the event once: an event sent
+	// again with it (within 24 h, in any batch) answers its first answer.
+	IdempotencyKey string `json:"idempotencyKey,omitempty"`
+}
+
+// BatchOptions are the options of TrackBatch.
+type BatchOptions struct {
+	// IdempotencyKey is the request's Idempotency-Key; generated when
+	// empty. A retry with the same key replays the first answer.
+	IdempotencyKey string
+}
+
+// BatchResult is what the server answered for one event of TrackBatch:
+// Result when it was allowed (Status 200), else Err — a *TierLimitError
+// when its limit is reached (nothing counted), an *Error otherwise
+// (not_found, unknown_feature, validation_failed, rate_limited,
+// idempotency_conflict, plugin_error).
+type BatchResult struct {
+	// Status is the HTTP status /api/track would have answered.
+	Status int
+	Result *TrackResult
+	Err    error
+}
+
 // TrackResult is the decision and the usage after it.
 type TrackResult struct {
 	Success bool          `json:"success"`

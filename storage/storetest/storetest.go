@@ -37,6 +37,7 @@ func Run(t *testing.T, open Open) {
 		{"Ordering", testOrdering},
 		{"IdempotencyExpiry", testIdempotencyExpiry},
 		{"UpdateSerializesOnALock", testUpdateSerializes},
+		{"UpdateManyLocks", testUpdateManyLocks},
 		{"UpdateFailureWritesNothing", testUpdateFailure},
 		{"UpdateResult", testUpdateResult},
 		{"Watch", testWatch},

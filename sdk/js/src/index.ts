@@ -120,6 +120,32 @@ export interface TrackParams {
   metadata?: Metadata | null;
 }
 
+/** One event of trackBatch (schema TrackBatchEvent): TrackParams and a key of its own. */
+export interface TrackBatchEvent extends TrackParams {
+  /** Counts the event once: sent again with it (within 24 h, in any batch), it answers its first answer. */
+  idempotencyKey?: string | null;
+}
+
+/**
+ * What the server answered for one event of trackBatch: the body track would
+ * answer for it, with its HTTP status. 200 is a TrackResult; anything else an
+ * error body (429 tier_limit_reached with `usage`: nothing counted; 404
+ * not_found, 422 unknown_feature or validation_failed, 429 rate_limited, 409
+ * idempotency_conflict, 503 plugin_error).
+ */
+export type TrackBatchResult =
+  | (TrackResult & { status: 200 })
+  | {
+      status: 404 | 409 | 422 | 429 | 503;
+      error: string;
+      code: string;
+      message: string;
+      requestId: string;
+      fields?: FieldError[];
+      usage?: Usage & { plan: string };
+      plugin?: PluginResult | null;
+    };
+
 export interface PluginResult {
   version: string;
   message?: string | null;
@@ -394,6 +420,7 @@ export const REQUEST_FIELDS = {
   updateCustomer: ['email', 'firstName', 'lastName', 'plan', 'metadata', 'password'],
   track: ['customerId', 'feature', 'quantity', 'metadata'],
   check: ['customerId', 'feature', 'quantity', 'metadata'],
+  trackBatch: ['events'],
   putPlatformTiers: ['tiers'],
   createKey: ['rotate', 'gracePeriodHours'],
   rollbackPlugin: ['version'],
@@ -787,6 +814,22 @@ export class DreamAPI {
    */
   track(customer: string | (TrackParams & { idempotencyKey?: string })): Promise<TrackResult> {
     return this.decide('/api/track', customer);
+  }
+
+  /**
+   * Counts up to 1 000 events in one request: the server decides them in
+   * order, exactly as if each were tracked alone, and makes all of them
+   * durable in one commit. Resolves one result per event, in order; an
+   * event's own error (its limit reached, an unknown customer, a bad
+   * quantity) is its result, not a rejection, which is kept for the request
+   * as a whole (a bad body, the key, quotas). A retry replays the first
+   * answer (one Idempotency-Key, generated unless given).
+   */
+  async trackBatch(events: TrackBatchEvent[], options: { idempotencyKey?: string } = {}): Promise<TrackBatchResult[]> {
+    const r = await this.t.request<{ results: TrackBatchResult[] }>({
+      method: 'POST', path: '/api/track/batch', body: { events: events.map((e) => defined(e)) }, idempotencyKey: options.idempotencyKey,
+    });
+    return r.results;
   }
 
   /** The decision track would make, counting nothing; resolves { allowed: false } on a denial. */

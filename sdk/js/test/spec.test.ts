@@ -70,6 +70,7 @@ test('request fields are exactly those of openapi.yaml', async () => {
     ['updateCustomer', () => dream.customers.update('cus_1', update)],
     ['track', () => dream.track({ ...track, idempotencyKey: 'k' })],
     ['check', () => dream.check({ ...track, idempotencyKey: 'k' })],
+    ['trackBatch', () => dream.trackBatch([{ ...track, idempotencyKey: 'e' }], { idempotencyKey: 'k' })],
     ['putPlatformTiers', () => dream.tiers.replace([tier])],
     ['createKey', () => dream.keys.create(key)],
     ['rollbackPlugin', () => dream.plugin.rollback('plg_1')],
@@ -100,6 +101,11 @@ test('request fields are exactly those of openapi.yaml', async () => {
     assert.deepEqual(Object.keys(calls[0].body).sort(), specFields, `${op}: the SDK sends other members than the spec has`);
     assert.deepEqual([...REQUEST_FIELDS[op]].sort(), specFields, `${op}: REQUEST_FIELDS`);
   }
+  // The members of a batch event, one level down.
+  calls.length = 0;
+  await dream.trackBatch([{ ...track, idempotencyKey: 'e' }]).catch(() => undefined);
+  const eventFields = properties(spec, resolve(spec, requestSchema(spec, 'trackBatch').schema).properties!.events.items!);
+  assert.deepEqual(Object.keys((calls[0].body.events as object[])[0]).sort(), eventFields);
   // The members of a tier, one level down.
   calls.length = 0;
   await dream.tiers.replace([tier]);
