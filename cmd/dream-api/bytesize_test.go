@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestByteSize(t *testing.T) {
@@ -58,5 +59,27 @@ func TestCacheSizeFlag(t *testing.T) {
 	}
 	if _, err = parse(map[string]string{"DREAM_CACHE_SIZE": "lots"}); err == nil || !strings.Contains(err.Error(), "DREAM_CACHE_SIZE") {
 		t.Fatalf("DREAM_CACHE_SIZE=lots: %v, want an error naming the variable", err)
+	}
+}
+
+func TestCommitDelayFlag(t *testing.T) {
+	parse := func(env map[string]string, args ...string) (*Main, error) {
+		m := &Main{Getenv: func(k string) string { return env[k] }, Stdout: io.Discard, Stderr: io.Discard}
+		return m, m.ParseFlags(context.Background(), args)
+	}
+	m, err := parse(nil)
+	if err != nil || m.Config.CommitDelay != 100*time.Microsecond || commitDelayOption(m.Config.CommitDelay) != 100*time.Microsecond {
+		t.Fatalf("default: %v, %v; want 100µs", m.Config.CommitDelay, err)
+	}
+	if m, err = parse(map[string]string{"DREAM_COMMIT_DELAY": "0"}); err != nil || commitDelayOption(m.Config.CommitDelay) != -1 {
+		t.Fatalf("DREAM_COMMIT_DELAY=0: %v, %v; want off (-1 for storage)", m.Config.CommitDelay, err)
+	}
+	if m, err = parse(nil, "--commit-delay", "250us"); err != nil || m.Config.CommitDelay != 250*time.Microsecond {
+		t.Fatalf("--commit-delay 250us: %v, %v", m.Config.CommitDelay, err)
+	}
+	for _, bad := range []string{"-1ms", "1s"} {
+		if _, err := parse(nil, "--commit-delay", bad); err == nil {
+			t.Errorf("--commit-delay %s accepted", bad)
+		}
 	}
 }

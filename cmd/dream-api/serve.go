@@ -52,6 +52,11 @@ type Config struct {
 	// blocks are read, so a store smaller than it takes its own size.
 	// Default storage.DefaultCacheSize.
 	CacheSize int64
+	// CommitDelay is how long the Pebble store's log waits after a sync
+	// before the next one while commits come in groups (DREAM_COMMIT_DELAY,
+	// --commit-delay; storage.Options.CommitDelay). 0 turns it off.
+	// Default storage.DefaultCommitDelay.
+	CommitDelay time.Duration
 	// DebugAddr serves net/http/pprof on its own listener when set
 	// (DREAM_DEBUG_ADDR, --debug-addr). Off by default: profiles show
 	// memory and must not be reachable from outside.
@@ -111,6 +116,7 @@ var serveEnv = []envVar{
 	{"DREAM_LOG_LEVEL", "--log-level"},
 	{"DREAM_DEBUG_ADDR", "--debug-addr"},
 	{"DREAM_CACHE_SIZE", "--cache-size (e.g. 512MiB)"},
+	{"DREAM_COMMIT_DELAY", "--commit-delay (e.g. 100us; 0: off)"},
 	{"DREAM_WEBHOOK_ALLOW_PRIVATE", "--webhook-allow-private (1 or true): webhooks to http, private and loopback addresses"},
 	{"DREAM_PLUGIN_DEADLINE", "--plugin-deadline"},
 	{"DREAM_PLUGIN_MEMORY_PAGES", "--plugin-memory-pages"},
@@ -161,6 +167,11 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 			return fmt.Errorf("DREAM_CACHE_SIZE: %w", err)
 		}
 	}
+	commitDelay, err := time.ParseDuration(env("DREAM_COMMIT_DELAY", storage.DefaultCommitDelay.String()))
+	if err != nil {
+		return fmt.Errorf("DREAM_COMMIT_DELAY: %w", err)
+	}
+	fs.DurationVar(&c.CommitDelay, "commit-delay", commitDelay, "after a sync that followed 4 or more commits, how long the log waits for more before the next sync (0: off)")
 	fs.Var(&cacheSize, "cache-size", "memory the Pebble store may keep of its blocks, used as they are read (a size: 64MiB, 1GiB; at least 8MiB)")
 	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", env("DREAM_WEBHOOK_ALLOW_PRIVATE", "") == "1" || env("DREAM_WEBHOOK_ALLOW_PRIVATE", "") == "true",
 		"let outgoing webhooks use http and private or loopback addresses (never link-local)")
@@ -183,6 +194,9 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 	}
 	if c.CacheSize = int64(cacheSize); c.CacheSize < 8<<20 {
 		return fmt.Errorf("--cache-size %s: must be at least 8MiB", cacheSize)
+	}
+	if c.CommitDelay < 0 || c.CommitDelay > 10*time.Millisecond {
+		return fmt.Errorf("--commit-delay %s: must be from 0 (off) to 10ms", c.CommitDelay)
 	}
 	if err := c.HTTP.validate(); err != nil {
 		return err
@@ -510,7 +524,7 @@ func (m *Main) openStore(ctx context.Context) (engine.Store, error) {
 	u := m.Config.Store
 	if u == "" {
 		return storage.Open(filepath.Join(m.Config.DataDir, storeDirName), &storage.Options{
-			Logger: m.log.With("component", "pebble"), CacheSize: m.Config.CacheSize})
+			Logger: m.log.With("component", "pebble"), CacheSize: m.Config.CacheSize, CommitDelay: commitDelayOption(m.Config.CommitDelay)})
 	}
 	if !strings.HasPrefix(u, "postgres://") && !strings.HasPrefix(u, "postgresql://") {
 		return nil, errors.New("--store: want a postgres:// URL")
@@ -548,4 +562,13 @@ func (b *byteSize) Set(s string) error {
 	}
 	*b = byteSize(n << shift)
 	return nil
+}
+
+// commitDelayOption is storage.Options.CommitDelay for --commit-delay d,
+// where 0 means off (the option's -1).
+func commitDelayOption(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
