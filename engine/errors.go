@@ -25,7 +25,11 @@ const (
 	EQUOTAEXCEEDED       = "quota_exceeded"
 	EPLUGINERROR         = "plugin_error"
 	EUPSTREAM            = "upstream_error"
-	EINTERNAL            = "internal"
+	// EUNAVAILABLE: the store cannot be reached (PostgreSQL down, a
+	// connection lost); the call may be retried. Nothing was changed,
+	// unless the message says the outcome of a commit is unknown.
+	EUNAVAILABLE = "unavailable"
+	EINTERNAL    = "internal"
 )
 
 // Error is the one error type of the domain. Anything that is not an *Error
@@ -36,7 +40,8 @@ type Error struct {
 	Message string       // human readable, safe to show to the caller
 	Fields  []FieldError // for EVALIDATION
 
-	// RetryAfter is set on ERATELIMITED: seconds until a call may succeed.
+	// RetryAfter is set on ERATELIMITED, EQUOTAEXCEEDED and EUNAVAILABLE:
+	// seconds until a call may succeed.
 	RetryAfter int
 }
 

@@ -1,6 +1,7 @@
 package http
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 
@@ -26,6 +27,7 @@ var codes = map[string]int{
 	engine.EQUOTAEXCEEDED:       http.StatusTooManyRequests,
 	engine.EPLUGINERROR:         http.StatusServiceUnavailable,
 	engine.EUPSTREAM:            http.StatusBadGateway,
+	engine.EUNAVAILABLE:         http.StatusServiceUnavailable,
 	engine.EINTERNAL:            http.StatusInternalServerError,
 }
 
@@ -49,6 +51,7 @@ var titles = map[string]string{
 	engine.EQUOTAEXCEEDED:       "Quota exceeded",
 	engine.EPLUGINERROR:         "Plugin error",
 	engine.EUPSTREAM:            "Upstream error",
+	engine.EUNAVAILABLE:         "Unavailable",
 	engine.EINTERNAL:            "Internal error",
 }
 
@@ -79,8 +82,8 @@ func errorResponse(err error, requestID string) (int, *errorBody, *engine.Error)
 	if body.Error == "" {
 		body.Error = "Error"
 	}
-	e, _ := err.(*engine.Error)
-	if e != nil {
+	var e *engine.Error
+	if errors.As(err, &e) { // a store wraps EUNAVAILABLE with its cause
 		body.Fields = e.Fields
 	}
 	return ErrorStatus(code), body, e

@@ -1,6 +1,7 @@
 package http
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -77,7 +78,7 @@ func TestErrorTable(t *testing.T) {
 		engine.ENOTFOUND: 404, engine.EMETHODNOTALLOWED: 405, engine.ECONFLICT: 409, engine.EIDEMPOTENCYCONFLICT: 409,
 		engine.EBODYTOOLARGE: 413, engine.EVALIDATION: 422, engine.EUNKNOWNFEATURE: 422, engine.ESTRIPENOTCONNECTED: 424,
 		engine.ECLERKNOTCONFIGURED: 424, engine.ETIERLIMIT: 429, engine.ERATELIMITED: 429, engine.EQUOTAEXCEEDED: 429,
-		engine.EPLUGINERROR: 503, engine.EUPSTREAM: 502, engine.EINTERNAL: 500,
+		engine.EPLUGINERROR: 503, engine.EUPSTREAM: 502, engine.EUNAVAILABLE: 503, engine.EINTERNAL: 500,
 	}
 	for code, status := range want {
 		if got := ErrorStatus(code); got != status {
@@ -93,8 +94,16 @@ func TestErrorTable(t *testing.T) {
 	if got := ErrorStatus("no_such_code"); got != 500 {
 		t.Errorf("unknown code → %d, want 500", got)
 	}
+	// A store wraps EUNAVAILABLE with its cause: the code, the message and
+	// Retry-After survive the wrapping, the cause does not reach the body.
+	wrapped := fmt.Errorf("postgres: dial tcp 10.0.0.9:5432: connection refused: %w",
+		&engine.Error{Code: engine.EUNAVAILABLE, Message: "The database cannot be reached.", RetryAfter: 1})
+	status, body, e := errorResponse(wrapped, "req_1")
+	if status != 503 || body.Code != "unavailable" || body.Message != "The database cannot be reached." || e == nil || e.RetryAfter != 1 {
+		t.Errorf("wrapped unavailable → %d %+v %+v", status, body, e)
+	}
 	// Internal errors never leak their text.
-	status, body, _ := errorResponse(errorString("pebble: disk full at /secret/path"), "req_1")
+	status, body, _ = errorResponse(errorString("pebble: disk full at /secret/path"), "req_1")
 	if status != 500 || strings.Contains(body.Message, "pebble") || body.Code != "internal" {
 		t.Errorf("internal error leaked: %d %+v", status, body)
 	}

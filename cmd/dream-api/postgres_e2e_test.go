@@ -304,3 +304,72 @@ func TestPostgresBackupRefused(t *testing.T) {
 		t.Errorf("backup refusal: %s", res.Raw)
 	}
 }
+
+// The database stopped under a running node: every call that needs it
+// answers 503 unavailable with Retry-After: 1 (not 500 internal) and
+// counts nothing; started again, the same node serves again on its own.
+func TestPostgresDatabaseDown(t *testing.T) {
+	srv := pgtest.Own(t)
+	node := startServer(t, map[string]string{
+		"DREAM_STORE":       srv.Database(t),
+		"DREAM_MASTER_KEY":  randHex(32),
+		"DREAM_ADMIN_TOKEN": "dat_test_" + randHex(16),
+	})
+	p := node.createPlatform(t, "Database down")
+	node.putTiers(t, p.SK, map[string]any{"name": "free", "limit": 100})
+	id := str(node.createCustomer(t, p.SK, map[string]any{"email": "down@example.com"}), "id")
+	node.expect(t, req{Method: "POST", Path: "/api/track", Key: p.SK, Body: track(id)}, 200, "")
+
+	calls := []req{
+		{Method: "POST", Path: "/api/track", Key: p.SK, Body: track(id)},
+		{Method: "POST", Path: "/api/track", Key: p.SK, Body: track(id), Header: map[string]string{"Idempotency-Key": "while-down"}},
+		{Method: "POST", Path: "/api/customers", Key: p.SK, Body: map[string]any{"email": "new@example.com"}},
+		{Method: "GET", Path: "/api/usage?customerId=" + id, Key: p.SK},
+	}
+	err := srv.Restart(func() {
+		// Twice each: the first call may find a pooled connection that the
+		// shutdown ended, the next ones must connect anew.
+		for range 2 {
+			for _, r := range calls {
+				res, err := node.try(t.Context(), r) // held to openapi.yaml
+				if err != nil {
+					t.Errorf("with the database down: %v", err)
+					continue
+				}
+				if res.Status != 503 || str(res.Body, "code") != "unavailable" || res.Header.Get("Retry-After") != "1" {
+					t.Errorf("%s %s with the database down: %d Retry-After %q %s, want 503 unavailable with Retry-After: 1",
+						r.Method, r.Path, res.Status, res.Header.Get("Retry-After"), res.Raw)
+				} else if !strings.Contains(str(res.Body, "message"), "nothing was changed") {
+					t.Errorf("%s %s: message %q", r.Method, r.Path, str(res.Body, "message"))
+				}
+			}
+		}
+		// (the harness's rule that a status ≥ 400 carries an error body
+		// does not hold for /health: its body is {status, version})
+		if res, _ := node.try(t.Context(), req{Method: "GET", Path: "/health"}); res == nil || res.Status != 503 {
+			t.Errorf("/health with the database down: %v, want 503", res)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The same node, not restarted, serves again (generous deadline: the
+	// outcome is asserted, not the speed).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err := node.try(t.Context(), calls[1])
+		if err == nil && res.Status == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the node does not serve after the database restarted: %v %v", res, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := node.count(t, p.SK, id, "requests"); got != 2 {
+		t.Errorf("count = %d, want 2: one track before the outage, one after, none of the refused ones", got)
+	}
+	node.expect(t, req{Method: "GET", Path: "/health"}, 200, "")
+	node.expect(t, req{Method: "POST", Path: "/api/customers", Key: p.SK, Body: map[string]any{"email": "new@example.com"}}, 201, "")
+}

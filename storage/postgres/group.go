@@ -112,12 +112,12 @@ func (s *Store) runGroup(units []*unit) {
 
 	ptx, err := s.pool.Begin(ctx)
 	if err != nil {
-		fail(fmt.Errorf("postgres: begin: %w", err))
+		fail(classify(fmt.Errorf("postgres: begin: %w", err)))
 		return
 	}
 	defer ptx.Rollback(context.Background()) // a no-op after Commit
 	if err := advisoryLocks(ctx, ptx, ids); err != nil {
-		fail(err)
+		fail(classify(err))
 		return
 	}
 	for _, u := range units {
@@ -126,7 +126,7 @@ func (s *Store) runGroup(units []*unit) {
 			continue
 		}
 		u.w = newWriter()
-		res, err := u.fn(&tx{reader: reader{q: ptx}, writer: u.w})
+		res, err := u.fn(&tx{reader: reader{q: guarded{ptx}}, writer: u.w})
 		if err != nil {
 			u.err = err
 			continue
@@ -137,11 +137,11 @@ func (s *Store) runGroup(units []*unit) {
 		}
 		seqs, err := u.w.flushAfter(ctx, ptx, "SAVEPOINT unit")
 		if err != nil {
-			u.err = err
+			u.err = classify(err)
 			u.w = nil
 			if _, rerr := ptx.Exec(ctx, "ROLLBACK TO SAVEPOINT unit"); rerr != nil {
 				// The transaction cannot go on: nothing of the group commits.
-				fail(fmt.Errorf("postgres: rollback to savepoint: %w", rerr))
+				fail(classify(fmt.Errorf("postgres: rollback to savepoint: %w", rerr)))
 				return
 			}
 			continue
@@ -149,7 +149,7 @@ func (s *Store) runGroup(units []*unit) {
 		u.res, u.seqs = res, seqs
 	}
 	if err := ptx.Commit(ctx); err != nil {
-		fail(fmt.Errorf("postgres: commit: %w", err))
+		fail(classifyCommit(fmt.Errorf("postgres: commit: %w", err)))
 		return
 	}
 	for _, u := range units {

@@ -47,7 +47,7 @@ func (s *Store) LeaseOutbox(ctx context.Context, ids []string, d time.Duration) 
 	if errors.Is(err, errNotAll) {
 		return false, nil
 	} else if err != nil {
-		return false, fmt.Errorf("postgres: lease outbox entries: %w", err)
+		return false, classify(fmt.Errorf("postgres: lease outbox entries: %w", err))
 	}
 	return got, nil
 }

@@ -85,6 +85,9 @@ const (
 	DefaultPollInterval    = 200 * time.Millisecond
 	DefaultChangeRetention = 10 * time.Minute
 	DefaultMaxConns        = 32
+	// DefaultConnectTimeout bounds a new connection unless the URL sets
+	// connect_timeout.
+	DefaultConnectTimeout = 5 * time.Second
 )
 
 // Page sizes of Platforms, Customers and Outbox, as in the Pebble store.
@@ -182,6 +185,11 @@ func Open(ctx context.Context, url string, opts *Options) (*Store, error) {
 	if !strings.Contains(url, "pool_max_conns") {
 		cfg.MaxConns = o.MaxConns
 	}
+	if !strings.Contains(url, "connect_timeout") {
+		// A database that does not answer is EUNAVAILABLE after this,
+		// rather than after the system's TCP timeout (minutes).
+		cfg.ConnConfig.ConnectTimeout = DefaultConnectTimeout
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
@@ -191,7 +199,7 @@ func Open(ctx context.Context, url string, opts *Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
-		reader:  reader{q: pool},
+		reader:  reader{q: guarded{pool}},
 		pool:    pool,
 		opts:    o,
 		locks:   newStripes(lockStripes),

@@ -84,6 +84,9 @@ var _ engine.Tx = (*tx)(nil)
 // other nodes learn them from the change log. Nothing is written when fn
 // fails; Update returns once COMMIT has returned, so the writes are
 // durable (as durable as the server's synchronous_commit makes them).
+// When the database cannot be reached Update returns EUNAVAILABLE: before
+// COMMIT, nothing was written; during COMMIT, the outcome is unknown and
+// the error's message says so (errors.go).
 func (s *Store) Update(ctx context.Context, locks []engine.Lock, fn func(tx engine.Tx) (any, error)) (any, error) {
 	if s.isClosed() {
 		return nil, ErrClosed
@@ -103,23 +106,25 @@ func (s *Store) Update(ctx context.Context, locks []engine.Lock, fn func(tx engi
 
 	ptx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: begin: %w", err)
+		return nil, classify(fmt.Errorf("postgres: begin: %w", err))
 	}
 	defer ptx.Rollback(context.Background()) // a no-op after Commit
 	if err := advisoryLocks(ctx, ptx, ids); err != nil {
-		return nil, err
+		return nil, classify(err)
 	}
 	w := newWriter()
-	res, err := fn(&tx{reader: reader{q: ptx}, writer: w})
+	res, err := fn(&tx{reader: reader{q: guarded{ptx}}, writer: w})
 	if err != nil {
 		return nil, err
 	}
 	seqs, err := w.flush(ctx, ptx)
 	if err != nil {
-		return nil, err
+		return nil, classify(err)
 	}
 	if err := ptx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("postgres: commit: %w", err)
+		// A connection lost during COMMIT leaves the outcome unknown
+		// (errors.go): EUNAVAILABLE saying so, never "nothing changed".
+		return nil, classifyCommit(fmt.Errorf("postgres: commit: %w", err))
 	}
 	for i, ch := range w.changes {
 		s.deliver(seqs[i], ch)
@@ -185,15 +190,15 @@ func (b *batch) Commit() error {
 	ctx := context.Background()
 	ptx, err := b.s.pool.Begin(ctx)
 	if err != nil {
-		return fmt.Errorf("postgres: begin: %w", err)
+		return classify(fmt.Errorf("postgres: begin: %w", err))
 	}
 	defer ptx.Rollback(ctx)
 	seqs, err := b.writer.flush(ctx, ptx)
 	if err != nil {
-		return err
+		return classify(err)
 	}
 	if err := ptx.Commit(ctx); err != nil {
-		return fmt.Errorf("postgres: commit: %w", err)
+		return classifyCommit(fmt.Errorf("postgres: commit: %w", err))
 	}
 	for i, ch := range b.writer.changes {
 		b.s.deliver(seqs[i], ch)

@@ -1,0 +1,178 @@
+package postgres_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/dream-api/dream-api/engine"
+	"github.com/dream-api/dream-api/storage/postgres/pgtest"
+)
+
+// cutter is a TCP proxy in front of PostgreSQL that, once armed, drops the
+// first connection on which the client sends trigger, before the message
+// reaches the server: a connection lost at a chosen point of a unit.
+type cutter struct {
+	ln      net.Listener
+	target  string
+	trigger atomic.Pointer[[]byte]
+	cuts    atomic.Int64
+	mu      sync.Mutex
+	conns   []net.Conn
+}
+
+// newCutter proxies the database at dbURL and returns the URL through it.
+func newCutter(t *testing.T, dbURL string) (*cutter, string) {
+	t.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &cutter{ln: ln, target: u.Host}
+	t.Cleanup(c.close)
+	go c.serve()
+	u.Host = ln.Addr().String()
+	return c, u.String()
+}
+
+// arm makes the proxy cut the next connection that sends trigger.
+func (c *cutter) arm(trigger string) {
+	b := []byte(trigger)
+	c.trigger.Store(&b)
+}
+
+func (c *cutter) serve() {
+	for {
+		client, err := c.ln.Accept()
+		if err != nil {
+			return
+		}
+		server, err := net.Dial("tcp", c.target)
+		if err != nil {
+			client.Close()
+			continue
+		}
+		c.mu.Lock()
+		c.conns = append(c.conns, client, server)
+		c.mu.Unlock()
+		go func() { io.Copy(client, server); client.Close() }()
+		go func() {
+			buf := make([]byte, 64<<10)
+			for {
+				n, err := client.Read(buf)
+				if n > 0 {
+					if tr := c.trigger.Load(); tr != nil && bytes.Contains(buf[:n], *tr) && c.trigger.CompareAndSwap(tr, nil) {
+						c.cuts.Add(1)
+						client.Close()
+						server.Close()
+						return
+					}
+					if _, werr := server.Write(buf[:n]); werr != nil {
+						return
+					}
+				}
+				if err != nil {
+					server.Close()
+					return
+				}
+			}
+		}()
+	}
+}
+
+func (c *cutter) close() {
+	c.ln.Close()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, conn := range c.conns {
+		conn.Close()
+	}
+}
+
+// A connection lost in the middle of a unit of work is EUNAVAILABLE: before
+// COMMIT was sent it says nothing was changed (and nothing was); during
+// COMMIT it says the outcome is unknown, and a retry with the same
+// Idempotency-Key runs the call once.
+func TestConnectionLostMidUnit(t *testing.T) {
+	dbURL := pgtest.Database(t)
+	direct := newNode(t, "direct", dbURL, nil)
+	cut, proxied := newCutter(t, dbURL)
+	// Statements sent as text every time (not prepared once), so that the
+	// proxy sees which one runs.
+	n := newNode(t, "proxied", proxied+"&default_query_exec_mode=exec", nil)
+
+	np, err := direct.eng.Platforms.Create(ctx, engine.CreatePlatformInput{Name: "Cut"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenant := engine.Tenant{PlatformID: np.Platform.ID, Mode: engine.Live}
+	if _, err := direct.eng.Tiers.Put(ctx, tenant, limitTiers(1000), nil); err != nil {
+		t.Fatal(err)
+	}
+	cus, err := direct.eng.Customers.Create(ctx, tenant, np.PublishableKey, engine.CreateCustomerInput{Email: "cut@example.com"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := int64(1)
+	in := engine.TrackInput{CustomerID: cus.ID, Feature: "requests", Quantity: &one}
+	// Warm the proxied node (caches, pooled connections).
+	if _, err := n.eng.Meter.Track(ctx, tenant, in, nil); err != nil {
+		t.Fatal(err)
+	}
+	count := func() int64 {
+		t.Helper()
+		u, err := direct.eng.Meter.Usage(ctx, tenant, cus.ID)
+		if err != nil || len(u.Usage) != 1 {
+			t.Fatalf("usage: %+v, %v", u, err)
+		}
+		return u.Usage[0].Count
+	}
+
+	for i, tc := range []struct{ name, trigger, message string }{
+		// The unit's lock statement: the transaction never got further.
+		{"before commit", "pg_advisory_xact_lock", "nothing was changed"},
+		// COMMIT itself (pgx sends it as the statement "commit"): the
+		// proxy drops it, so it did not commit, but the node cannot know.
+		{"during commit", "commit\x00", "may or may not have taken effect"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before, cuts := count(), cut.cuts.Load()
+			key := fmt.Sprintf("cut-%d", i) // not containing a trigger
+			cut.arm(tc.trigger)
+			_, err := n.eng.Meter.Track(ctx, tenant, in, idem(key))
+			if cut.cuts.Load() != cuts+1 {
+				t.Fatalf("the proxy cut %d connections, want 1 (err %v)", cut.cuts.Load()-cuts, err)
+			}
+			var e *engine.Error
+			if !errors.As(err, &e) || e.Code != engine.EUNAVAILABLE || e.RetryAfter != 1 || !strings.Contains(e.Message, tc.message) {
+				t.Fatalf("track over a lost connection: %v, want EUNAVAILABLE saying %q", err, tc.message)
+			}
+			if got := count(); got != before {
+				t.Errorf("count after the lost connection = %d, want %d", got, before)
+			}
+			// The same key again: counted once, then replayed.
+			for range 2 {
+				if _, err := n.eng.Meter.Track(ctx, tenant, in, idem(key)); err != nil {
+					if _, replayed := engine.AsReplayed(err); replayed {
+						continue
+					}
+					t.Fatalf("retry with the same key: %v", err)
+				}
+			}
+			if got := count(); got != before+1 {
+				t.Errorf("count after two retries with the same key = %d, want %d", got, before+1)
+			}
+		})
+	}
+}
