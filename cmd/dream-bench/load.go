@@ -24,6 +24,9 @@ import (
 type load struct {
 	// Addr is the server's host:port.
 	Addr string
+	// Addrs, when set, are several servers' host:port: connection c
+	// dials Addrs[c % len(Addrs)] (nodes behind a round-robin balancer).
+	Addrs []string
 	// Conns is the number of connections, each with at most one request
 	// in flight.
 	Conns int
@@ -63,6 +66,14 @@ type loadResult struct {
 	First []byte
 	// FirstStatus is its status.
 	FirstStatus int
+}
+
+// addr is the server connection c talks to.
+func (l *load) addr(c int) string {
+	if len(l.Addrs) > 0 {
+		return l.Addrs[c%len(l.Addrs)]
+	}
+	return l.Addr
 }
 
 // RPS is requests answered per second of the window.
@@ -108,7 +119,7 @@ func (l *load) run(ctx context.Context) (*loadResult, error) {
 	}()
 	states := make([]*connState, l.Conns)
 	for i := range conns {
-		c, err := dialHTTP(l.Addr)
+		c, err := dialHTTP(l.addr(i))
 		if err != nil {
 			return nil, fmt.Errorf("load: connection %d: %w", i, err)
 		}
@@ -186,7 +197,7 @@ func (l *load) drive(ctx context.Context, i int, cp **httpConn, st *connState, s
 		c := *cp
 		if c == nil {
 			var err error
-			if c, err = dialHTTP(l.Addr); err != nil {
+			if c, err = dialHTTP(l.addr(i)); err != nil {
 				st.errors++
 				if st.errors >= maxConnErrors {
 					st.err = err

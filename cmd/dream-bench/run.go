@@ -45,7 +45,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runConfig, error) {
 	fs.StringVar(&c.Bin, "bin", "", "dream-api binary to run (default: go build ./cmd/dream-api of -src)")
 	fs.StringVar(&c.Src, "src", ".", "the dream-api module (for the build and -wasm)")
 	fs.StringVar(&c.Wasm, "wasm", "testdata/plugins/builtin.wasm", "the WASM policy uploaded for the WASM cases (relative to -src)")
-	skip := fs.String("skip", "", "stacks to leave out, comma-separated: ceiling, dream-api, wasm, redis, postgres")
+	skip := fs.String("skip", "", "stacks to leave out, comma-separated: ceiling, dream-api, wasm, redis, postgres, dream-api-pg")
 	fs.IntVar(&c.Pool, "pool", 64, "database connections of the Redis and PostgreSQL baselines")
 	fs.BoolVar(&c.Keep, "keep", false, "keep the temporary directory (data and logs)")
 	fs.BoolVar(&c.Strict, "strict", false, "exit 1 when a target is missed")
@@ -204,6 +204,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		{stackDream, r.runDream},
 		{stackRedis, r.runRedis},
 		{stackPostgres, r.runPostgres},
+		{stackDreamPG, r.runDreamPostgres},
 	}
 	var errs []error
 	for _, s := range steps {
@@ -266,8 +267,15 @@ func trackRequests(addr, key string, ids []string, conns int) [][]byte {
 // measure runs one case.
 func (r *runner) measure(ctx context.Context, stack, name, addr, key string, ids []string, conns int, hot bool,
 	check func(status int, body []byte) error) (*caseResult, []int64, error) {
-	reqs := trackRequests(addr, key, ids, conns)
-	l := &load{Addr: addr, Conns: conns, Duration: r.cfg.Duration,
+	return r.measureNodes(ctx, stack, name, []string{addr}, key, ids, conns, hot, check)
+}
+
+// measureNodes is measure on several servers: connection c talks to
+// addrs[c % len(addrs)], as behind a round-robin balancer.
+func (r *runner) measureNodes(ctx context.Context, stack, name string, addrs []string, key string, ids []string, conns int, hot bool,
+	check func(status int, body []byte) error) (*caseResult, []int64, error) {
+	reqs := trackRequests(addrs[0], key, ids, conns) // the Host header does not matter
+	l := &load{Addrs: addrs, Conns: conns, Duration: r.cfg.Duration,
 		Request: func(c int, _ int64, _ []byte) []byte { return reqs[c] }}
 	// Let the previous case's process exit and its sockets close.
 	time.Sleep(300 * time.Millisecond)
@@ -381,13 +389,9 @@ func (r *runner) setupPlatform(ctx context.Context, api *apiClient, token, stack
 // server in the same state: the store grows and Pebble flushes and
 // compacts as the run goes on.
 func (r *runner) runDream(ctx context.Context) error {
-	bin := r.cfg.Bin
-	if bin == "" {
-		fmt.Fprintln(r.out, "dream-api: building ./cmd/dream-api")
-		var err error
-		if bin, err = buildDreamAPI(r.cfg.Src, r.dir); err != nil {
-			return err
-		}
+	bin, err := r.dreamBinary()
+	if err != nil {
+		return err
 	}
 	token := "dat_bench_" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	p, addr, err := startDreamAPI(bin, r.dir, token)
@@ -476,26 +480,11 @@ func (r *runner) runDream(ctx context.Context) error {
 	}
 	transport += bt
 
-	// Every acknowledged unit is stored, and nothing else.
-	e := &exactness{TransportErrors: transport}
-	for _, bp := range platforms {
-		for _, id := range append(bp.ids, bp.hot) {
-			got, err := api.count(ctx, bp.sk, id)
-			if err != nil {
-				return err
-			}
-			e.Customers++
-			e.Acknowledged += acked[id]
-			e.Stored += got
-			if got < acked[id] || got > acked[id]+transport {
-				e.Mismatches++
-				fmt.Fprintf(r.out, "dream-api: customer %s: stored %d, acknowledged %d\n", id, got, acked[id])
-			}
-		}
+	e, err := r.checkExactness(ctx, stackDream, api, platforms, acked, transport)
+	if err != nil {
+		return err
 	}
 	r.res.Exactness = e
-	fmt.Fprintf(r.out, "dream-api: exactness: %d customers, %d units acknowledged, %d stored, %d mismatches\n",
-		e.Customers, e.Acknowledged, e.Stored, e.Mismatches)
 	if m, err := api.metrics(ctx, "go_goroutines", "process_resident_memory_bytes"); err == nil {
 		fallbacks := m[`dream_track_decisions_total{call="track",outcome="plugin_fallback"}`]
 		r.res.DreamAPI = map[string]any{"goroutinesAfter": m["go_goroutines"],
@@ -572,6 +561,33 @@ func (r *runner) runBaselineCases(ctx context.Context, stack, addr string) error
 	return nil
 }
 
+// checkExactness reads the stored count of every customer of platforms
+// and compares it with the units the load generator saw acknowledged:
+// every acknowledged unit is stored, and nothing else (up to transport
+// errors, requests that got no answer).
+func (r *runner) checkExactness(ctx context.Context, stack string, api *apiClient, platforms []*benchPlatform,
+	acked map[string]int64, transport int64) (*exactness, error) {
+	e := &exactness{TransportErrors: transport}
+	for _, bp := range platforms {
+		for _, id := range append(bp.ids, bp.hot) {
+			got, err := api.count(ctx, bp.sk, id)
+			if err != nil {
+				return nil, err
+			}
+			e.Customers++
+			e.Acknowledged += acked[id]
+			e.Stored += got
+			if got < acked[id] || got > acked[id]+transport {
+				e.Mismatches++
+				fmt.Fprintf(r.out, "%s: customer %s: stored %d, acknowledged %d\n", stack, id, got, acked[id])
+			}
+		}
+	}
+	fmt.Fprintf(r.out, "%s: exactness: %d customers, %d units acknowledged, %d stored, %d mismatches\n",
+		stack, e.Customers, e.Acknowledged, e.Stored, e.Mismatches)
+	return e, nil
+}
+
 // find returns the case of a stack, connections and layout.
 func (r *runner) find(stack string, conns int, hot bool) *caseResult {
 	want := "per-connection"
@@ -624,14 +640,16 @@ func (r *runner) ratios() []ratio {
 			}
 		}
 	}
-	return append(out, r.batchRatios()...)
+	out = append(out, r.batchRatios()...)
+	return append(out, r.postgresRatios()...)
 }
 
 func (r *runner) print() {
 	w := r.out
 	fmt.Fprintf(w, "\n%-40s %5s %10s %9s %9s %9s %9s %7s %7s\n",
 		"case", "conns", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "xceiling", "busy", "loadgen")
-	order := map[string]int{stackCeiling: 0, stackDream: 1, stackWASM: 2, stackSingle: 3, stackBatch: 3, stackRedis: 4, stackPostgres: 5}
+	order := map[string]int{stackCeiling: 0, stackDream: 1, stackWASM: 2, stackSingle: 3, stackBatch: 3, stackRedis: 4, stackPostgres: 5,
+		stackDreamPG1: 6, stackDreamPG2: 7}
 	cases := slices.Clone(r.res.Cases)
 	slices.SortStableFunc(cases, func(a, b *caseResult) int { return order[a.Stack] - order[b.Stack] })
 	for _, c := range cases {

@@ -168,14 +168,20 @@ func buildDreamAPI(src, dir string) (string, error) {
 // startDreamAPI runs `dream-api serve` on a fresh data dir and returns its
 // address, read from its "serving" log line.
 func startDreamAPI(bin, dir, adminToken string) (*proc, string, error) {
-	data := filepath.Join(dir, "dream-data")
+	return startDreamAPINode("dream-api", bin, filepath.Join(dir, "dream-data"), filepath.Join(dir, "dream-api.log"), adminToken)
+}
+
+// startDreamAPINode runs `dream-api serve` on the data dir data, with
+// env added to this process's environment, logging into logPath.
+func startDreamAPINode(name, bin, data, logPath, adminToken string, env ...string) (*proc, string, error) {
 	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--data", data)
 	// The benchmark measures one platform's throughput, far beyond the
 	// default per-platform quotas (1 000 calls per second): none apply.
 	cmd.Env = append(os.Environ(), "DREAM_ADMIN_TOKEN="+adminToken, "DREAM_ACCESS_LOG=0",
 		"DREAM_QUOTA_RPS=0", "DREAM_QUOTA_CUSTOMERS=0", "DREAM_QUOTA_STORED_BYTES=0")
+	cmd.Env = append(cmd.Env, env...)
 	var addr string
-	p, err := start("dream-api", cmd, filepath.Join(dir, "dream-api.log"), func(line string) bool {
+	p, err := start(name, cmd, logPath, func(line string) bool {
 		var l struct {
 			Msg  string `json:"msg"`
 			Addr string `json:"addr"`
