@@ -46,7 +46,7 @@ const usage = `usage:
   dream-api backup DIR [--server URL] [--data DIR]          write a backup
   dream-api restore BACKUP --data DIR                       make a data dir of a backup
   dream-api plugin push|dry-run|rollback|status [--key K] [--server URL]
-  dream-api migrate --from DIR --to postgres://…            copy a data dir's store to PostgreSQL
+  dream-api migrate --from DIR --to postgres://…            copy a data dir's store to PostgreSQL (or back: --from postgres://… --to DIR)
   dream-api version
 
 dream-api COMMAND --help lists a command's flags and environment variables.`

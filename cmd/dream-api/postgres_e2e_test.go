@@ -170,8 +170,10 @@ func TestStoreFlagRefusals(t *testing.T) {
 
 // dream-api migrate copies a served Pebble data dir into PostgreSQL; a
 // node on the database then serves the same platforms, keys, tiers,
-// customers, usage and recorded idempotent answers.
-func TestMigrateToPostgres(t *testing.T) {
+// customers, usage and recorded idempotent answers. Then back: the
+// database (written to on PostgreSQL too) into a new data dir, served by
+// a Pebble node, with the same counts and replays.
+func TestMigrateToPostgresAndBack(t *testing.T) {
 	dir := t.TempDir()
 	token := "dat_test_" + randHex(16)
 	old := startServerAt(t, dir, map[string]string{"DREAM_ADMIN_TOKEN": token})
@@ -220,6 +222,46 @@ func TestMigrateToPostgres(t *testing.T) {
 	node.expect(t, req{Method: "GET", Path: "/admin/platforms", Key: token}, 200, "")
 	if got := node.count(t, p.SK, id, "requests"); got != 3 {
 		t.Errorf("count after a replay = %d, want 3", got)
+	}
+
+	// And back: the database, written to on PostgreSQL too, into a new
+	// data dir (not into one that holds anything).
+	onPG := node.expect(t, req{Method: "POST", Path: "/api/track", Key: p.SK, Body: track(id),
+		Header: map[string]string{"Idempotency-Key": "on-postgres"}}, 200, "")
+	pgID := str(node.createCustomer(t, p.SK, map[string]any{"email": "made-on-pg@example.com"}), "id")
+	if err := node.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := migrate(t.Context(), []string{"--from", url, "--to", dir}, io.Discard); err == nil || !strings.Contains(err.Error(), "is not empty") {
+		t.Errorf("migrate into a data dir that holds a store: %v, want a refusal", err)
+	}
+	back := filepath.Join(t.TempDir(), "back")
+	out.Reset()
+	if err := migrate(t.Context(), []string{"--from", url, "--to", back}, &out); err != nil {
+		t.Fatalf("migrate back: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "Copied") || !strings.Contains(out.String(), "DREAM_MASTER_KEY") {
+		t.Errorf("migrate back said %q", out.String())
+	}
+	again := startServerAt(t, back, map[string]string{"DREAM_MASTER_KEY": strings.TrimSpace(string(keyHex)), "DREAM_ADMIN_TOKEN": token})
+	if got := again.count(t, p.SK, id, "requests"); got != 4 {
+		t.Errorf("count after moving back = %d, want 4", got)
+	}
+	for key, want := range map[string][]byte{"before-the-move": first.Raw, "on-postgres": onPG.Raw} {
+		replay := again.expect(t, req{Method: "POST", Path: "/api/track", Key: p.SK, Body: track(id),
+			Header: map[string]string{"Idempotency-Key": key}}, 200, "")
+		if !bytes.Equal(replay.Raw, want) {
+			t.Errorf("replay of %s after moving back answered\n %s\nwant\n %s", key, replay.Raw, want)
+		}
+	}
+	again.expect(t, req{Method: "GET", Path: "/api/customers/" + pgID, Key: p.SK}, 200, "")
+	again.expect(t, req{Method: "GET", Path: "/api/customers/" + testID, Key: p.TestSK}, 200, "")
+	if got := again.count(t, p.SK, id, "requests"); got != 4 {
+		t.Errorf("count after the replays = %d, want 4", got)
+	}
+	again.expect(t, req{Method: "POST", Path: "/api/track", Key: p.SK, Body: track(id)}, 200, "")
+	if got := again.count(t, p.SK, id, "requests"); got != 5 {
+		t.Errorf("count after one more track = %d, want 5", got)
 	}
 }
 
@@ -372,4 +414,26 @@ func TestPostgresDatabaseDown(t *testing.T) {
 	}
 	node.expect(t, req{Method: "GET", Path: "/health"}, 200, "")
 	node.expect(t, req{Method: "POST", Path: "/api/customers", Key: p.SK, Body: map[string]any{"email": "new@example.com"}}, 201, "")
+}
+
+// migrate copies between a data dir and a database, in either direction,
+// and refuses anything else before touching either.
+func TestMigrateRefusals(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		from, to string
+		want     string
+	}{
+		{"two databases", "postgres://127.0.0.1:1/a", "postgresql://127.0.0.1:1/b", "pg_dump"},
+		{"two data dirs", t.TempDir(), t.TempDir(), "backup and restore"},
+		{"no target", t.TempDir(), "", "usage"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("DREAM_STORE", "")
+			err := migrate(t.Context(), []string{"--from", tc.from, "--to", tc.to}, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("migrate --from %s --to %s: %v, want an error saying %q", tc.from, tc.to, err, tc.want)
+			}
+		})
+	}
 }
