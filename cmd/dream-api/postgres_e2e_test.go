@@ -7,7 +7,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,18 +20,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dream-api/dream-api/engine"
 	"github.com/dream-api/dream-api/storage/postgres/pgtest"
 )
 
 // startNodes starts two servers on one fresh database, with the same
-// master key and admin token.
-func startNodes(t *testing.T) (a, b *testServer) {
+// master key and admin token, and extra in their environment.
+func startNodes(t *testing.T, extra ...map[string]string) (a, b *testServer) {
 	t.Helper()
 	url := pgtest.Own(t).Database(t)
 	env := map[string]string{
 		"DREAM_STORE":       url,
 		"DREAM_MASTER_KEY":  randHex(32),
 		"DREAM_ADMIN_TOKEN": "dat_test_" + randHex(16),
+	}
+	for _, e := range extra {
+		maps.Copy(env, e)
 	}
 	return startServer(t, env), startServer(t, env)
 }
@@ -435,5 +441,96 @@ func TestMigrateRefusals(t *testing.T) {
 				t.Errorf("migrate --from %s --to %s: %v, want an error saying %q", tc.from, tc.to, err, tc.want)
 			}
 		})
+	}
+}
+
+// Plugins across two server processes on one database. A plugin uploaded
+// on A is run by B, which changes B's decision (an exhausted customer is
+// allowed by allow_all.wasm): within 10 s at most, the lag logged (the
+// nodes poll the change log every 200 ms). Then a policy that keeps state
+// (capped.wasm: allows while the units it counted in its state fit in the
+// limit) under 32 connections on each node, all on one customer: exactly
+// the limit is allowed, and the stored state equals the stored count.
+func TestPostgresTwoNodesPlugins(t *testing.T) {
+	const (
+		workersPerNode = 32
+		calls          = 1536
+		limit          = 1000
+	)
+	a, b := startNodes(t, pluginEnv)
+	p := a.createPlatform(t, "Two nodes plugins")
+	a.putTiers(t, p.SK, map[string]any{"name": "free", "limit": limit})
+
+	// A customer at its limit: B denies it with the built-in limits.
+	spent := str(a.createCustomer(t, p.SK, map[string]any{"email": "spent@example.com"}), "id")
+	a.expect(t, req{Method: "POST", Path: "/api/track", Key: p.SK, Body: map[string]any{"customerId": spent, "quantity": limit}}, 200, "")
+	check := req{Method: "POST", Path: "/api/check", Key: p.SK, Body: track(spent)}
+	if res := b.expect(t, check, 200, ""); res.Body["allowed"] != false || res.Body["plugin"] != nil {
+		t.Fatalf("B before any upload: %s, want denied by the built-in limits", res.Raw)
+	}
+	waitFor := func(what, version string) {
+		t.Helper()
+		uploaded := time.Now()
+		deadline := uploaded.Add(10 * time.Second)
+		for {
+			res := b.do(t, check)
+			if res.Status == 200 && str(res.Body, "plugin", "version") == version {
+				t.Logf("B ran %s (uploaded on A) %v after the upload answered", what, time.Since(uploaded).Round(time.Millisecond))
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("B does not run %s uploaded on A within 10 s: %s", what, res.Raw)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	res := a.upload(t, p.SK, wasmFile(t, "allow_all.wasm"), "")
+	if res.Status != 201 {
+		t.Fatalf("upload: %d %s", res.Status, res.Raw)
+	}
+	waitFor("allow_all.wasm", str(res.Body, "version"))
+	if res := b.expect(t, check, 200, ""); res.Body["allowed"] != true {
+		t.Errorf("B with allow_all.wasm: %s, want allowed", res.Raw)
+	}
+
+	res = a.upload(t, p.SK, wasmFile(t, "capped.wasm"), "")
+	if res.Status != 201 {
+		t.Fatalf("upload: %d %s", res.Status, res.Raw)
+	}
+	capped := str(res.Body, "version")
+	waitFor("capped.wasm", capped)
+
+	id := str(a.createCustomer(t, p.SK, map[string]any{"email": "capped@example.com"}), "id")
+	var allowed, denied, other atomic.Int64
+	nodes := []*testServer{a, b}
+	race(2*workersPerNode, calls, func(w, i int) {
+		res, err := nodes[w%2].try(t.Context(), req{Method: "POST", Path: "/api/track", Key: p.SK, Body: track(id)})
+		switch {
+		case err != nil:
+			other.Add(1)
+			t.Error(err)
+		case res.Status == 200 && res.Body["allowed"] == true && str(res.Body, "plugin", "version") == capped && get(res.Body, "plugin", "fallback") == false:
+			allowed.Add(1)
+		case res.Status == 429 && str(res.Body, "code") == "tier_limit_reached":
+			denied.Add(1)
+		default:
+			other.Add(1)
+			t.Errorf("unexpected answer %d %s", res.Status, res.Raw)
+		}
+	})
+	if allowed.Load() != limit || denied.Load() != calls-limit || other.Load() != 0 {
+		t.Errorf("allowed/denied/other = %d/%d/%d, want %d/%d/0", allowed.Load(), denied.Load(), other.Load(), limit, calls-limit)
+	}
+	for _, n := range nodes {
+		if got := n.count(t, p.SK, id, "requests"); got != limit {
+			t.Errorf("stored count read through %s = %d, want %d", n.URL, got, limit)
+		}
+	}
+	state, err := a.Main.store.PolicyState(t.Context(), engine.Tenant{PlatformID: p.ID, Mode: engine.Live}, id, "requests")
+	if err != nil || len(state) != 8 {
+		t.Fatalf("stored plugin state %x, %v", state, err)
+	}
+	if got := binary.LittleEndian.Uint64(state); got != limit {
+		t.Errorf("the policy's own count = %d, want %d (the stored usage)", got, limit)
 	}
 }
