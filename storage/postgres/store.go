@@ -50,7 +50,8 @@
 // needs the locks replaced by SELECT … FOR UPDATE on lock rows, and the
 // change log's commit order by something other than a serial (CockroachDB's
 // serials are not dense). Neither is built; nothing was tested on
-// CockroachDB.
+// CockroachDB (docs/deployment.md, "CockroachDB", says what would replace
+// what).
 //
 // Outbox entries are leased to the node that delivers them
 // (engine.OutboxLeaser, outbox.go). Group commit (Options.GroupCommit,
