@@ -54,6 +54,9 @@ func TestOpenAPISpecOperations(t *testing.T) {
 			}
 			if op.Responses == nil || op.Responses.Len() == 0 {
 				t.Errorf("%s: no responses", where)
+			} else if op.Responses.Value("500") != nil && op.Responses.Value("503") == nil {
+				// What can fail on the server can find the store unreachable.
+				t.Errorf("%s: answers 500 but declares no 503 (unavailable: components/responses/Unavailable)", where)
 			}
 		}
 	}
