@@ -532,7 +532,9 @@ func (m *Main) openStore(ctx context.Context) (engine.Store, error) {
 	if !m.keyFromEnv {
 		return nil, errors.New("--store postgres://… needs DREAM_MASTER_KEY: every node sharing the database must seal secrets with the same key")
 	}
-	return postgres.Open(ctx, u, &postgres.Options{Logger: m.log.With("component", "postgres")})
+	// Group commit: concurrent units of this node share a transaction and
+	// its COMMIT (storage/postgres/group.go; measured in docs/postgres.md).
+	return postgres.Open(ctx, u, &postgres.Options{Logger: m.log.With("component", "postgres"), GroupCommit: true})
 }
 
 // byteSize is a flag.Value of a size in bytes written as a number with an

@@ -55,8 +55,11 @@
 //
 // Outbox entries are leased to the node that delivers them
 // (engine.OutboxLeaser, outbox.go). Group commit (Options.GroupCommit,
-// group.go) is built but off by default. Checkpoint is not supported (use
-// pg_dump).
+// group.go) is off by default here; dream-api serve turns it on.
+// Checkpoint is not supported (use pg_dump). A database that cannot be
+// reached answers engine.EUNAVAILABLE (errors.go). CopyTo copies the
+// database into another store (export.go); PlatformBytes sizes a platform
+// for the stored-bytes quota (sizer.go).
 package postgres
 
 import (
