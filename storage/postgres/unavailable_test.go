@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/dream-api/dream-api/engine"
+	"github.com/dream-api/dream-api/storage/postgres"
 	"github.com/dream-api/dream-api/storage/postgres/pgtest"
 )
 
@@ -105,12 +106,18 @@ func (c *cutter) close() {
 // COMMIT it says the outcome is unknown, and a retry with the same
 // Idempotency-Key runs the call once.
 func TestConnectionLostMidUnit(t *testing.T) {
+	for _, group := range []bool{false, true} {
+		t.Run(fmt.Sprintf("group=%v", group), func(t *testing.T) { connectionLostMidUnit(t, group) })
+	}
+}
+
+func connectionLostMidUnit(t *testing.T, group bool) {
 	dbURL := pgtest.Database(t)
 	direct := newNode(t, "direct", dbURL, nil)
 	cut, proxied := newCutter(t, dbURL)
 	// Statements sent as text every time (not prepared once), so that the
 	// proxy sees which one runs.
-	n := newNode(t, "proxied", proxied+"&default_query_exec_mode=exec", nil)
+	n := newNode(t, "proxied", proxied+"&default_query_exec_mode=exec", &postgres.Options{GroupCommit: group})
 
 	np, err := direct.eng.Platforms.Create(ctx, engine.CreatePlatformInput{Name: "Cut"}, nil)
 	if err != nil {
