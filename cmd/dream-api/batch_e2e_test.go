@@ -212,6 +212,7 @@ func TestPostgresTwoNodesBatch(t *testing.T) {
 	a.putTiers(t, p.SK, map[string]any{"name": "free", "limit": 300})
 	id := str(a.createCustomer(t, p.SK, map[string]any{"email": "batch-hot@example.com"}), "id")
 	other := str(a.createCustomer(t, p.SK, map[string]any{"email": "batch-keys@example.com"}), "id")
+	enforces(t, b, p.SK, id, 300)
 
 	const batches, size = 40, 20
 	nodes := []*testServer{a, b}

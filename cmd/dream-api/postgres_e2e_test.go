@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"maps"
 	"net/http"
@@ -50,6 +51,7 @@ func TestPostgresTwoNodesExact(t *testing.T) {
 	p := a.createPlatform(t, "Two nodes")
 	a.putTiers(t, p.SK, map[string]any{"name": "free", "limit": limit})
 	id := str(a.createCustomer(t, p.SK, map[string]any{"email": "hot@example.com"}), "id")
+	enforces(t, b, p.SK, id, limit)
 
 	var allowed, denied, other atomic.Int64
 	nodes := []*testServer{a, b}
@@ -83,6 +85,7 @@ func TestPostgresTwoNodesIdempotencyAndCaches(t *testing.T) {
 	p := a.createPlatform(t, "Two nodes idem")
 	a.putTiers(t, p.SK, map[string]any{"name": "free", "limit": 5})
 	id := str(a.createCustomer(t, p.SK, map[string]any{"email": "idem@example.com"}), "id")
+	enforces(t, b, p.SK, id, 5)
 
 	// One Idempotency-Key sent to both nodes at once: counted once, the
 	// same answer from both.
@@ -135,6 +138,19 @@ func TestPostgresTwoNodesIdempotencyAndCaches(t *testing.T) {
 
 // within polls cond every 20 ms until it holds, failing t after 5 s: the
 // outcome is asserted, never the speed (the nodes poll every 200 ms).
+// enforces waits until node n decides customer id's calls with limit: a
+// tier change made on another node reaches n through the change log
+// within its poll (200 ms), and a test that loads n before then measures
+// the old tiers, not the store.
+func enforces(t *testing.T, n *testServer, sk, id string, limit float64) {
+	t.Helper()
+	within(t, fmt.Sprintf("%s enforces the limit %g", n.URL, limit), func() bool {
+		res := n.do(t, req{Method: "POST", Path: "/api/check", Key: sk, Body: map[string]any{"customerId": id}})
+		u, _ := res.Body["usage"].(map[string]any)
+		return res.Status == 200 && u != nil && u["limit"] == limit
+	})
+}
+
 func within(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
@@ -292,6 +308,7 @@ func TestPostgresKillOneNode(t *testing.T) {
 	p := b.createPlatform(t, "Kill one")
 	b.putTiers(t, p.SK, map[string]any{"name": "free", "limit": 10_000_000})
 	id := str(b.createCustomer(t, p.SK, map[string]any{"email": "kill@example.com"}), "id")
+	enforces(t, a, p.SK, id, 10_000_000)
 
 	var acked, inflight, sentA, afterKill atomic.Int64
 	var killed atomic.Bool
@@ -463,6 +480,7 @@ func TestPostgresTwoNodesPlugins(t *testing.T) {
 
 	// A customer at its limit: B denies it with the built-in limits.
 	spent := str(a.createCustomer(t, p.SK, map[string]any{"email": "spent@example.com"}), "id")
+	enforces(t, b, p.SK, spent, limit)
 	a.expect(t, req{Method: "POST", Path: "/api/track", Key: p.SK, Body: map[string]any{"customerId": spent, "quantity": limit}}, 200, "")
 	check := req{Method: "POST", Path: "/api/check", Key: p.SK, Body: track(spent)}
 	if res := b.expect(t, check, 200, ""); res.Body["allowed"] != false || res.Body["plugin"] != nil {

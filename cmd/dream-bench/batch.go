@@ -96,11 +96,7 @@ func (r *runner) runBatch(ctx context.Context, addr string, bp *benchPlatform, a
 		P50ms: ms(res.Hist.quantile(.5)), P90ms: ms(res.Hist.quantile(.9)), P99ms: ms(res.Hist.quantile(.99)),
 		P999ms: ms(res.Hist.quantile(.999)), MaxMs: ms(time.Duration(res.Hist.max)),
 		CPU: cpuBetween(before, after, runtime.NumCPU())}
-	for code, n := range res.Status {
-		if code/100 != 2 {
-			cr.Non2xx += n
-		}
-	}
+	cr.Non2xx = res.Non2xx()
 	r.res.Cases = append(r.res.Cases, cr)
 	// A batch that got no answer may have counted up to all its units.
 	transport += res.Errors * batchSize

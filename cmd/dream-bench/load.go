@@ -84,6 +84,17 @@ func (r *loadResult) RPS() float64 {
 	return float64(r.Requests) / r.Elapsed.Seconds()
 }
 
+// Non2xx counts the answers in the window whose status was not 2xx.
+func (r *loadResult) Non2xx() int64 {
+	var n int64
+	for code, k := range r.Status {
+		if code/100 != 2 {
+			n += k
+		}
+	}
+	return n
+}
+
 // maxConnErrors is how many failed requests one connection tolerates before
 // it gives up.
 const maxConnErrors = 100

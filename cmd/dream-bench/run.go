@@ -176,15 +176,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	began := time.Now()
-	dir, err := os.MkdirTemp("", "dream-bench-")
+	dir, cleanup, err := workDir("dream-bench-", cfg.Keep, stdout)
 	if err != nil {
 		return err
 	}
-	if cfg.Keep {
-		fmt.Fprintf(stdout, "data and logs: %s\n", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
+	defer cleanup()
 	r := &runner{cfg: cfg, dir: dir, out: stdout, ceiling: map[int]float64{},
 		res: &runResults{GeneratedAt: time.Now().UTC(), Machine: machine(), DurationSeconds: cfg.Duration.Seconds()}}
 	r.res.Notes = append(r.res.Notes,
@@ -298,11 +294,7 @@ func (r *runner) measureNodes(ctx context.Context, stack, name string, addrs []s
 	if hot {
 		cr.Customers = "hot"
 	}
-	for code, n := range res.Status {
-		if code/100 != 2 {
-			cr.Non2xx += n
-		}
-	}
+	cr.Non2xx = res.Non2xx()
 	if c, ok := r.ceiling[conns]; ok && c > 0 {
 		cr.RatioToCeiling = cr.RPS / c
 	}

@@ -105,15 +105,11 @@ func runScale(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "dream-scale-")
+	dir, cleanup, err := workDir("dream-scale-", cfg.Keep, stdout)
 	if err != nil {
 		return err
 	}
-	if cfg.Keep {
-		fmt.Fprintln(stdout, "keeping", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
+	defer cleanup()
 	bin := cfg.Bin
 	if bin == "" {
 		if bin, err = buildDreamAPI(cfg.Src, dir); err != nil {
@@ -342,13 +338,7 @@ func (s *scaler) populate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var non2xx int64
-	for code, n := range res.Status {
-		if code/100 != 2 {
-			non2xx += n
-		}
-	}
-	_, err = s.snapshot(ctx, "one track per counter", res.Requests+int64(s.cfg.Conns), time.Since(t0), procCPU(s.p.pid())-before, non2xx)
+	_, err = s.snapshot(ctx, "one track per counter", res.Requests+int64(s.cfg.Conns), time.Since(t0), procCPU(s.p.pid())-before, res.Non2xx())
 	return err
 }
 
@@ -375,30 +365,26 @@ func (s *scaler) track(ctx context.Context, name string, n int) (scaleStep, erro
 
 // tracks sends cfg.Duration of tracks over the first n customers, unmeasured.
 func (s *scaler) tracks(ctx context.Context, n int, seed uint64) error {
+	_, err := s.trackLoad(n, seed).run(ctx)
+	return err
+}
+
+// trackLoad is cfg.Duration of tracks, each on a random feature of a
+// random customer among the first n.
+func (s *scaler) trackLoad(n int, seed uint64) *load {
 	rngs := make([]*rand.Rand, s.cfg.Conns)
 	for i := range rngs {
 		rngs[i] = rand.New(rand.NewPCG(uint64(i), seed))
 	}
-	l := &load{Addr: s.addr, Conns: s.cfg.Conns, Duration: s.cfg.Duration,
+	return &load{Addr: s.addr, Conns: s.cfg.Conns, Duration: s.cfg.Duration,
 		Request: func(c int, _ int64, buf []byte) []byte {
 			i := rngs[c].IntN(n * 3)
 			return httpRequest(buf, s.addr, "/api/track", s.sk, fmt.Appendf(nil, `{"customerId":%q,"feature":%q}`, s.ids[i/3], scaleFeatures[i%3]))
 		}}
-	_, err := l.run(ctx)
-	return err
 }
 
 func (s *scaler) measureTracks(ctx context.Context, name string, n int, seed uint64) (scaleStep, error) {
-	rngs := make([]*rand.Rand, s.cfg.Conns)
-	for i := range rngs {
-		rngs[i] = rand.New(rand.NewPCG(uint64(i), seed))
-	}
-	reqs := func(c int, _ int64, buf []byte) []byte {
-		i := rngs[c].IntN(n * 3)
-		body := fmt.Appendf(nil, `{"customerId":%q,"feature":%q}`, s.ids[i/3], scaleFeatures[i%3])
-		return httpRequest(buf, s.addr, "/api/track", s.sk, body)
-	}
-	l := &load{Addr: s.addr, Conns: s.cfg.Conns, Duration: s.cfg.Duration, Request: reqs}
+	l := s.trackLoad(n, seed)
 	if s.debug != "" {
 		go s.profile(ctx, name)
 	}
@@ -407,14 +393,7 @@ func (s *scaler) measureTracks(ctx context.Context, name string, n int, seed uin
 	if err != nil {
 		return scaleStep{}, err
 	}
-	elapsed := time.Since(t0)
-	var non2xx int64
-	for code, k := range res.Status {
-		if code/100 != 2 {
-			non2xx += k
-		}
-	}
-	st, err := s.snapshot(ctx, name, res.Requests, elapsed, procCPU(s.p.pid())-before, non2xx)
+	st, err := s.snapshot(ctx, name, res.Requests, time.Since(t0), procCPU(s.p.pid())-before, res.Non2xx())
 	st.PerSec = res.RPS()
 	s.res.Steps[len(s.res.Steps)-1].PerSec = st.PerSec
 	return st, err

@@ -336,3 +336,18 @@ func startPostgres(dir string) (*proc, string, error) {
 	}
 	return p, url, nil
 }
+
+// workDir makes the temporary directory of a run (data and logs) and
+// returns the function that removes it, which does nothing with keep (the
+// directory's path is then written to out).
+func workDir(prefix string, keep bool, out io.Writer) (string, func(), error) {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", nil, err
+	}
+	if keep {
+		fmt.Fprintf(out, "data and logs: %s\n", dir)
+		return dir, func() {}, nil
+	}
+	return dir, func() { os.RemoveAll(dir) }, nil
+}

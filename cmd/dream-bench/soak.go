@@ -11,7 +11,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -119,15 +118,11 @@ func runSoak(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "dream-soak-")
+	dir, cleanup, err := workDir("dream-soak-", cfg.Keep, stdout)
 	if err != nil {
 		return err
 	}
-	if cfg.Keep {
-		fmt.Fprintf(stdout, "data and logs: %s\n", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
+	defer cleanup()
 	bin := cfg.Bin
 	if bin == "" {
 		if bin, err = buildDreamAPI(cfg.Src, dir); err != nil {
