@@ -6,17 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"reflect"
-	"runtime"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/dream-api/dream-api/engine"
-	"github.com/dream-api/dream-api/storage"
 )
 
 // batchServer is a server whose platform's free tier allows 5 requests
@@ -279,36 +275,13 @@ func BenchmarkServeTrackBatch(b *testing.B) {
 	const size = 100
 	for _, goroutines := range []int{1, 8} {
 		b.Run(fmt.Sprintf("events=%d/goroutines=%d", size, goroutines), func(b *testing.B) {
-			ctx := context.Background()
-			st, err := storage.Open(b.TempDir(), nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer st.Close()
-			log := slog.New(slog.DiscardHandler)
-			quotas := engine.DefaultQuotas()
-			quotas.RPS, quotas.Burst = 1e9, 1e9
-			eng := engine.New(engine.Config{Store: st, Logger: log, Quotas: quotas})
-			np, err := eng.Platforms.Create(ctx, engine.CreatePlatformInput{Name: "Bench"}, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			tenant := engine.Tenant{PlatformID: np.Platform.ID, Mode: engine.Live}
-			if _, err := eng.Tiers.Put(ctx, tenant, engine.TierConfigInput{Tiers: []engine.TierInput{
-				{Name: "free", Limits: map[string]int64{"requests": 1_000_000_000_000}},
-			}}, nil); err != nil {
-				b.Fatal(err)
-			}
+			e := newBenchEnv(b)
 			// Each goroutine's batch spreads over 10 customers of its own.
 			bodies := make([][]byte, goroutines)
 			for g := range bodies {
 				var ids []string
 				for i := range 10 {
-					c, err := eng.Customers.Create(ctx, tenant, np.PublishableKey, engine.CreateCustomerInput{Email: fmt.Sprintf("b%d-%d@bench.example", g, i)}, nil)
-					if err != nil {
-						b.Fatal(err)
-					}
-					ids = append(ids, c.ID)
+					ids = append(ids, e.customer(b, fmt.Sprintf("b%d-%d@bench.example", g, i)))
 				}
 				var sb strings.Builder
 				sb.WriteString(`{"events":[`)
@@ -321,47 +294,10 @@ func BenchmarkServeTrackBatch(b *testing.B) {
 				sb.WriteString(`]}`)
 				bodies[g] = []byte(sb.String())
 			}
-			srv := NewServer(Config{Engine: eng, Store: st, Version: "bench", Logger: log})
-			auth := "Bearer " + np.SecretKey
-			serve := func(body []byte, w *discardWriter, r *http.Request, rd *bytes.Reader) {
-				rd.Reset(body)
-				r.Body = io.NopCloser(rd)
-				clear(w.h)
-				w.status = 0
-				srv.ServeHTTP(w, r)
-				if w.status != 0 && w.status != http.StatusOK {
-					b.Errorf("status %d", w.status)
-				}
-			}
-			newReq := func() *http.Request {
-				r, _ := http.NewRequest("POST", "/api/track/batch", nil)
-				r.Header.Set("Authorization", auth)
-				r.Header.Set("Content-Type", "application/json")
-				return r
-			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			defer reportCPU(b)()
 			defer func() {
 				b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "tracks/s")
 			}()
-			if goroutines == 1 {
-				w, r, rd := &discardWriter{h: http.Header{}}, newReq(), bytes.NewReader(nil)
-				for i := 0; i < b.N; i++ {
-					serve(bodies[0], w, r, rd)
-				}
-				return
-			}
-			procs := runtime.GOMAXPROCS(0)
-			b.SetParallelism((goroutines + procs - 1) / procs)
-			var next atomic.Int64
-			b.RunParallel(func(pb *testing.PB) {
-				body := bodies[int(next.Add(1)-1)%len(bodies)]
-				w, r, rd := &discardWriter{h: http.Header{}}, newReq(), bytes.NewReader(nil)
-				for pb.Next() {
-					serve(body, w, r, rd)
-				}
-			})
+			e.serve(b, "/api/track/batch", goroutines, bodies)
 		})
 	}
 }
