@@ -6,7 +6,6 @@ import (
 	"runtime"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/dream-api/dream-api/engine"
 )
@@ -33,9 +32,6 @@ const maxGroup = 256
 // two, many customers about the same or better; 4 had two nodes slower
 // than without group commit). More cores were not measured.
 var maxGroups = max(2, runtime.GOMAXPROCS(0)/2)
-
-// groupTimeout bounds a group transaction when its units' contexts do not.
-const groupTimeout = 2 * time.Minute
 
 // unit is one Update waiting for, or running in, a group.
 type unit struct {
@@ -107,7 +103,7 @@ func (s *Store) runGroup(units []*unit) {
 			}
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.UnitTimeout)
 	defer cancel()
 	var ids []int64
 	for _, u := range units {

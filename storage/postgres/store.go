@@ -92,6 +92,9 @@ const (
 	// DefaultConnectTimeout bounds a new connection unless the URL sets
 	// connect_timeout.
 	DefaultConnectTimeout = 5 * time.Second
+	// DefaultUnitTimeout bounds a unit of work (or a group of them) in the
+	// database, from BEGIN to COMMIT.
+	DefaultUnitTimeout = 10 * time.Second
 )
 
 // Page sizes of Platforms, Customers and Outbox, as in the Pebble store.
@@ -125,6 +128,13 @@ type Options struct {
 	// transaction runs together in the next one, with one COMMIT
 	// (group.go). Defaults to false: one transaction a unit.
 	GroupCommit bool
+	// UnitTimeout is the most a unit of work (a group of them with
+	// GroupCommit) may spend in the database, BEGIN to COMMIT, before it
+	// is abandoned with EUNAVAILABLE: a database that stops answering
+	// without closing its connections (a partition, a hung server) holds
+	// a call that long, not until the system's TCP timeout. Defaults to
+	// DefaultUnitTimeout.
+	UnitTimeout time.Duration
 	// MaxConns is the connection pool's size, unless the URL sets
 	// pool_max_conns. Defaults to DefaultMaxConns. Units of work use at
 	// most half of it at once.
@@ -143,6 +153,9 @@ func (o *Options) ensureDefaults() {
 	}
 	if o.MaxConns <= 0 {
 		o.MaxConns = DefaultMaxConns
+	}
+	if o.UnitTimeout <= 0 {
+		o.UnitTimeout = DefaultUnitTimeout
 	}
 }
 

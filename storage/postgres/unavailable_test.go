@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/dream-api/dream-api/engine"
 	"github.com/dream-api/dream-api/storage/postgres"
@@ -25,8 +26,12 @@ type cutter struct {
 	target  string
 	trigger atomic.Pointer[[]byte]
 	cuts    atomic.Int64
-	mu      sync.Mutex
-	conns   []net.Conn
+	// hang, set before arm, makes the armed trigger stop the connection
+	// instead of cutting it: the client's bytes are swallowed from there
+	// on and nothing answers, as from a hung server or a partition.
+	hang  atomic.Bool
+	mu    sync.Mutex
+	conns []net.Conn
 }
 
 // newCutter proxies the database at dbURL and returns the URL through it.
@@ -75,6 +80,9 @@ func (c *cutter) serve() {
 				if n > 0 {
 					if tr := c.trigger.Load(); tr != nil && bytes.Contains(buf[:n], *tr) && c.trigger.CompareAndSwap(tr, nil) {
 						c.cuts.Add(1)
+						if c.hang.Load() {
+							io.Copy(io.Discard, client) // until the client gives up
+						}
 						client.Close()
 						server.Close()
 						return
@@ -180,6 +188,61 @@ func connectionLostMidUnit(t *testing.T, group bool) {
 			if got := count(); got != before+1 {
 				t.Errorf("count after two retries with the same key = %d, want %d", got, before+1)
 			}
+		})
+	}
+}
+
+// A database that stops answering without closing the connection holds a
+// unit for Options.UnitTimeout, then the call is EUNAVAILABLE and nothing
+// was counted; the node serves again once the database answers.
+func TestUnitTimeoutOnHungDatabase(t *testing.T) {
+	for _, group := range []bool{false, true} {
+		t.Run(fmt.Sprintf("group=%v", group), func(t *testing.T) {
+			dbURL := pgtest.Database(t)
+			direct := newNode(t, "direct", dbURL, nil)
+			hung, proxied := newCutter(t, dbURL)
+			hung.hang.Store(true)
+			n := newNode(t, "proxied", proxied+"&default_query_exec_mode=exec",
+				&postgres.Options{GroupCommit: group, UnitTimeout: 300 * time.Millisecond})
+
+			np, err := direct.eng.Platforms.Create(ctx, engine.CreatePlatformInput{Name: "Hung"}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tenant := engine.Tenant{PlatformID: np.Platform.ID, Mode: engine.Live}
+			if _, err := direct.eng.Tiers.Put(ctx, tenant, limitTiers(1000), nil); err != nil {
+				t.Fatal(err)
+			}
+			cus, err := direct.eng.Customers.Create(ctx, tenant, np.PublishableKey, engine.CreateCustomerInput{Email: "hung@example.com"}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			one := int64(1)
+			in := engine.TrackInput{CustomerID: cus.ID, Feature: "requests", Quantity: &one}
+			if _, err := n.eng.Meter.Track(ctx, tenant, in, nil); err != nil {
+				t.Fatal(err)
+			}
+			hung.arm("pg_advisory_xact_lock")
+			began := time.Now()
+			_, err = n.eng.Meter.Track(ctx, tenant, in, nil)
+			t.Logf("the call on the hung database returned after %v (UnitTimeout 300ms)", time.Since(began).Round(time.Millisecond))
+			var e *engine.Error
+			if !errors.As(err, &e) || e.Code != engine.EUNAVAILABLE || !strings.Contains(e.Message, "nothing was changed") {
+				t.Fatalf("track on a hung database: %v, want EUNAVAILABLE saying nothing was changed", err)
+			}
+			if hung.cuts.Load() != 1 {
+				t.Fatalf("the proxy hung %d connections, want 1", hung.cuts.Load())
+			}
+			began = time.Now()
+			res, err := n.eng.Meter.Track(ctx, tenant, in, nil)
+			if err != nil {
+				t.Fatalf("track once the database answers again: %v", err)
+			}
+			t.Logf("the next call took %v", time.Since(began).Round(time.Millisecond))
+			if res.Usage.Count != 2 {
+				t.Errorf("count = %d, want 2: the abandoned call counted nothing", res.Usage.Count)
+			}
+			hung.close() // the hung connection, before the node's pool waits on it
 		})
 	}
 }

@@ -103,6 +103,8 @@ func (s *Store) Update(ctx context.Context, locks []engine.Lock, fn func(tx engi
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.UnitTimeout)
+	defer cancel()
 
 	ptx, err := s.pool.Begin(ctx)
 	if err != nil {
