@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -177,14 +176,9 @@ func TestTrackBatchCrashRecovery(t *testing.T) {
 	for answers.Load() < 200 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	if err := child.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	killChild(t, child)
 	wg.Wait()
-	child.cmd.Wait()
-	if ws, ok := child.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
-		t.Fatalf("the child was not killed by SIGKILL: %v\n%s", child.cmd.ProcessState, child.stderr)
-	}
+	waitKilled(t, child)
 	if answers.Load() == 0 {
 		t.Fatal("no batch was acknowledged before the kill")
 	}

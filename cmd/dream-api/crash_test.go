@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -150,14 +149,9 @@ func crashRound(t *testing.T) {
 	for sent.Load() < 200 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	if err := child.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	killChild(t, child)
 	wg.Wait()
-	child.cmd.Wait()
-	if ws, ok := child.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
-		t.Fatalf("the child was not killed by SIGKILL: %v\n%s", child.cmd.ProcessState, child.stderr)
-	}
+	waitKilled(t, child)
 	if acked.Load() == 0 {
 		t.Fatalf("nothing was acknowledged before the kill")
 	}

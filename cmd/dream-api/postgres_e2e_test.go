@@ -17,7 +17,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -53,31 +52,7 @@ func TestPostgresTwoNodesExact(t *testing.T) {
 	id := str(a.createCustomer(t, p.SK, map[string]any{"email": "hot@example.com"}), "id")
 	enforces(t, b, p.SK, id, limit)
 
-	var allowed, denied, other atomic.Int64
-	nodes := []*testServer{a, b}
-	race(2*workersPerNode, calls, func(w, i int) {
-		res, err := nodes[w%2].try(t.Context(), req{Method: "POST", Path: "/api/track", Key: p.SK, Body: track(id)})
-		switch {
-		case err != nil:
-			other.Add(1)
-			t.Error(err)
-		case res.Status == 200 && res.Body["allowed"] == true:
-			allowed.Add(1)
-		case res.Status == 429 && str(res.Body, "code") == "tier_limit_reached":
-			denied.Add(1)
-		default:
-			other.Add(1)
-			t.Errorf("unexpected answer %d %s", res.Status, res.Raw)
-		}
-	})
-	if allowed.Load() != limit || denied.Load() != calls-limit || other.Load() != 0 {
-		t.Errorf("allowed/denied/other = %d/%d/%d, want %d/%d/0", allowed.Load(), denied.Load(), other.Load(), limit, calls-limit)
-	}
-	for _, n := range nodes {
-		if got := n.count(t, p.SK, id, "requests"); got != limit {
-			t.Errorf("stored count read through %s = %d, want %d", n.URL, got, limit)
-		}
-	}
+	hammerBothNodes(t, a, b, p.SK, id, 2*workersPerNode, calls, limit, func(*response) bool { return true })
 }
 
 func TestPostgresTwoNodesIdempotencyAndCaches(t *testing.T) {
@@ -138,6 +113,39 @@ func TestPostgresTwoNodesIdempotencyAndCaches(t *testing.T) {
 
 // within polls cond every 20 ms until it holds, failing t after 5 s: the
 // outcome is asserted, never the speed (the nodes poll every 200 ms).
+// hammerBothNodes sends calls tracks of customer id from workers
+// goroutines, alternating between nodes a and b, and checks that exactly
+// limit were allowed (each also passing allowedAs), the rest denied with
+// tier_limit_reached, and that both nodes read back a count of limit.
+func hammerBothNodes(t *testing.T, a, b *testServer, sk, id string, workers, calls int, limit int64, allowedAs func(*response) bool) {
+	t.Helper()
+	var allowed, denied, other atomic.Int64
+	nodes := []*testServer{a, b}
+	race(workers, calls, func(w, i int) {
+		res, err := nodes[w%2].try(t.Context(), req{Method: "POST", Path: "/api/track", Key: sk, Body: track(id)})
+		switch {
+		case err != nil:
+			other.Add(1)
+			t.Error(err)
+		case res.Status == 200 && res.Body["allowed"] == true && allowedAs(res):
+			allowed.Add(1)
+		case res.Status == 429 && str(res.Body, "code") == "tier_limit_reached":
+			denied.Add(1)
+		default:
+			other.Add(1)
+			t.Errorf("unexpected answer %d %s", res.Status, res.Raw)
+		}
+	})
+	if allowed.Load() != limit || denied.Load() != int64(calls)-limit || other.Load() != 0 {
+		t.Errorf("allowed/denied/other = %d/%d/%d, want %d/%d/0", allowed.Load(), denied.Load(), other.Load(), limit, int64(calls)-limit)
+	}
+	for _, n := range nodes {
+		if got := n.count(t, sk, id, "requests"); got != limit {
+			t.Errorf("stored count read through %s = %d, want %d", n.URL, got, limit)
+		}
+	}
+}
+
 // enforces waits until node n decides customer id's calls with limit: a
 // tier change made on another node reaches n through the change log
 // within its poll (200 ms), and a test that loads n before then measures
@@ -344,9 +352,7 @@ func TestPostgresKillOneNode(t *testing.T) {
 	for sentA.Load() < 200 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	if err := child.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	killChild(t, child)
 	killed.Store(true)
 	wg.Wait()
 	child.cmd.Wait()
@@ -519,31 +525,9 @@ func TestPostgresTwoNodesPlugins(t *testing.T) {
 	waitFor("capped.wasm", capped)
 
 	id := str(a.createCustomer(t, p.SK, map[string]any{"email": "capped@example.com"}), "id")
-	var allowed, denied, other atomic.Int64
-	nodes := []*testServer{a, b}
-	race(2*workersPerNode, calls, func(w, i int) {
-		res, err := nodes[w%2].try(t.Context(), req{Method: "POST", Path: "/api/track", Key: p.SK, Body: track(id)})
-		switch {
-		case err != nil:
-			other.Add(1)
-			t.Error(err)
-		case res.Status == 200 && res.Body["allowed"] == true && str(res.Body, "plugin", "version") == capped && get(res.Body, "plugin", "fallback") == false:
-			allowed.Add(1)
-		case res.Status == 429 && str(res.Body, "code") == "tier_limit_reached":
-			denied.Add(1)
-		default:
-			other.Add(1)
-			t.Errorf("unexpected answer %d %s", res.Status, res.Raw)
-		}
+	hammerBothNodes(t, a, b, p.SK, id, 2*workersPerNode, calls, limit, func(res *response) bool {
+		return str(res.Body, "plugin", "version") == capped && get(res.Body, "plugin", "fallback") == false
 	})
-	if allowed.Load() != limit || denied.Load() != calls-limit || other.Load() != 0 {
-		t.Errorf("allowed/denied/other = %d/%d/%d, want %d/%d/0", allowed.Load(), denied.Load(), other.Load(), limit, calls-limit)
-	}
-	for _, n := range nodes {
-		if got := n.count(t, p.SK, id, "requests"); got != limit {
-			t.Errorf("stored count read through %s = %d, want %d", n.URL, got, limit)
-		}
-	}
 	state, err := a.Main.store.PolicyState(t.Context(), engine.Tenant{PlatformID: p.ID, Mode: engine.Live}, id, "requests")
 	if err != nil || len(state) != 8 {
 		t.Fatalf("stored plugin state %x, %v", state, err)

@@ -14,7 +14,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -274,9 +273,7 @@ func TestWebhookDeliveredAfterKill(t *testing.T) {
 		t.Fatal("the event was not sent")
 	}
 	// Committed, sent, not answered: kill -9.
-	if err := child.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	killChild(t, child)
 	child.cmd.Wait()
 	ts.client.CloseIdleConnections()
 
