@@ -30,9 +30,12 @@ type benchFixture struct {
 }
 
 // benchModules are the policies of the benchmarks by name: none (built-in
-// limits), builtin.wat (stateless) and counter.wat (reads and writes 8
-// bytes of state per call, as a burst guard or token bucket does).
-var benchModules = map[string]string{"builtin": "", "wasm": "builtin.wasm", "wasm-state": "counter.wasm"}
+// limits), builtin.wat (stateless), counter.wat (reads and writes 8 bytes
+// of state per call, as a burst guard or token bucket does) and the Go-PDK
+// burst guard go/burst (a token bucket in 16 bytes of state that never
+// runs dry at these rates).
+var benchModules = map[string]string{"builtin": "", "wasm": "builtin.wasm", "wasm-state": "counter.wasm",
+	"wasm-go-state": "go/burst/burst.wasm"}
 
 func newBenchFixture(b *testing.B, customers int, policy string) *benchFixture {
 	b.Helper()
@@ -104,13 +107,13 @@ func (l *loopN) Next() bool { l.i++; return l.i <= l.n }
 
 // BenchmarkMeterTrackPolicy is a durable track in process, each goroutine
 // on its own customer (or all on one: hot), with the built-in limits and
-// with the WASM policy builtin.wat, which decides the same.
+// with each WASM policy of benchModules.
 func BenchmarkMeterTrackPolicy(b *testing.B) {
-	for _, policy := range []string{"builtin", "wasm", "wasm-state"} {
+	for _, policy := range []string{"builtin", "wasm", "wasm-state", "wasm-go-state"} {
 		for _, goroutines := range []int{1, 32, 128} {
 			for _, hot := range []bool{false, true} {
-				if hot && goroutines == 1 {
-					continue
+				if hot && (goroutines == 1 || policy == "wasm-go-state") {
+					continue // one customer's bucket runs dry at these rates
 				}
 				name := fmt.Sprintf("policy=%s/goroutines=%d", policy, goroutines)
 				if hot {

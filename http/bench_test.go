@@ -11,6 +11,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"runtime"
 	"sync/atomic"
 	"syscall"
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"github.com/dream-api/dream-api/engine"
+	"github.com/dream-api/dream-api/plugins"
 	"github.com/dream-api/dream-api/storage"
 )
 
@@ -79,6 +82,26 @@ func BenchmarkServeTrack(b *testing.B) {
 	}
 }
 
+// BenchmarkServeTrackPolicy is BenchmarkServeTrack at 32 goroutines with
+// each limit policy: the built-in limits, counter.wat (8 bytes of plugin
+// state read and written per call) and the Go-PDK burst guard go/burst (a
+// token bucket in 16 bytes of state). Their cpu-ns/op ratios are issue
+// 16's policy-state targets in process (make bench prints them).
+func BenchmarkServeTrackPolicy(b *testing.B) {
+	for _, policy := range []struct{ name, module string }{
+		{"builtin", ""}, {"wasm-state", "counter.wasm"}, {"wasm-go-state", "go/burst/burst.wasm"},
+	} {
+		b.Run("policy="+policy.name+"/goroutines=32", func(b *testing.B) {
+			e := newBenchEnvPolicy(b, policy.module)
+			bodies := make([][]byte, 32)
+			for i := range bodies {
+				bodies[i] = []byte(fmt.Sprintf(`{"customerId":%q,"quantity":1}`, e.customer(b, fmt.Sprintf("b%d@bench.example", i))))
+			}
+			e.serve(b, "/api/track", 32, bodies)
+		})
+	}
+}
+
 // benchEnv is a Server on a durable store with one platform whose tier
 // meters requests without a reachable limit, and no requests-per-second
 // quota any benchmark reaches (every call still pays for its check).
@@ -89,7 +112,11 @@ type benchEnv struct {
 	pk, sk string
 }
 
-func newBenchEnv(b *testing.B) *benchEnv {
+func newBenchEnv(b *testing.B) *benchEnv { return newBenchEnvPolicy(b, "") }
+
+// newBenchEnvPolicy is newBenchEnv with testdata/plugins/module as the
+// tenant's limit policy (none when module is empty).
+func newBenchEnvPolicy(b *testing.B, module string) *benchEnv {
 	b.Helper()
 	ctx := context.Background()
 	st, err := storage.Open(b.TempDir(), nil)
@@ -100,7 +127,18 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	log := slog.New(slog.DiscardHandler)
 	quotas := engine.DefaultQuotas()
 	quotas.RPS, quotas.Burst = 1e9, 1e9
-	eng := engine.New(engine.Config{Store: st, Logger: log, Quotas: quotas})
+	cfg := engine.Config{Store: st, Logger: log, Quotas: quotas}
+	if module != "" {
+		// A deadline of a second: 32 goroutines on 2 cores must not turn
+		// a slow schedule into a plugin error.
+		rt, err := plugins.New(ctx, &plugins.Options{Deadline: time.Second})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { rt.Close(ctx) })
+		cfg.PolicyLoader = rt.Loader()
+	}
+	eng := engine.New(cfg)
 	np, err := eng.Platforms.Create(ctx, engine.CreatePlatformInput{Name: "Bench"}, nil)
 	if err != nil {
 		b.Fatal(err)
@@ -110,6 +148,15 @@ func newBenchEnv(b *testing.B) *benchEnv {
 		{Name: "free", Limits: map[string]int64{"requests": 1_000_000_000_000}},
 	}}, nil); err != nil {
 		b.Fatal(err)
+	}
+	if module != "" {
+		mod, err := os.ReadFile(filepath.Join("..", "testdata", "plugins", module))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := eng.Plugins.Upload(ctx, tenant, mod, "", nil); err != nil {
+			b.Fatal(err)
+		}
 	}
 	return &benchEnv{eng: eng, srv: NewServer(Config{Engine: eng, Store: st, Version: "bench", Logger: log}),
 		tenant: tenant, pk: np.PublishableKey, sk: np.SecretKey}
