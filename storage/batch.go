@@ -269,7 +269,7 @@ func (b *batch) apply(next batchState, write func(db *pebble.DB) error) error {
 		// The batch's operations have consecutive sequence numbers.
 		seq := uint64(b.pb.SeqNum())
 		for _, w := range b.counters {
-			b.s.counters.store(w.key, w.c, seq+uint64(w.op))
+			b.s.counters.store(w.key, compactCounter(w.c), seq+uint64(w.op))
 		}
 	}
 	if b.s.states != nil && len(b.states) > 0 {

@@ -23,18 +23,29 @@ import (
 //
 // Values are shared: callers must not change what get returns or what
 // they gave to fill and store.
+//
+// An entry is found by a 128-bit hash of its Pebble key (two maphash
+// values under seeds chosen at random by each process), not by the key:
+// the key's bytes and string header were most of an entry's memory (a
+// counter took 196 bytes, now ~80; docs/performance.md). Two keys of one
+// process share an entry only if both 64-bit hashes collide, a chance of
+// about n²/2¹²⁹ for n keys (10⁻²⁶ for 4 million), which nobody outside can
+// steer since the seeds are secret.
 type cache[V any] struct {
-	seed maphash.Seed
-	max  int // entries per shard
+	seeds [2]maphash.Seed
+	max   int // entries per shard
 	// shards are padded apart: each is locked by unrelated requests.
 	shards [64]cacheShard[V]
 }
+
+// cacheKey is the 128-bit hash of a Pebble key.
+type cacheKey struct{ a, b uint64 }
 
 type cacheShard[V any] struct {
 	mu    sync.Mutex
 	gen   uint64
 	floor uint64
-	m     map[string]*cacheEntry[V] // pointers: a store updates in place, without a new key
+	m     map[cacheKey]cacheEntry[V] // entries inline: no allocation per entry
 	_     [24]byte
 }
 
@@ -49,24 +60,27 @@ func newCache[V any](size int) *cache[V] {
 	if size <= 0 {
 		return nil
 	}
-	c := &cache[V]{seed: maphash.MakeSeed(), max: max(1, size/64)}
+	c := &cache[V]{seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}, max: max(1, size/64)}
 	for i := range c.shards {
-		c.shards[i].m = make(map[string]*cacheEntry[V])
+		c.shards[i].m = make(map[cacheKey]cacheEntry[V])
 	}
 	return c
 }
 
-func (c *cache[V]) shard(key []byte) *cacheShard[V] {
-	return &c.shards[maphash.Bytes(c.seed, key)%uint64(len(c.shards))]
+// shard returns the shard of key and its hash there.
+func (c *cache[V]) shard(key []byte) (*cacheShard[V], cacheKey) {
+	k := cacheKey{maphash.Bytes(c.seeds[0], key), maphash.Bytes(c.seeds[1], key)}
+	return &c.shards[k.a%uint64(len(c.shards))], k
 }
 
 // get returns the cached value of key and true, or the shard's generation
 // to pass to fill.
 func (c *cache[V]) get(key []byte) (v V, ok bool, gen uint64) {
-	s := c.shard(key)
+	s, k := c.shard(key)
 	s.mu.Lock()
-	if e := s.m[string(key)]; e != nil {
-		v, ok = e.v, true
+	var e cacheEntry[V]
+	if e, ok = s.m[k]; ok {
+		v = e.v
 	}
 	gen = s.gen
 	s.mu.Unlock()
@@ -93,45 +107,43 @@ func (c *cache[V]) readThrough(key []byte, read func(key []byte) (V, error)) (V,
 // fill caches v, read from Pebble after get missed with gen, unless the
 // shard was written since. The caller must not change v afterwards.
 func (c *cache[V]) fill(key []byte, v V, gen uint64) {
-	s := c.shard(key)
+	s, k := c.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.gen != gen {
 		return
 	}
-	if e := s.m[string(key)]; e != nil {
-		*e = cacheEntry[V]{v: v}
-		return
+	if _, ok := s.m[k]; !ok {
+		s.makeRoom(c.max)
 	}
-	s.makeRoom(c.max)
-	s.m[string(key)] = &cacheEntry[V]{v: v}
+	s.m[k] = cacheEntry[V]{v: v}
 }
 
 // store caches v as written by the batch applied with sequence number seq.
 func (c *cache[V]) store(key []byte, v V, seq uint64) {
-	s := c.shard(key)
+	s, k := c.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.gen++
-	e := s.m[string(key)]
+	e, ok := s.m[k]
 	switch {
 	case seq <= s.floor:
-		delete(s.m, string(key))
-	case e != nil && e.seq >= seq:
-	case e != nil:
-		e.v, e.seq = v, seq
+		delete(s.m, k)
+	case ok && e.seq >= seq:
 	default:
-		s.makeRoom(c.max)
-		s.m[string(key)] = &cacheEntry[V]{v: v, seq: seq}
+		if !ok {
+			s.makeRoom(c.max)
+		}
+		s.m[k] = cacheEntry[V]{v: v, seq: seq}
 	}
 }
 
 // invalidate forgets key, which a batch wrote.
 func (c *cache[V]) invalidate(key []byte) {
-	s := c.shard(key)
+	s, k := c.shard(key)
 	s.mu.Lock()
 	s.gen++
-	delete(s.m, string(key))
+	delete(s.m, k)
 	s.mu.Unlock()
 }
 

@@ -11,6 +11,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -30,18 +31,23 @@ import (
 	"github.com/dream-api/dream-api/engine"
 )
 
-// DefaultCustomerCacheSize is how many decoded customers are kept in
-// memory when Options.CustomerCacheSize is 0.
-const DefaultCustomerCacheSize = 16384
-
-// DefaultCounterCacheSize is how many usage counters are kept in memory
-// when Options.CounterCacheSize is 0 (about 160 bytes each, 2.6 MB in all).
-const DefaultCounterCacheSize = 16384
-
-// DefaultPolicyStateCacheSize is how many customers' plugin states are kept
-// in memory when Options.PolicyStateCacheSize is 0 (states are at most
-// 1 KiB; a burst guard's or token bucket's are 8–16 bytes).
-const DefaultPolicyStateCacheSize = 16384
+// The caches of records in front of Pebble (cache.go) are sized from
+// Options.CacheSize when their own size is 0: counters an eighth of it at
+// ~64 bytes each, customers a sixteenth at ~200 bytes each (their records
+// as stored, ~105 bytes, and the entry; decoded on every read), plugin
+// states a sixteenth at ~100 bytes each. Like the block cache they take
+// memory only as they fill. With the default 256 MiB they hold ~520 000
+// counters, ~84 000 customers and ~170 000 states (~80 MiB in all, full);
+// 100 000 customers each tracked once cost ~280 bytes of Go heap each
+// (BenchmarkIdleCustomerMemory). Tracks spread over more customers than
+// the caches hold read from Pebble, at 5–10 µs of CPU a record; with
+// --cache-size 2GiB a store of 1 000 000 customers and 3 000 000 counters
+// is held (docs/performance.md, "A large store").
+const (
+	counterEntryBytes  = 64
+	customerEntryBytes = 200
+	stateEntryBytes    = 100
+)
 
 // DefaultCommitDelay and DefaultCommitSiblings are Options.CommitDelay and
 // Options.CommitSiblings when zero. 100 µs measured the least CPU per
@@ -76,17 +82,19 @@ type Options struct {
 	// CacheSize is the size in bytes of the block cache. Defaults to
 	// DefaultCacheSize.
 	CacheSize int64
-	// CustomerCacheSize is how many decoded customers are kept in memory.
-	// Defaults to DefaultCustomerCacheSize; -1 disables the cache.
+	// CustomerCacheSize is how many customers' records are kept in memory.
+	// Defaults to an eighth of CacheSize at ~200 bytes each; -1 disables
+	// the cache.
 	CustomerCacheSize int
 	// CounterCacheSize is how many usage counters are kept in memory, so
 	// that a track does not look its counter up in Pebble (where the
-	// memtable holds every version of a busy counter). Defaults to
-	// DefaultCounterCacheSize; -1 disables the cache.
+	// memtable holds every version of a busy counter). Defaults to a
+	// quarter of CacheSize at ~80 bytes each; -1 disables the cache.
 	CounterCacheSize int
 	// PolicyStateCacheSize is how many plugin states are kept in memory, so
 	// that a stateful policy reads its state as a track reads its counter.
-	// Defaults to DefaultPolicyStateCacheSize; -1 disables the cache.
+	// Defaults to a sixteenth of CacheSize at ~100 bytes each; -1 disables
+	// the cache.
 	PolicyStateCacheSize int
 	// CommitDelay is how long the log waits after a sync before the next
 	// one when at least CommitSiblings commits came since the sync before
@@ -98,6 +106,10 @@ type Options struct {
 	CommitDelay time.Duration
 	// CommitSiblings: see CommitDelay. Defaults to DefaultCommitSiblings.
 	CommitSiblings int
+	// MemTableSize is the size in bytes of Pebble's memtable, and so about
+	// that of each log file. Defaults to a quarter of the store's tables
+	// when it is opened, between 4 and 64 MiB (memTableSize).
+	MemTableSize uint64
 	// FS is the filesystem the store lives on. Defaults to the disk;
 	// vfs.NewMem() keeps a store in memory. On the disk the store's
 	// directories are 0700 and its files 0600, whatever the umask: they
@@ -117,13 +129,13 @@ func (o *Options) EnsureDefaults() {
 		o.CacheSize = DefaultCacheSize
 	}
 	if o.CustomerCacheSize == 0 {
-		o.CustomerCacheSize = DefaultCustomerCacheSize
+		o.CustomerCacheSize = int(o.CacheSize / 16 / customerEntryBytes)
 	}
 	if o.CounterCacheSize == 0 {
-		o.CounterCacheSize = DefaultCounterCacheSize
+		o.CounterCacheSize = int(o.CacheSize / 8 / counterEntryBytes)
 	}
 	if o.PolicyStateCacheSize == 0 {
-		o.PolicyStateCacheSize = DefaultPolicyStateCacheSize
+		o.PolicyStateCacheSize = int(o.CacheSize / 16 / stateEntryBytes)
 	}
 	if o.FS == nil {
 		o.FS = vfs.Default
@@ -154,11 +166,11 @@ type Store struct {
 	mu sync.RWMutex
 	db *pebble.DB // nil once closed
 
-	// Decoded customers and counters in front of Pebble (cache.go); nil
-	// when disabled. Customers are invalidated by the batches that write
-	// them, counters stored by them.
-	customers *cache[*engine.Customer]
-	counters  *cache[engine.Counter]
+	// Customers' records (as stored) and decoded counters in front of
+	// Pebble (cache.go); nil when disabled. Customers are invalidated by
+	// the batches that write them, counters stored by them.
+	customers *cache[[]byte]
+	counters  *cache[cachedCounter]
 	// states are plugin states, stored by the batches that write them
 	// like counters (nil when absent).
 	states *cache[[]byte]
@@ -199,15 +211,14 @@ func Open(dir string, opts *Options) (*Store, error) {
 		CacheSize:          o.CacheSize,
 		Logger:             pebbleLogger{o.Logger},
 		FormatMajorVersion: pebble.FormatNewest,
-		// Each WAL file grows to about the memtable's size and Pebble keeps
-		// up to three recycled ones, so the memtable sizes the store's
-		// floor on disk: 4 MiB keeps a small store small. 4, 16 and 64 MiB
-		// measured the same durable tracks/s (docs/performance.md).
-		MemTableSize: 4 << 20,
+		MemTableSize:       o.MemTableSize, // memTableSize
+	}
+	if po.MemTableSize == 0 {
+		po.MemTableSize = memTableSize(fs, dir)
 	}
 	s := &Store{
-		customers: newCache[*engine.Customer](o.CustomerCacheSize),
-		counters:  newCache[engine.Counter](o.CounterCacheSize),
+		customers: newCache[[]byte](o.CustomerCacheSize),
+		counters:  newCache[cachedCounter](o.CounterCacheSize),
 		states:    newCache[[]byte](o.PolicyStateCacheSize),
 		locks:     newStripes(lockStripes),
 	}
@@ -222,6 +233,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
+
 	db, err := pebble.Open(dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
@@ -231,6 +243,43 @@ func Open(dir string, opts *Options) (*Store, error) {
 	}
 	s.db = db
 	return s, nil
+}
+
+// Memtable sizes (memTableSize). A memtable is also about the size of
+// each log file, and Pebble keeps a few recycled ones, so its size sets a
+// store's floor on disk: a small store keeps minMemTable. A large store
+// gets a larger one, up to maxMemTable: every flush of a memtable of
+// counter updates spread over the whole store makes a compaction rewrite
+// most of it, so 16 times fewer flushes cut compaction writes about 10
+// times (docs/performance.md, "A large store").
+const (
+	minMemTable = 4 << 20
+	maxMemTable = 64 << 20
+)
+
+// memTableSize sizes the memtable of the store in dir from its tables: a
+// quarter of their bytes, rounded up to a power of two, between
+// minMemTable and maxMemTable. A store that grows keeps its size until it
+// is opened again.
+func memTableSize(fs vfs.FS, dir string) uint64 {
+	names, err := fs.List(dir)
+	if err != nil {
+		return minMemTable // a new store
+	}
+	var tables int64
+	for _, name := range names {
+		if filepath.Ext(name) != ".sst" {
+			continue
+		}
+		if fi, err := fs.Stat(fs.PathJoin(dir, name)); err == nil {
+			tables += fi.Size()
+		}
+	}
+	size := uint64(minMemTable)
+	for size < maxMemTable && int64(size) < tables/4 {
+		size *= 2
+	}
+	return size
 }
 
 // Close closes the store. It waits for reads and commits in progress; later
@@ -520,26 +569,27 @@ func (s *Store) Tiers(ctx context.Context, t engine.Tenant) (*engine.TierConfig,
 
 // Customer returns a customer, or ENOTFOUND.
 func (s *Store) Customer(ctx context.Context, t engine.Tenant, id string) (*engine.Customer, error) {
-	c, err := s.CustomerShared(ctx, t, id)
-	if err != nil {
-		return nil, err
-	}
-	return c.Clone(), nil
+	return s.CustomerShared(ctx, t, id)
 }
 
-// CustomerShared returns a customer that the caller must not change (the
-// cache's own copy), or ENOTFOUND.
+// CustomerShared returns a customer that the caller must not change, or
+// ENOTFOUND. (Each call decodes its own: the cache keeps records as
+// stored, which take about a third of the memory of decoded customers.)
 func (s *Store) CustomerShared(ctx context.Context, t engine.Tenant, id string) (*engine.Customer, error) {
-	return s.customers.readThrough(customerKey(t, id), func(key []byte) (c *engine.Customer, err error) {
-		found, err := s.get(key, func(val []byte) (err error) {
-			c, err = decodeCustomer(val)
-			return err
+	val, err := s.customers.readThrough(customerKey(t, id), func(key []byte) (v []byte, err error) {
+		found, err := s.get(key, func(val []byte) error {
+			v = bytes.Clone(val)
+			return nil
 		})
 		if err == nil && !found {
 			err = engine.Errorf(engine.ENOTFOUND, "No such customer: %s", id)
 		}
-		return c, err
+		return v, err
 	})
+	if err != nil {
+		return nil, err
+	}
+	return decodeCustomer(val)
 }
 
 // CustomerIDByEmail returns the id of the tenant's customer with email, in
@@ -569,13 +619,34 @@ func (s *Store) Customers(ctx context.Context, t engine.Tenant, p engine.Page) (
 
 // Counter returns a usage counter; the zero Counter when there is none.
 func (s *Store) Counter(ctx context.Context, k engine.CounterKey) (engine.Counter, error) {
-	return s.counters.readThrough(counterKey(k), func(key []byte) (c engine.Counter, err error) {
-		_, err = s.get(key, func(val []byte) (err error) {
-			c, err = decodeCounter(val)
+	cc, err := s.counters.readThrough(counterKey(k), func(key []byte) (cc cachedCounter, err error) {
+		_, err = s.get(key, func(val []byte) error {
+			c, err := decodeCounter(val)
+			cc = compactCounter(c)
 			return err
 		})
-		return c, err
+		return cc, err
 	})
+	return cc.counter(), err
+}
+
+// cachedCounter is a counter as the cache keeps it: its count and the end
+// of its period in Unix milliseconds (as stored), 16 bytes instead of
+// engine.Counter's 32; endMs 0 is the zero time.
+type cachedCounter struct{ count, endMs int64 }
+
+func compactCounter(c engine.Counter) cachedCounter {
+	if c.PeriodEnd.IsZero() {
+		return cachedCounter{count: c.Count}
+	}
+	return cachedCounter{c.Count, c.PeriodEnd.UnixMilli()}
+}
+
+func (c cachedCounter) counter() engine.Counter {
+	if c.endMs == 0 {
+		return engine.Counter{Count: c.count}
+	}
+	return engine.Counter{Count: c.count, PeriodEnd: time.UnixMilli(c.endMs).UTC()}
 }
 
 // Periods lists every counter of a customer, by feature then period start.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/dream-api/dream-api/engine"
 )
 
@@ -954,5 +956,43 @@ func TestCommitDelay(t *testing.T) {
 	defer off.Close()
 	if off.commits.delay != 0 {
 		t.Fatalf("CommitDelay -1: delay %v, want none", off.commits.delay)
+	}
+}
+
+// The memtable follows the store's tables: 4 MiB for a new or small store,
+// a quarter of the tables rounded up to a power of two for a larger one, at
+// most 64 MiB.
+func TestMemTableSize(t *testing.T) {
+	for _, c := range []struct {
+		tables []int64
+		want   uint64
+	}{
+		{nil, 4 << 20},
+		{[]int64{1 << 20}, 4 << 20},
+		{[]int64{20 << 20, 20 << 20}, 16 << 20},   // 40 MiB / 4 = 10 → 16
+		{[]int64{64 << 20, 36 << 20}, 32 << 20},   // 100 MiB / 4 = 25 → 32
+		{[]int64{600 << 20, 600 << 20}, 64 << 20}, // capped
+	} {
+		dir := t.TempDir()
+		for i, n := range c.tables {
+			f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%06d.sst", i)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Truncate(n); err != nil { // sparse: no bytes written
+				t.Fatal(err)
+			}
+			f.Close()
+		}
+		// Other files (logs, the manifest) do not count.
+		if err := os.WriteFile(filepath.Join(dir, "000001.log"), make([]byte, 1<<20), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if got := memTableSize(vfs.Default, dir); got != c.want {
+			t.Errorf("tables %v: memtable %d MiB, want %d", c.tables, got>>20, c.want>>20)
+		}
+	}
+	if got := memTableSize(vfs.Default, filepath.Join(t.TempDir(), "absent")); got != 4<<20 {
+		t.Errorf("a new store: memtable %d MiB, want 4", got>>20)
 	}
 }
