@@ -50,6 +50,24 @@ func TestConformanceGroupCommit(t *testing.T) {
 	})
 }
 
+// The same with what CockroachDB needs and does: lock rows instead of
+// advisory locks, migrations a statement at a time, every transaction
+// SERIALIZABLE (so contended ones fail with 40001 and are run again).
+func TestConformanceSerializable(t *testing.T) {
+	for _, group := range []bool{false, true} {
+		t.Run(fmt.Sprintf("group=%v", group), func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) engine.Store {
+				s, err := postgres.Open(ctx, pgtest.SerializableDatabase(t), &postgres.Options{PollInterval: 50 * time.Millisecond, LockRows: true, GroupCommit: group})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { s.Close() })
+				return s
+			})
+		})
+	}
+}
+
 // Nodes starting together on a new database migrate it once; a database
 // whose schema is newer than the build is refused.
 func TestMigrations(t *testing.T) {
