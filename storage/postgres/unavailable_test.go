@@ -246,3 +246,60 @@ func TestUnitTimeoutOnHungDatabase(t *testing.T) {
 		})
 	}
 }
+
+// A read made outside a unit of work (the engine's cache fills, lookups)
+// on a database that stops answering is abandoned after
+// Options.ReadTimeout with EUNAVAILABLE, instead of holding the call
+// until the system's TCP timeout; the node reads again once the database
+// answers.
+func TestReadTimeoutOnHungDatabase(t *testing.T) {
+	dbURL := pgtest.Database(t)
+	direct := open(t, dbURL)
+	hung, proxied := newCutter(t, dbURL)
+	hung.hang.Store(true)
+	s, err := postgres.Open(ctx, proxied+"&default_query_exec_mode=exec", &postgres.Options{ReadTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	live := engine.Tenant{PlatformID: "plt_a"}
+	if _, err := direct.Update(ctx, nil, func(tx engine.Tx) (any, error) {
+		tx.PutCustomer(live, &engine.Customer{ID: "cus_hung", Email: "hung@example.com"}, "")
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Customer(ctx, live, "cus_hung"); err != nil {
+		t.Fatal(err)
+	}
+	hung.arm("FROM customers")
+	type answer struct {
+		err  error
+		took time.Duration
+	}
+	got := make(chan answer, 1)
+	go func() {
+		began := time.Now()
+		_, err := s.Customer(ctx, live, "cus_hung")
+		got <- answer{err, time.Since(began)}
+	}()
+	var a answer
+	select {
+	case a = <-got:
+	case <-time.After(30 * time.Second): // generous: the read must end, not be fast
+		hung.close()
+		t.Fatal("a read on a hung database did not end within 30 s (ReadTimeout 300ms)")
+	}
+	t.Logf("the read on the hung database returned after %v (ReadTimeout 300ms)", a.took.Round(time.Millisecond))
+	var e *engine.Error
+	if !errors.As(a.err, &e) || e.Code != engine.EUNAVAILABLE {
+		t.Fatalf("read on a hung database: %v, want EUNAVAILABLE", a.err)
+	}
+	if hung.cuts.Load() != 1 {
+		t.Fatalf("the proxy hung %d connections, want 1", hung.cuts.Load())
+	}
+	if c, err := s.Customer(ctx, live, "cus_hung"); err != nil || c.Email != "hung@example.com" {
+		t.Fatalf("read once the database answers again: %+v, %v", c, err)
+	}
+	hung.close()
+}
