@@ -1,65 +1,85 @@
-// Package postgres keeps dream-api's data in PostgreSQL. It implements
-// engine.Store, so that several stateless `dream-api serve` nodes can share
-// one database and stay exact.
+// Package postgres keeps dream-api's data in PostgreSQL (or CockroachDB
+// v24.1+: see below). It implements engine.Store, so that several
+// stateless `dream-api serve` nodes can share one database and stay exact.
 //
 // # Layout
 //
 // One table per kind of record (migrations/*.sql): platforms, api_keys,
 // tiers, customers, counters, policy_state, idempotency, plugin_settings,
 // plugin_versions, outbox, cors, cors_origins, the stripe_* tables,
-// platform_billing, meta (the admin token) and changes (the change log).
-// Config-like records are jsonb; counters, idempotency records and index
-// columns are plain columns. Open runs the embedded, versioned, up-only
-// migrations under an advisory lock, so that nodes starting together
-// migrate once.
+// platform_billing, meta (the admin token), changes (the change log) and
+// change_seq (its numbering), dream_locks (lock rows). Config-like records
+// are jsonb; counters, idempotency records and index columns are plain
+// columns. Open runs the embedded, versioned, up-only migrations under a
+// lease row (schema_lease; migrate explains it), so that nodes starting
+// together migrate once.
 //
 // # Units of work across nodes
 //
-// Update is one transaction: BEGIN, pg_advisory_xact_lock of a stable
-// 64-bit hash of each engine.Lock (FNV-1a of its fields, in hash order so
-// that two units never deadlock on them), fn reading through the
-// transaction, its writes sent as one pipelined batch, COMMIT. The same
-// locks are also held in-process (striped mutexes) so that units of one
-// node queue in memory rather than on the database, and so that this
-// node's Watch listener is told of a unit's changes before its locks are
-// released. A track's read–decide–write of a counter (and of plugin state)
-// under the advisory lock of (platform, mode, customer, feature) is
-// therefore exact across nodes. Idempotency records are unique by
-// (platform, mode, key): a unit that would replace a record younger than
-// engine.IdempotencyTTL fails with engine.ErrIdempotencyRace and writes
-// nothing, and the engine replays the stored record.
+// Update is one transaction: BEGIN, the locks of its engine.Locks — each a
+// stable 64-bit hash (LockID, FNV-1a of its fields), taken in hash order so
+// that two units never deadlock on them — fn reading through the
+// transaction, its writes sent as one pipelined batch, COMMIT. On
+// PostgreSQL the locks are pg_advisory_xact_lock; with Options.LockRows
+// (forced on CockroachDB, which has no advisory locks) they are rows of
+// dream_locks upserted in one statement (takeLocks). The same locks are
+// also held in-process (striped mutexes) so that units of one node queue
+// in memory rather than on the database, and so that this node's Watch
+// listener is told of a unit's changes before its locks are released. A
+// track's read–decide–write of a counter (and of plugin state) under the
+// lock of (platform, mode, customer, feature) is therefore exact across
+// nodes. Idempotency records are unique by (platform, mode, key): a unit
+// that would replace a record younger than engine.IdempotencyTTL fails
+// with engine.ErrIdempotencyRace and writes nothing, and the engine
+// replays the stored record.
+//
+// A transaction the database aborts with 40001 (serialization_failure:
+// CockroachDB's "restart transaction", PostgreSQL's under SERIALIZABLE) or
+// 40P01 is run again from BEGIN, fn included (Update, runGroup,
+// batch.Commit), a bounded number of times, then answers EUNAVAILABLE. fn
+// must have no effect outside its tx; the engine's unit functions were
+// audited for it: TrackBatch's kept state from a first run and took the
+// per-minute rate again (fixed in engine/batch.go); EndUserAuth.Refresh's
+// "token reused" flag could outlive a run (reset per run); the others
+// build what they write from what they read through tx, and what a run
+// that is retried leaves behind is not durable: a log line, a WASM policy
+// call counted again by its metrics and its error breaker, a webhook
+// worker woken early.
 //
 // # Caches across nodes
 //
 // Every applied change that the engine caches (tier configs, keys, plugin
-// settings, platform billing, platform quotas) is appended to the changes table in the same
-// transaction as the write, under one more advisory lock taken last, so
-// that sequence numbers are in commit order. Every node polls the table
-// (Options.PollInterval, 200 ms by default) and feeds its Watch listener;
-// a change is delivered at most once per node and never after a newer
-// change of the same object, so a key revoked on one node is refused by
-// every node within about one poll. Rows older than
-// Options.ChangeRetention are deleted.
+// settings, platform billing, platform quotas) is appended to the changes
+// table in the same transaction as the write, numbered from the one row of
+// change_seq (writer.flush): its row lock, held to COMMIT, puts numbers in
+// commit order, so a node that has read number n has seen every change
+// below n. Every node polls the table (Options.PollInterval, 200 ms by
+// default) and feeds its Watch listener; a change is delivered at most
+// once per node and never after a newer change of the same object, so a
+// key revoked on one node is refused by every node within about one poll.
+// Rows older than Options.ChangeRetention are deleted.
 //
 // # PostgreSQL and CockroachDB
 //
-// Written for PostgreSQL 13 or later (tested with 15). The SQL sticks to
-// what CockroachDB also runs (no extensions, no LISTEN/NOTIFY, INSERT … ON
-// CONFLICT, bigserial, jsonb) except advisory locks (pg_advisory_lock,
-// pg_advisory_xact_lock), which are PostgreSQL-only: running on CockroachDB
-// needs the locks replaced by SELECT … FOR UPDATE on lock rows, and the
-// change log's commit order by something other than a serial (CockroachDB's
-// serials are not dense). Neither is built; nothing was tested on
-// CockroachDB (docs/deployment.md, "CockroachDB", says what would replace
-// what).
+// Written for PostgreSQL 13 or later (tested with 15) and CockroachDB
+// v24.1 or later (not run there: docs/deployment.md, "CockroachDB", lists
+// the statements used, their support and what was tested in its stead).
+// Open asks SELECT version() and, on CockroachDB, sets Options.LockRows:
+// lock rows instead of advisory locks, migrations a statement at a time.
+// The SQL otherwise sticks to what both run: no extensions, no
+// LISTEN/NOTIFY, INSERT … ON CONFLICT, UPDATE … RETURNING, jsonb, arrays,
+// FOR UPDATE SKIP LOCKED. CockroachDB's 40003 (an ambiguous result) is
+// EUNAVAILABLE with the outcome-unknown message (errors.go).
 //
 // Outbox entries are leased to the node that delivers them
 // (engine.OutboxLeaser, outbox.go). Group commit (Options.GroupCommit,
 // group.go) is off by default here; dream-api serve turns it on.
 // Checkpoint is not supported (use pg_dump). A database that cannot be
-// reached answers engine.EUNAVAILABLE (errors.go). CopyTo copies the
-// database into another store (export.go); PlatformBytes sizes a platform
-// for the stored-bytes quota (sizer.go).
+// reached answers engine.EUNAVAILABLE (errors.go); a unit or group is
+// bounded by Options.UnitTimeout and a read outside one by
+// Options.ReadTimeout. CopyTo copies the database into another store
+// (export.go); PlatformBytes sizes a platform for the stored-bytes quota
+// (sizer.go).
 package postgres
 
 import (

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/dream-api/dream-api/engine"
 	"github.com/dream-api/dream-api/storage/postgres"
 	"github.com/dream-api/dream-api/storage/postgres/pgtest"
@@ -100,6 +102,25 @@ func (c *cutter) serve() {
 	}
 }
 
+// lockStatement is text of the statement a unit takes its locks with on
+// the database at url: lock rows on CockroachDB, else advisory locks.
+func lockStatement(t *testing.T, url string) string {
+	t.Helper()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var v string
+	if err := conn.QueryRow(ctx, `SELECT version()`).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(v, "CockroachDB") {
+		return "dream_locks"
+	}
+	return "pg_advisory_xact_lock"
+}
+
 func (c *cutter) close() {
 	c.ln.Close()
 	c.mu.Lock()
@@ -156,7 +177,7 @@ func connectionLostMidUnit(t *testing.T, group bool) {
 
 	for i, tc := range []struct{ name, trigger, message string }{
 		// The unit's lock statement: the transaction never got further.
-		{"before commit", "pg_advisory_xact_lock", "nothing was changed"},
+		{"before commit", lockStatement(t, dbURL), "nothing was changed"},
 		// COMMIT itself (pgx sends it as the statement "commit"): the
 		// proxy drops it, so it did not commit, but the node cannot know.
 		{"during commit", "commit\x00", "may or may not have taken effect"},
@@ -222,7 +243,7 @@ func TestUnitTimeoutOnHungDatabase(t *testing.T) {
 			if _, err := n.eng.Meter.Track(ctx, tenant, in, nil); err != nil {
 				t.Fatal(err)
 			}
-			hung.arm("pg_advisory_xact_lock")
+			hung.arm(lockStatement(t, dbURL))
 			began := time.Now()
 			_, err = n.eng.Meter.Track(ctx, tenant, in, nil)
 			t.Logf("the call on the hung database returned after %v (UnitTimeout 300ms)", time.Since(began).Round(time.Millisecond))

@@ -190,6 +190,10 @@ func (s *Server) halt() {
 	s.cmd = nil
 }
 
+// External reports whether s is the server of DREAM_TEST_POSTGRES_URL,
+// which tests neither start, stop nor restart.
+func (s *Server) External() bool { return s.bin == "" }
+
 // Restart stops the server, runs down (still stopped) until down returns,
 // then starts it again on the same port and data: a database restart.
 // Not for a server of DREAM_TEST_POSTGRES_URL.
