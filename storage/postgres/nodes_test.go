@@ -149,6 +149,7 @@ func twoNodesOn(t *testing.T, url string, opts *postgres.Options) {
 		for err := range errs {
 			t.Fatal(err)
 		}
+		t.Logf("units run again after an aborted transaction: %d on A, %d on B", a.store.Retries(), b.store.Retries())
 		if allowed.Load() != 1000 || denied.Load() != 2*perNode*perGoroutine-1000 {
 			t.Errorf("allowed %d, denied %d; want exactly 1000 allowed of %d", allowed.Load(), denied.Load(), 2*perNode*perGoroutine)
 		}
