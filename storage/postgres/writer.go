@@ -393,15 +393,17 @@ func (w *writer) flushAfter(ctx context.Context, tx pgx.Tx, first string) ([]int
 	}
 	n := len(w.changes)
 	if n > 0 {
-		pb.Queue(`UPDATE change_seq SET seq = seq + $1 WHERE id = 1 RETURNING seq`, n)
+		pb.Queue(`UPDATE change_seq SET seq = seq + $1::bigint WHERE id = 1 RETURNING seq`, n)
 		for i, ch := range w.changes {
 			kind, payload, err := encodeChange(ch)
 			if err != nil {
 				return nil, err
 			}
 			// The i-th of the n numbers taken: last - (n-1-i).
+			// Typed parameters: in INSERT … SELECT, CockroachDB does not
+			// infer them from the target columns as PostgreSQL does.
 			pb.Queue(`INSERT INTO changes (seq, kind, platform, mode, payload)
-				SELECT seq - $1, $2, $3, $4, $5 FROM change_seq WHERE id = 1 RETURNING seq`,
+				SELECT seq - $1::bigint, $2::text, $3::text, $4::smallint, $5::jsonb FROM change_seq WHERE id = 1 RETURNING seq`,
 				n-1-i, kind, ch.PlatformID, mode(ch.Mode), payload)
 		}
 	}
