@@ -364,7 +364,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, perStatement bool) error {
 		`CREATE TABLE IF NOT EXISTS schema_lease (
 			id integer PRIMARY KEY,
 			holder text NOT NULL,
-			until timestamptz NOT NULL)`,
+			expires_at timestamptz NOT NULL)`,
 	} {
 		if err := execRacing(ctx, pool, ddl); err != nil {
 			return fmt.Errorf("postgres: schema bookkeeping: %w", err)
@@ -483,10 +483,10 @@ func execRacing(ctx context.Context, pool *pgxpool.Pool, ddl string) error {
 func takeLease(ctx context.Context, pool *pgxpool.Pool, holder string) error {
 	for {
 		var got string
-		err := pool.QueryRow(ctx, `INSERT INTO schema_lease (id, holder, until)
+		err := pool.QueryRow(ctx, `INSERT INTO schema_lease (id, holder, expires_at)
 			VALUES (1, $1, now() + $2::int * interval '1 second')
-			ON CONFLICT (id) DO UPDATE SET holder = EXCLUDED.holder, until = EXCLUDED.until
-			WHERE schema_lease.until < now()
+			ON CONFLICT (id) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
+			WHERE schema_lease.expires_at < now()
 			RETURNING holder`, holder, int(migrationLease/time.Second)).Scan(&got)
 		switch {
 		case err == nil && got == holder:
@@ -503,7 +503,7 @@ func takeLease(ctx context.Context, pool *pgxpool.Pool, holder string) error {
 // renewLease extends this node's migration lease, failing when another
 // node took it over (this node was too slow: it must not migrate on).
 func renewLease(ctx context.Context, pool *pgxpool.Pool, holder string) error {
-	tag, err := pool.Exec(ctx, `UPDATE schema_lease SET until = now() + $2::int * interval '1 second' WHERE id = 1 AND holder = $1`,
+	tag, err := pool.Exec(ctx, `UPDATE schema_lease SET expires_at = now() + $2::int * interval '1 second' WHERE id = 1 AND holder = $1`,
 		holder, int(migrationLease/time.Second))
 	if err == nil && tag.RowsAffected() != 1 {
 		err = errors.New("lost to another node")

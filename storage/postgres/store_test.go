@@ -286,7 +286,7 @@ func TestMigrationsStatementByStatement(t *testing.T) {
 		t.Fatal(err)
 	}
 	// And left its lease, ended a minute ago.
-	if _, err := conn.Exec(ctx, `INSERT INTO schema_lease (id, holder, until) VALUES (1, 'dead', now() - interval '1 minute')`); err != nil {
+	if _, err := conn.Exec(ctx, `INSERT INTO schema_lease (id, holder, expires_at) VALUES (1, 'dead', now() - interval '1 minute')`); err != nil {
 		t.Fatal(err)
 	}
 	s, err := postgres.Open(ctx, url, opts)
@@ -302,7 +302,7 @@ func TestMigrationsStatementByStatement(t *testing.T) {
 	if _, err := conn.Exec(ctx, `DELETE FROM schema_migrations WHERE version = 4`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := conn.Exec(ctx, `INSERT INTO schema_lease (id, holder, until) VALUES (1, 'alive', now() + interval '1 hour')`); err != nil {
+	if _, err := conn.Exec(ctx, `INSERT INTO schema_lease (id, holder, expires_at) VALUES (1, 'alive', now() + interval '1 hour')`); err != nil {
 		t.Fatal(err)
 	}
 	short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
