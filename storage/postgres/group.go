@@ -15,10 +15,10 @@ import (
 // arrive while a group transaction runs wait, then run together in the
 // next one — sequentially on its connection, each seeing the writes of
 // those before it — and share its COMMIT. A group takes the locks
-// (takeLocks) of all its units at its start, in key order, so that groups of different
-// nodes never deadlock; the units' writes are flushed after each unit
-// behind a SAVEPOINT, so that a unit whose writes fail is rolled back
-// alone (for errors other than a retry error, which aborts the group:
+// (takeLocks) of all its units at its start, in key order, so that groups
+// of different nodes never deadlock; the units' writes are flushed after
+// each unit behind a SAVEPOINT, so that a unit whose writes fail is rolled
+// back alone (for errors other than a retry error, which aborts the group:
 // runGroup). A failed COMMIT fails every unit of the group; none was
 // acknowledged.
 

@@ -158,8 +158,8 @@ type Options struct {
 	// EUNAVAILABLE, as UnitTimeout is for units. Defaults to
 	// DefaultReadTimeout.
 	ReadTimeout time.Duration
-	// LockRows takes a unit's locks as rows of dream_locks (SELECT … FOR
-	// UPDATE) instead of PostgreSQL advisory locks, and runs migrations a
+	// LockRows takes a unit's locks as rows of dream_locks (upserted, so
+	// row-locked to COMMIT) instead of PostgreSQL advisory locks, and runs migrations a
 	// statement at a time: what CockroachDB, which has no advisory locks
 	// and no transactional DDL, needs. Defaults to false; always on when
 	// the server is CockroachDB (Open asks SELECT version()). Set it to
@@ -370,6 +370,14 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, perStatement bool) error {
 			return fmt.Errorf("postgres: schema bookkeeping: %w", err)
 		}
 	}
+	latest := files[len(files)-1].version
+	var have int
+	if err := pool.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
+		return fmt.Errorf("postgres: schema version: %w", err)
+	}
+	if have == latest {
+		return nil // nothing to do: no lease needed
+	}
 	holder := randomHolder()
 	if err := takeLease(ctx, pool, holder); err != nil {
 		return err
@@ -380,11 +388,11 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, perStatement bool) error {
 		defer cancel()
 		pool.Exec(ctx, `DELETE FROM schema_lease WHERE id = 1 AND holder = $1`, holder)
 	}()
-	var have int
+	// Again under the lease: another node may have migrated meanwhile.
 	if err := pool.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
 		return fmt.Errorf("postgres: schema version: %w", err)
 	}
-	if latest := files[len(files)-1].version; have > latest {
+	if have > latest {
 		return fmt.Errorf("postgres: the database has schema version %d, newer than this build's %d: run a newer dream-api", have, latest)
 	}
 	for _, f := range files {
@@ -461,14 +469,14 @@ func splitStatements(sql string) []string {
 
 // execRacing runs an idempotent DDL statement, again when a concurrent
 // run of it made it fail (PostgreSQL's CREATE TABLE IF NOT EXISTS may
-// answer 23505 unique_violation or 42710 duplicate_object on its catalog
-// when two sessions race).
+// answer 23505 unique_violation, 42710 duplicate_object or 42P07
+// duplicate_table when two sessions race).
 func execRacing(ctx context.Context, pool *pgxpool.Pool, ddl string) error {
 	var err error
 	for range 5 {
 		_, err = pool.Exec(ctx, ddl)
 		var pe *pgconn.PgError
-		if err == nil || !(isUniqueViolation(err) || isRetryable(err) || errors.As(err, &pe) && pe.Code == "42710") {
+		if err == nil || !(isUniqueViolation(err) || isRetryable(err) || errors.As(err, &pe) && (pe.Code == "42710" || pe.Code == "42P07")) {
 			return err
 		}
 		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
