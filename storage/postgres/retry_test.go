@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -34,10 +35,10 @@ func skipOnCockroach(t *testing.T, url string) {
 }
 
 // injector makes the database answer 40001 (serialization_failure) to the
-// next n writes of a counter — at the write (when) or at COMMIT (a
-// deferred constraint trigger) — as a contended SERIALIZABLE transaction
-// is answered. A sequence counts the writes: it is not rolled back with
-// the transaction it failed.
+// next n writes of a counter (or of another table: newInjectorOn) — at the
+// write (when) or at COMMIT (a deferred constraint trigger) — as a
+// contended SERIALIZABLE transaction is answered. A sequence counts the
+// writes: it is not rolled back with the transaction it failed.
 type injector struct {
 	t    *testing.T
 	conn *pgx.Conn
@@ -45,15 +46,20 @@ type injector struct {
 
 func newInjector(t *testing.T, url, when string) *injector {
 	t.Helper()
+	return newInjectorOn(t, url, "counters", when)
+}
+
+func newInjectorOn(t *testing.T, url, table, when string) *injector {
+	t.Helper()
 	skipOnCockroach(t, url)
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close(ctx) })
-	trigger := `CREATE TRIGGER inject_40001 BEFORE INSERT OR UPDATE ON counters FOR EACH ROW EXECUTE FUNCTION inject_40001()`
+	trigger := `CREATE TRIGGER inject_40001 BEFORE INSERT OR UPDATE ON ` + table + ` FOR EACH ROW EXECUTE FUNCTION inject_40001()`
 	if when == "commit" {
-		trigger = `CREATE CONSTRAINT TRIGGER inject_40001 AFTER INSERT OR UPDATE ON counters
+		trigger = `CREATE CONSTRAINT TRIGGER inject_40001 AFTER INSERT OR UPDATE ON ` + table + `
 			DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION inject_40001()`
 	}
 	for _, sql := range []string{
@@ -240,5 +246,29 @@ func TestTrackBatchRetried(t *testing.T) {
 	}
 	if len(u.Usage) != 1 || u.Usage[0].Count != 3 {
 		t.Errorf("stored usage %+v, want a count of 3", u.Usage)
+	}
+}
+
+// An outbox lease whose transaction the database aborts (another node
+// leased or wrote an entry meanwhile) is tried again: leased, not an
+// error; one that keeps being aborted is reported as not leased.
+func TestLeaseOutboxRetried(t *testing.T) {
+	url := pgtest.Database(t)
+	s := open(t, url)
+	b := s.NewBatch()
+	for _, id := range []string{"obx_1", "obx_2"} {
+		b.PutOutbox(&engine.OutboxEntry{ID: id, Kind: engine.OutboxSyncPlan, PlatformID: "plt_a", CustomerID: "cus_1", CreatedAt: time.Now().UTC()})
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	inj := newInjectorOn(t, url, "outbox", "write")
+	inj.fail(1)
+	if got, err := s.LeaseOutbox(ctx, []string{"obx_1"}, time.Minute); err != nil || !got {
+		t.Fatalf("a lease aborted once: got %v, %v; want it leased", got, err)
+	}
+	inj.fail(1 << 30)
+	if got, err := s.LeaseOutbox(ctx, []string{"obx_2"}, time.Minute); err != nil || got {
+		t.Fatalf("a lease always aborted: got %v, %v; want not leased, no error", got, err)
 	}
 }
