@@ -411,6 +411,7 @@ func (a *EndUserAuth) Refresh(ctx context.Context, t Tenant, token string) (*Aut
 	reused := false
 	now := a.c.now().UTC()
 	res, err := a.c.store.Update(ctx, []Lock{customerLock(t, sess.CustomerID)}, func(tx Tx) (any, error) {
+		reused = false // this run's finding: a unit may run again (Store.Update)
 		s, err := tx.SignInSession(ctx, id)
 		if ErrorCode(err) == ENOTFOUND {
 			return nil, errBadRefresh()

@@ -201,6 +201,10 @@ type preparedEvent struct {
 	cus   *batchCustomer
 	key   string
 	hash  [32]byte
+	// rated: the event's per-minute rate was taken (by the unit's first
+	// run), with rateErr its outcome.
+	rated   bool
+	rateErr error
 }
 
 // batchCustomer is a customer of the batch as looked up once for all its
@@ -276,11 +280,18 @@ func (b *trackBatch) prepare(ctx context.Context) ([]Lock, error) {
 
 // decide decides every valid event in order, in the unit of work tx, and
 // writes the counters and states they changed.
+//
+// decide may run more than once for one batch (a shared store runs a unit
+// of work again when the database aborted its transaction): each run
+// starts from what prepare left, and an event's per-minute rate is taken
+// once, by its first run.
 func (b *trackBatch) decide(ctx context.Context, tx Tx) error {
+	b.counters, b.states, b.records = nil, nil, nil
 	for i := range b.events {
 		if !b.prepared[i].valid {
 			continue
 		}
+		b.results[i], b.decided[i] = BatchResult{}, TrackResult{}
 		if err := b.decideOne(ctx, tx, i); err != nil {
 			return err
 		}
@@ -322,8 +333,11 @@ func (b *trackBatch) decideOne(ctx context.Context, tx Tx, i int) error {
 		out.Err = bcus.err
 		return nil
 	}
-	if err := b.m.takeRate(t, &bcus.plan, b.now); err != nil {
-		out.Err = err
+	if !p.rated {
+		p.rated, p.rateErr = true, b.m.takeRate(t, &bcus.plan, b.now)
+	}
+	if p.rateErr != nil {
+		out.Err = p.rateErr
 		return nil
 	}
 	limit, err := bcus.plan.limit(e.Feature)

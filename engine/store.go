@@ -38,6 +38,12 @@ type Store interface {
 	// Otherwise the writes are applied (visible, and Watch listeners called)
 	// before the locks are released, and Update returns fn's result once
 	// they are durable. A unit that wrote nothing applies nothing.
+	//
+	// fn may be run more than once for one Update (a shared store runs the
+	// unit again when the database aborted its transaction, e.g. a
+	// serialization failure): only the last run's writes and result count,
+	// so fn must have no effect outside tx that a second run would repeat
+	// or that the first run's outcome would leave behind.
 	Update(ctx context.Context, locks []Lock, fn func(tx Tx) (any, error)) (any, error)
 
 	// Watch registers fn to be called with every change to stored state

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/dream-api/dream-api/engine"
 	"github.com/jackc/pgx/v5"
@@ -35,7 +36,26 @@ import (
 const (
 	msgUnavailable   = "The database cannot be reached; nothing was changed. Retry shortly."
 	msgCommitUnknown = "The database connection was lost while committing: the call may or may not have taken effect. Retry with the same Idempotency-Key to learn which (without one, a retry may apply it twice)."
+	msgContended     = "The database is busy with conflicting writes; nothing was changed. Retry shortly."
 )
+
+// isRetryable reports whether err is an answer of the database that
+// aborted the transaction and asks for it to be run again from BEGIN:
+// 40001 serialization_failure (CockroachDB's "restart transaction", and
+// PostgreSQL's under REPEATABLE READ or SERIALIZABLE) or 40P01
+// deadlock_detected. Nothing of the transaction was committed.
+func isRetryable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
+}
+
+// outcomeUnknown reports whether err is CockroachDB's 40003
+// statement_completion_unknown (an ambiguous result: the statement, or
+// the COMMIT, may or may not have taken effect).
+func outcomeUnknown(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "40003"
+}
 
 // unavailableError is an EUNAVAILABLE *engine.Error with its cause: the
 // engine and HTTP layer see the code (errors.As), the log sees the cause.
@@ -89,9 +109,18 @@ func unreachable(err error) bool {
 
 // classify returns err as EUNAVAILABLE when it is connection-class
 // (unreachable), else err unchanged; an *engine.Error is kept as it is.
+//
+// CockroachDB's 40003 (outcomeUnknown) is EUNAVAILABLE with the
+// outcome-unknown message wherever it comes from.
 func classify(err error) error {
 	var e *engine.Error
-	if err == nil || errors.As(err, &e) || !unreachable(err) {
+	if err == nil || errors.As(err, &e) {
+		return err
+	}
+	if outcomeUnknown(err) {
+		return newUnavailable(msgCommitUnknown, err)
+	}
+	if !unreachable(err) {
 		return err
 	}
 	return newUnavailable(msgUnavailable, err)
@@ -103,12 +132,72 @@ func classify(err error) error {
 // answers pgconn.ErrConnClosed when it was, and the reply was lost). A
 // server's answer (a PgError that is not connection-class) means it
 // rolled back.
+// CockroachDB's 40003 answer to COMMIT is the same unknown outcome.
 func classifyCommit(err error) error {
 	var e *engine.Error
-	if err == nil || errors.As(err, &e) || !unreachable(err) {
+	if err == nil || errors.As(err, &e) || !(unreachable(err) || outcomeUnknown(err)) {
 		return err
 	}
 	return newUnavailable(msgCommitUnknown, err)
+}
+
+// timed is a querier on the pool whose every call may last d at most
+// (Options.ReadTimeout): a read outside a unit of work on a database that
+// stops answering ends with context.DeadlineExceeded, which guarded turns
+// into EUNAVAILABLE. Rows hold the deadline until they are closed or
+// read to the end; a Row until it is scanned.
+type timed struct {
+	q querier
+	d time.Duration
+}
+
+func (t timed) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	ctx, cancel := context.WithTimeout(ctx, t.d)
+	defer cancel()
+	return t.q.Exec(ctx, sql, args...)
+}
+
+func (t timed) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	ctx, cancel := context.WithTimeout(ctx, t.d)
+	rows, err := t.q.Query(ctx, sql, args...)
+	if err != nil {
+		cancel()
+		return rows, err
+	}
+	return &timedRows{Rows: rows, cancel: cancel}, nil
+}
+
+func (t timed) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	ctx, cancel := context.WithTimeout(ctx, t.d)
+	return timedRow{row: t.q.QueryRow(ctx, sql, args...), cancel: cancel}
+}
+
+type timedRows struct {
+	pgx.Rows
+	cancel context.CancelFunc
+}
+
+func (r *timedRows) Next() bool {
+	if r.Rows.Next() {
+		return true
+	}
+	r.cancel()
+	return false
+}
+
+func (r *timedRows) Close() {
+	r.Rows.Close()
+	r.cancel()
+}
+
+type timedRow struct {
+	row    pgx.Row
+	cancel context.CancelFunc
+}
+
+func (r timedRow) Scan(dest ...any) error {
+	defer r.cancel()
+	return r.row.Scan(dest...)
 }
 
 // guarded is a querier whose errors are classified: reads (and the writes
@@ -143,5 +232,6 @@ func (r guardedRow) Scan(dest ...any) error { return classify(r.Row.Scan(dest...
 
 var (
 	_ querier = guarded{}
+	_ querier = timed{}
 	_ querier = (*pgxpool.Pool)(nil)
 )

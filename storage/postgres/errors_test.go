@@ -62,3 +62,27 @@ func TestClassify(t *testing.T) {
 		})
 	}
 }
+
+// CockroachDB's 40003 (statement_completion_unknown, an ambiguous result)
+// is a commit whose outcome is unknown, wherever it is answered: 503
+// unavailable with the outcome-unknown message, never "nothing was
+// changed", and never run again. 40001 and 40P01 abort the transaction and
+// ask for it to be run again (Update does); other answers do not.
+func TestClassifyCockroachCodes(t *testing.T) {
+	ambiguous := fmt.Errorf("postgres: commit: %w", &pgconn.PgError{Code: "40003", Message: "result is ambiguous"})
+	for name, got := range map[string]error{"classify": classify(ambiguous), "classifyCommit": classifyCommit(ambiguous)} {
+		var e *engine.Error
+		if !errors.As(got, &e) || e.Code != engine.EUNAVAILABLE || e.Message != msgCommitUnknown || e.RetryAfter != 1 || !errors.Is(got, ambiguous) {
+			t.Errorf("%s(40003) = %v, want EUNAVAILABLE with the outcome-unknown message and the cause kept", name, got)
+		}
+	}
+	for _, tc := range []struct {
+		code  string
+		retry bool
+	}{{"40001", true}, {"40P01", true}, {"40003", false}, {"23505", false}, {"08006", false}} {
+		err := fmt.Errorf("postgres: write: %w", &pgconn.PgError{Code: tc.code})
+		if got := isRetryable(err); got != tc.retry {
+			t.Errorf("isRetryable(%s) = %v, want %v", tc.code, got, tc.retry)
+		}
+	}
+}

@@ -286,7 +286,7 @@ var exportTables = []exportTable{
 // exportSkipped are tables CopyTo leaves out: the schema's own bookkeeping,
 // the change log (other nodes' cache invalidations) and index tables that
 // dst's writers make from the records.
-var exportSkipped = []string{"schema_migrations", "changes", "cors_origins"}
+var exportSkipped = []string{"schema_migrations", "schema_lease", "changes", "change_seq", "dream_locks", "cors_origins"}
 
 // recordRow makes the row function of a query selecting one JSON record.
 func recordRow[T any](put func(engine.Writer, *T)) func(pgx.Rows, engine.Writer) error {

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -13,11 +14,12 @@ import (
 // Group commit (Options.GroupCommit): the units of work of one node that
 // arrive while a group transaction runs wait, then run together in the
 // next one — sequentially on its connection, each seeing the writes of
-// those before it — and share its COMMIT. A group takes the advisory locks
-// of all its units at its start, in key order, so that groups of different
-// nodes never deadlock; the units' writes are flushed after each unit
-// behind a SAVEPOINT, so that a unit whose writes fail is rolled back
-// alone. A failed COMMIT fails every unit of the group; none was
+// those before it — and share its COMMIT. A group takes the locks
+// (takeLocks) of all its units at its start, in key order, so that groups
+// of different nodes never deadlock; the units' writes are flushed after
+// each unit behind a SAVEPOINT, so that a unit whose writes fail is rolled
+// back alone (for errors other than a retry error, which aborts the group:
+// runGroup). A failed COMMIT fails every unit of the group; none was
 // acknowledged.
 
 // maxGroup is the most units one group transaction runs.
@@ -89,20 +91,19 @@ func (s *Store) runGroups() {
 	}
 }
 
-// runGroup runs units in one transaction.
+// runGroup runs units in one transaction, again from BEGIN — every unit's
+// fn re-run on a fresh transaction — when the database aborts it with
+// 40001 or 40P01 (isRetryable), after a backoff, up to maxAttempts times
+// within UnitTimeout. Savepoints do not help there: CockroachDB cannot
+// roll back to an ordinary savepoint after a retry error, and PostgreSQL's
+// SERIALIZABLE would fail the COMMIT all the same. No unit is told
+// anything before the last attempt ends, so none is acknowledged twice.
 func (s *Store) runGroup(units []*unit) {
 	defer func() {
 		for _, u := range units {
 			close(u.done)
 		}
 	}()
-	fail := func(err error) {
-		for _, u := range units {
-			if u.err == nil {
-				u.res, u.err = nil, err
-			}
-		}
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.UnitTimeout)
 	defer cancel()
 	var ids []int64
@@ -111,48 +112,20 @@ func (s *Store) runGroup(units []*unit) {
 	}
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-
-	ptx, err := s.pool.Begin(ctx)
-	if err != nil {
-		fail(classify(fmt.Errorf("postgres: begin: %w", err)))
-		return
-	}
-	defer ptx.Rollback(context.Background()) // a no-op after Commit
-	if err := advisoryLocks(ctx, ptx, ids); err != nil {
-		fail(classify(err))
-		return
-	}
-	for _, u := range units {
-		if err := u.ctx.Err(); err != nil {
-			u.err = err
-			continue
+	for attempt := 1; ; attempt++ {
+		for _, u := range units {
+			u.res, u.err, u.w, u.seqs = nil, nil, nil, nil
 		}
-		u.w = newWriter()
-		res, err := u.fn(&tx{reader: reader{q: guarded{ptx}}, writer: u.w})
-		if err != nil {
-			u.err = err
-			continue
+		re := s.groupAttempt(ctx, units, ids)
+		if re == nil {
+			break
 		}
-		if u.w.Empty() && u.w.err == nil {
-			u.res = res
-			continue
-		}
-		seqs, err := u.w.flushAfter(ctx, ptx, "SAVEPOINT unit")
-		if err != nil {
-			u.err = classify(err)
-			u.w = nil
-			if _, rerr := ptx.Exec(ctx, "ROLLBACK TO SAVEPOINT unit"); rerr != nil {
-				// The transaction cannot go on: nothing of the group commits.
-				fail(classify(fmt.Errorf("postgres: rollback to savepoint: %w", rerr)))
-				return
+		if err := s.backoff(ctx, attempt, re); err != nil {
+			for _, u := range units {
+				u.res, u.err, u.w = nil, err, nil
 			}
-			continue
+			return
 		}
-		u.res, u.seqs = res, seqs
-	}
-	if err := ptx.Commit(ctx); err != nil {
-		fail(classifyCommit(fmt.Errorf("postgres: commit: %w", err)))
-		return
 	}
 	for _, u := range units {
 		if u.err == nil && u.w != nil {
@@ -162,4 +135,67 @@ func (s *Store) runGroup(units []*unit) {
 			s.tell(u.w.local)
 		}
 	}
+}
+
+// groupAttempt runs units once in one transaction, setting each unit's
+// outcome; a non-nil *retryError asks for the whole group again.
+func (s *Store) groupAttempt(ctx context.Context, units []*unit, ids []int64) *retryError {
+	fail := func(err error) *retryError {
+		var re *retryError
+		if errors.As(err, &re) {
+			return re
+		}
+		for _, u := range units {
+			if u.err == nil {
+				u.res, u.err, u.w = nil, err, nil
+			}
+		}
+		return nil
+	}
+	ptx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fail(classify(fmt.Errorf("postgres: begin: %w", err)))
+	}
+	defer ptx.Rollback(context.Background()) // a no-op after Commit
+	if err := s.takeLocks(ctx, ptx, ids); err != nil {
+		return fail(retryOr(err, classify))
+	}
+	for _, u := range units {
+		if err := u.ctx.Err(); err != nil {
+			u.err = err
+			continue
+		}
+		u.w = newWriter()
+		nq := &noting{q: ptx}
+		res, err := u.fn(&tx{reader: reader{q: guarded{nq}}, writer: u.w})
+		if nq.retry != nil {
+			return &retryError{nq.retry} // the transaction is aborted
+		}
+		if err != nil {
+			u.err, u.w = err, nil
+			continue
+		}
+		if u.w.Empty() && u.w.err == nil {
+			u.res = res
+			continue
+		}
+		seqs, err := u.w.flushAfter(ctx, ptx, "SAVEPOINT unit")
+		if isRetryable(err) {
+			return &retryError{err}
+		}
+		if err != nil {
+			u.err = classify(err)
+			u.w = nil
+			if _, rerr := ptx.Exec(ctx, "ROLLBACK TO SAVEPOINT unit"); rerr != nil {
+				// The transaction cannot go on: nothing of the group commits.
+				return fail(retryOr(fmt.Errorf("postgres: rollback to savepoint: %w", rerr), classify))
+			}
+			continue
+		}
+		u.res, u.seqs = res, seqs
+	}
+	if err := ptx.Commit(ctx); err != nil {
+		return fail(retryOr(fmt.Errorf("postgres: commit: %w", err), classifyCommit))
+	}
+	return nil
 }

@@ -20,15 +20,22 @@ import (
 // over two nodes the stored count is the number of calls. B loads the
 // policy before any state exists, so it must not conclude that none ever
 // will.
+// Also as on CockroachDB: lock rows, SERIALIZABLE transactions retried.
 func TestTwoNodesPluginState(t *testing.T) {
-	url := pgtest.Database(t)
+	t.Run("default", func(t *testing.T) { twoNodesPluginState(t, pgtest.Database(t), nil) })
+	t.Run("serializable", func(t *testing.T) {
+		twoNodesPluginState(t, pgtest.SerializableDatabase(t), &postgres.Options{LockRows: true})
+	})
+}
+
+func twoNodesPluginState(t *testing.T, url string, opts *postgres.Options) {
 	rt, err := plugins.New(ctx, &plugins.Options{Deadline: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rt.Close(ctx) })
 	newPluginNode := func(name string) *node {
-		s, err := postgres.Open(ctx, url, nil)
+		s, err := postgres.Open(ctx, url, opts)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,70 +1,92 @@
-// Package postgres keeps dream-api's data in PostgreSQL. It implements
-// engine.Store, so that several stateless `dream-api serve` nodes can share
-// one database and stay exact.
+// Package postgres keeps dream-api's data in PostgreSQL (or CockroachDB
+// v24.1+: see below). It implements engine.Store, so that several
+// stateless `dream-api serve` nodes can share one database and stay exact.
 //
 // # Layout
 //
 // One table per kind of record (migrations/*.sql): platforms, api_keys,
 // tiers, customers, counters, policy_state, idempotency, plugin_settings,
 // plugin_versions, outbox, cors, cors_origins, the stripe_* tables,
-// platform_billing, meta (the admin token) and changes (the change log).
-// Config-like records are jsonb; counters, idempotency records and index
-// columns are plain columns. Open runs the embedded, versioned, up-only
-// migrations under an advisory lock, so that nodes starting together
-// migrate once.
+// platform_billing, meta (the admin token), changes (the change log) and
+// change_seq (its numbering), dream_locks (lock rows). Config-like records
+// are jsonb; counters, idempotency records and index columns are plain
+// columns. Open runs the embedded, versioned, up-only migrations under a
+// lease row (schema_lease; migrate explains it), so that nodes starting
+// together migrate once.
 //
 // # Units of work across nodes
 //
-// Update is one transaction: BEGIN, pg_advisory_xact_lock of a stable
-// 64-bit hash of each engine.Lock (FNV-1a of its fields, in hash order so
-// that two units never deadlock on them), fn reading through the
-// transaction, its writes sent as one pipelined batch, COMMIT. The same
-// locks are also held in-process (striped mutexes) so that units of one
-// node queue in memory rather than on the database, and so that this
-// node's Watch listener is told of a unit's changes before its locks are
-// released. A track's read–decide–write of a counter (and of plugin state)
-// under the advisory lock of (platform, mode, customer, feature) is
-// therefore exact across nodes. Idempotency records are unique by
-// (platform, mode, key): a unit that would replace a record younger than
-// engine.IdempotencyTTL fails with engine.ErrIdempotencyRace and writes
-// nothing, and the engine replays the stored record.
+// Update is one transaction: BEGIN, the locks of its engine.Locks — each a
+// stable 64-bit hash (LockID, FNV-1a of its fields), taken in hash order so
+// that two units never deadlock on them — fn reading through the
+// transaction, its writes sent as one pipelined batch, COMMIT. On
+// PostgreSQL the locks are pg_advisory_xact_lock; with Options.LockRows
+// (forced on CockroachDB, which has no advisory locks) they are rows of
+// dream_locks upserted in one statement (takeLocks). The same locks are
+// also held in-process (striped mutexes) so that units of one node queue
+// in memory rather than on the database, and so that this node's Watch
+// listener is told of a unit's changes before its locks are released. A
+// track's read–decide–write of a counter (and of plugin state) under the
+// lock of (platform, mode, customer, feature) is therefore exact across
+// nodes. Idempotency records are unique by (platform, mode, key): a unit
+// that would replace a record younger than engine.IdempotencyTTL fails
+// with engine.ErrIdempotencyRace and writes nothing, and the engine
+// replays the stored record.
+//
+// A transaction the database aborts with 40001 (serialization_failure:
+// CockroachDB's "restart transaction", PostgreSQL's under SERIALIZABLE) or
+// 40P01 is run again from BEGIN, fn included (Update, runGroup,
+// batch.Commit), a bounded number of times, then answers EUNAVAILABLE. fn
+// must have no effect outside its tx; the engine's unit functions were
+// audited for it: TrackBatch's kept state from a first run and took the
+// per-minute rate again (fixed in engine/batch.go); EndUserAuth.Refresh's
+// "token reused" flag could outlive a run (reset per run); the others
+// build what they write from what they read through tx, and what a run
+// that is retried leaves behind is not durable: a log line, a WASM policy
+// call counted again by its metrics and its error breaker, a webhook
+// worker woken early.
 //
 // # Caches across nodes
 //
 // Every applied change that the engine caches (tier configs, keys, plugin
-// settings, platform billing, platform quotas) is appended to the changes table in the same
-// transaction as the write, under one more advisory lock taken last, so
-// that sequence numbers are in commit order. Every node polls the table
-// (Options.PollInterval, 200 ms by default) and feeds its Watch listener;
-// a change is delivered at most once per node and never after a newer
-// change of the same object, so a key revoked on one node is refused by
-// every node within about one poll. Rows older than
-// Options.ChangeRetention are deleted.
+// settings, platform billing, platform quotas) is appended to the changes
+// table in the same transaction as the write, numbered from the one row of
+// change_seq (writer.flush): its row lock, held to COMMIT, puts numbers in
+// commit order, so a node that has read number n has seen every change
+// below n. Every node polls the table (Options.PollInterval, 200 ms by
+// default) and feeds its Watch listener; a change is delivered at most
+// once per node and never after a newer change of the same object, so a
+// key revoked on one node is refused by every node within about one poll.
+// Rows older than Options.ChangeRetention are deleted.
 //
 // # PostgreSQL and CockroachDB
 //
-// Written for PostgreSQL 13 or later (tested with 15). The SQL sticks to
-// what CockroachDB also runs (no extensions, no LISTEN/NOTIFY, INSERT … ON
-// CONFLICT, bigserial, jsonb) except advisory locks (pg_advisory_lock,
-// pg_advisory_xact_lock), which are PostgreSQL-only: running on CockroachDB
-// needs the locks replaced by SELECT … FOR UPDATE on lock rows, and the
-// change log's commit order by something other than a serial (CockroachDB's
-// serials are not dense). Neither is built; nothing was tested on
-// CockroachDB (docs/deployment.md, "CockroachDB", says what would replace
-// what).
+// Written for PostgreSQL 13 or later (tested with 15) and CockroachDB
+// v24.1 or later (not run there: docs/deployment.md, "CockroachDB", lists
+// the statements used, their support and what was tested in its stead).
+// Open asks SELECT version() and, on CockroachDB, sets Options.LockRows:
+// lock rows instead of advisory locks, migrations a statement at a time.
+// The SQL otherwise sticks to what both run: no extensions, no
+// LISTEN/NOTIFY, INSERT … ON CONFLICT, UPDATE … RETURNING, jsonb, arrays,
+// FOR UPDATE SKIP LOCKED. CockroachDB's 40003 (an ambiguous result) is
+// EUNAVAILABLE with the outcome-unknown message (errors.go).
 //
 // Outbox entries are leased to the node that delivers them
 // (engine.OutboxLeaser, outbox.go). Group commit (Options.GroupCommit,
 // group.go) is off by default here; dream-api serve turns it on.
 // Checkpoint is not supported (use pg_dump). A database that cannot be
-// reached answers engine.EUNAVAILABLE (errors.go). CopyTo copies the
-// database into another store (export.go); PlatformBytes sizes a platform
-// for the stored-bytes quota (sizer.go).
+// reached answers engine.EUNAVAILABLE (errors.go); a unit or group is
+// bounded by Options.UnitTimeout and a read outside one by
+// Options.ReadTimeout. CopyTo copies the database into another store
+// (export.go); PlatformBytes sizes a platform for the stored-bytes quota
+// (sizer.go).
 package postgres
 
 import (
 	"context"
+	"crypto/rand"
 	"embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -73,6 +95,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dream-api/dream-api/engine"
@@ -93,8 +116,10 @@ const (
 	// connect_timeout.
 	DefaultConnectTimeout = 5 * time.Second
 	// DefaultUnitTimeout bounds a unit of work (or a group of them) in the
-	// database, from BEGIN to COMMIT.
+	// database, from BEGIN to COMMIT, retries included.
 	DefaultUnitTimeout = 10 * time.Second
+	// DefaultReadTimeout bounds a read made outside a unit of work.
+	DefaultReadTimeout = 10 * time.Second
 )
 
 // Page sizes of Platforms, Customers and Outbox, as in the Pebble store.
@@ -102,13 +127,6 @@ const (
 	defaultPageLimit = 20
 	maxPageLimit     = 100
 )
-
-// migrateLockID is the advisory lock Open holds while it migrates.
-const migrateLockID int64 = 0x647265616d6d6967 // "dreammig"
-
-// changeLogLockID is the advisory lock a unit takes, last, to append to the
-// change log, so that sequence numbers follow commit order.
-const changeLogLockID int64 = 0x647265616d63686c // "dreamchl"
 
 // ErrClosed is returned by the methods of a closed Store.
 var ErrClosed = errors.New("postgres: closed")
@@ -135,6 +153,18 @@ type Options struct {
 	// a call that long, not until the system's TCP timeout. Defaults to
 	// DefaultUnitTimeout.
 	UnitTimeout time.Duration
+	// ReadTimeout is the most a read made outside a unit of work (a
+	// Store's Reader call) may take before it is abandoned with
+	// EUNAVAILABLE, as UnitTimeout is for units. Defaults to
+	// DefaultReadTimeout.
+	ReadTimeout time.Duration
+	// LockRows takes a unit's locks as rows of dream_locks (upserted, so
+	// row-locked to COMMIT) instead of PostgreSQL advisory locks, and runs migrations a
+	// statement at a time: what CockroachDB, which has no advisory locks
+	// and no transactional DDL, needs. Defaults to false; always on when
+	// the server is CockroachDB (Open asks SELECT version()). Set it to
+	// run that path on PostgreSQL (tests).
+	LockRows bool
 	// MaxConns is the connection pool's size, unless the URL sets
 	// pool_max_conns. Defaults to DefaultMaxConns. Units of work use at
 	// most half of it at once.
@@ -156,6 +186,9 @@ func (o *Options) ensureDefaults() {
 	}
 	if o.UnitTimeout <= 0 {
 		o.UnitTimeout = DefaultUnitTimeout
+	}
+	if o.ReadTimeout <= 0 {
+		o.ReadTimeout = DefaultReadTimeout
 	}
 }
 
@@ -179,6 +212,10 @@ type Store struct {
 	watchMu sync.Mutex
 	lastSeq map[string]int64
 	cursor  int64 // highest change-log seq read by the poller
+
+	// retries counts the runs of units (and groups, and batches) again
+	// after the database aborted their transaction (Retries).
+	retries atomic.Int64
 
 	stop     context.CancelFunc
 	pollDone chan struct{}
@@ -211,12 +248,20 @@ func Open(ctx context.Context, url string, opts *Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	if err := migrate(ctx, pool); err != nil {
+	var version string
+	if err := pool.QueryRow(ctx, `SELECT version()`).Scan(&version); err != nil {
+		pool.Close()
+		return nil, classify(fmt.Errorf("postgres: connect: %w", err))
+	}
+	if strings.Contains(version, "CockroachDB") {
+		o.LockRows = true
+	}
+	if err := migrate(ctx, pool, o.LockRows); err != nil {
 		pool.Close()
 		return nil, err
 	}
 	s := &Store{
-		reader:  reader{q: guarded{pool}},
+		reader:  reader{q: guarded{timed{pool, o.ReadTimeout}}},
 		pool:    pool,
 		opts:    o,
 		locks:   newStripes(lockStripes),
@@ -273,40 +318,81 @@ func migrationFiles() ([]migrationFile, error) {
 	return files, nil
 }
 
-// migrate applies the migrations the database lacks, each in its own
-// transaction with its version row, holding a session advisory lock so
-// that nodes starting together migrate once. A database newer than this
-// build is refused.
-func migrate(ctx context.Context, pool *pgxpool.Pool) error {
+// Migrations take no advisory lock (CockroachDB has none) and run DDL the
+// way CockroachDB allows it:
+//
+//   - The lease. schema_lease holds one row naming the node that migrates
+//     and until when (the database's clock). A node takes it with one
+//     INSERT … ON CONFLICT DO UPDATE … WHERE the lease ended (a single
+//     statement, so two nodes cannot both take it), waits while another
+//     node holds it, renews it before each migration and deletes it when
+//     done. A node that dies while migrating holds it migrationLease at
+//     most. The lease's table and schema_migrations are made with CREATE
+//     TABLE IF NOT EXISTS before it, retried when two nodes race on it.
+//   - Version rows are the truth: under the lease a node reads the
+//     applied versions and applies the rest in order, each followed by
+//     its row; a version row is inserted by the migration that made it,
+//     so a second run of a migration fails on the primary key rather than
+//     being recorded twice.
+//   - PostgreSQL runs each migration and its version row as one
+//     transaction (its DDL is transactional). CockroachDB does not support
+//     DDL in explicit transactions with full atomicity (and a transaction
+//     mixing DDL with writes may fail), so there each statement runs alone
+//     (an implicit transaction), an "already exists" answer counts as done
+//     (a node that died mid-migration left it), and the version row comes
+//     last. Migrations from 0004 on are written to be re-runnable (IF NOT
+//     EXISTS, ON CONFLICT DO NOTHING).
+
+// migrationLease is how long a node may migrate before another node may
+// take the lease over; renewed before each migration.
+const migrationLease = 2 * time.Minute
+
+// migrate applies the migrations the database lacks under the migration
+// lease, so that nodes starting together migrate once. A database newer
+// than this build is refused. perStatement runs each statement alone
+// (CockroachDB) instead of a transaction per migration.
+func migrate(ctx context.Context, pool *pgxpool.Pool, perStatement bool) error {
 	files, err := migrationFiles()
 	if err != nil {
 		return err
 	}
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return fmt.Errorf("postgres: connect: %w", err)
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrateLockID); err != nil {
-		return fmt.Errorf("postgres: migration lock: %w", err)
-	}
-	defer func() {
-		// A failed unlock ends with the session: drop the connection.
-		if _, err := conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, migrateLockID); err != nil {
-			conn.Conn().Close(context.Background())
+	for _, ddl := range []string{
+		`CREATE TABLE IF NOT EXISTS schema_migrations (
+			version integer PRIMARY KEY,
+			name text NOT NULL,
+			applied_at timestamptz NOT NULL DEFAULT now())`,
+		`CREATE TABLE IF NOT EXISTS schema_lease (
+			id integer PRIMARY KEY,
+			holder text NOT NULL,
+			expires_at timestamptz NOT NULL)`,
+	} {
+		if err := execRacing(ctx, pool, ddl); err != nil {
+			return fmt.Errorf("postgres: schema bookkeeping: %w", err)
 		}
-	}()
-	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version integer PRIMARY KEY,
-		name text NOT NULL,
-		applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-		return fmt.Errorf("postgres: schema_migrations: %w", err)
 	}
+	latest := files[len(files)-1].version
 	var have int
-	if err := conn.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
+	if err := pool.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
 		return fmt.Errorf("postgres: schema version: %w", err)
 	}
-	if latest := files[len(files)-1].version; have > latest {
+	if have == latest {
+		return nil // nothing to do: no lease needed
+	}
+	holder := randomHolder()
+	if err := takeLease(ctx, pool, holder); err != nil {
+		return err
+	}
+	defer func() {
+		// A lease not deleted ends on its own.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		pool.Exec(ctx, `DELETE FROM schema_lease WHERE id = 1 AND holder = $1`, holder)
+	}()
+	// Again under the lease: another node may have migrated meanwhile.
+	if err := pool.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
+		return fmt.Errorf("postgres: schema version: %w", err)
+	}
+	if have > latest {
 		return fmt.Errorf("postgres: the database has schema version %d, newer than this build's %d: run a newer dream-api", have, latest)
 	}
 	for _, f := range files {
@@ -317,18 +403,141 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 		if err != nil {
 			return err
 		}
-		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, string(sql)); err != nil {
-				return err
-			}
-			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, f.version, f.name)
+		if err := renewLease(ctx, pool, holder); err != nil {
 			return err
-		})
+		}
+		if perStatement {
+			err = migrateStatements(ctx, pool, string(sql), f)
+		} else {
+			err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+				if _, err := tx.Exec(ctx, string(sql)); err != nil {
+					return err
+				}
+				_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, f.version, f.name)
+				return err
+			})
+		}
 		if err != nil {
 			return fmt.Errorf("postgres: migration %s: %w", f.name, err)
 		}
 	}
 	return nil
+}
+
+// migrateStatements applies one migration a statement at a time, each its
+// own implicit transaction, then inserts its version row. A statement
+// answered "already exists" (42P07 duplicate_table, 42701
+// duplicate_column, 42710 duplicate_object) was applied by a run that
+// died before the version row.
+func migrateStatements(ctx context.Context, pool *pgxpool.Pool, sql string, f migrationFile) error {
+	for _, stmt := range splitStatements(sql) {
+		if _, err := pool.Exec(ctx, stmt); err != nil {
+			var pe *pgconn.PgError
+			if errors.As(err, &pe) && (pe.Code == "42P07" || pe.Code == "42701" || pe.Code == "42710") {
+				continue
+			}
+			return err
+		}
+	}
+	_, err := pool.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, f.version, f.name)
+	return err
+}
+
+// splitStatements splits a migration file into its statements: at each
+// ';' that ends a line, "--" comments dropped. The migrations hold no
+// function bodies or strings with such a ';'.
+func splitStatements(sql string) []string {
+	var out []string
+	var cur strings.Builder
+	for line := range strings.Lines(sql) {
+		if t := strings.TrimSpace(line); t == "" || strings.HasPrefix(t, "--") {
+			continue
+		}
+		cur.WriteString(line)
+		if strings.HasSuffix(strings.TrimSpace(line), ";") {
+			if st := strings.TrimSuffix(strings.TrimSpace(cur.String()), ";"); st != "" {
+				out = append(out, st)
+			}
+			cur.Reset()
+		}
+	}
+	if st := strings.TrimSpace(cur.String()); st != "" {
+		out = append(out, st)
+	}
+	return out
+}
+
+// execRacing runs an idempotent DDL statement, again when a concurrent
+// run of it made it fail (PostgreSQL's CREATE TABLE IF NOT EXISTS may
+// answer 23505 unique_violation, 42710 duplicate_object or 42P07
+// duplicate_table when two sessions race).
+func execRacing(ctx context.Context, pool *pgxpool.Pool, ddl string) error {
+	var err error
+	for range 5 {
+		_, err = pool.Exec(ctx, ddl)
+		var pe *pgconn.PgError
+		if err == nil || !(isUniqueViolation(err) || isRetryable(err) || errors.As(err, &pe) && (pe.Code == "42710" || pe.Code == "42P07")) {
+			return err
+		}
+		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return err
+}
+
+// takeLease waits until this node holds the migration lease, polling
+// every 50 ms, until ctx ends.
+func takeLease(ctx context.Context, pool *pgxpool.Pool, holder string) error {
+	for {
+		var got string
+		err := pool.QueryRow(ctx, `INSERT INTO schema_lease (id, holder, expires_at)
+			VALUES (1, $1, now() + $2::int * interval '1 second')
+			ON CONFLICT (id) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
+			WHERE schema_lease.expires_at < now()
+			RETURNING holder`, holder, int(migrationLease/time.Second)).Scan(&got)
+		switch {
+		case err == nil && got == holder:
+			return nil
+		case err != nil && !errors.Is(err, pgx.ErrNoRows) && !isRetryable(err):
+			return fmt.Errorf("postgres: migration lease: %w", err)
+		}
+		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+			return fmt.Errorf("postgres: waiting for the migration lease: %w", err)
+		}
+	}
+}
+
+// renewLease extends this node's migration lease, failing when another
+// node took it over (this node was too slow: it must not migrate on).
+func renewLease(ctx context.Context, pool *pgxpool.Pool, holder string) error {
+	tag, err := pool.Exec(ctx, `UPDATE schema_lease SET expires_at = now() + $2::int * interval '1 second' WHERE id = 1 AND holder = $1`,
+		holder, int(migrationLease/time.Second))
+	if err == nil && tag.RowsAffected() != 1 {
+		err = errors.New("lost to another node")
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: migration lease: %w", err)
+	}
+	return nil
+}
+
+func randomHolder() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// sleepCtx sleeps d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // Watch sets the listener of changes to cached state (engine.Store): told
@@ -401,6 +610,8 @@ func (s *Store) poll(ctx context.Context) {
 func (s *Store) PollNow(ctx context.Context) error { return s.pollOnce(ctx) }
 
 func (s *Store) pollOnce(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.ReadTimeout)
+	defer cancel()
 	for {
 		s.watchMu.Lock()
 		cursor := s.cursor
@@ -452,6 +663,11 @@ func (s *Store) pollOnce(ctx context.Context) error {
 		}
 	}
 }
+
+// Retries returns how many times a unit of work, a group or a batch was
+// run again because the database aborted its transaction (40001, 40P01),
+// since Open.
+func (s *Store) Retries() int64 { return s.retries.Load() }
 
 // Shared reports true: other nodes write the database too
 // (engine.SharedStore).

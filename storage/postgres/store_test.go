@@ -50,6 +50,24 @@ func TestConformanceGroupCommit(t *testing.T) {
 	})
 }
 
+// The same with what CockroachDB needs and does: lock rows instead of
+// advisory locks, migrations a statement at a time, every transaction
+// SERIALIZABLE (so contended ones fail with 40001 and are run again).
+func TestConformanceSerializable(t *testing.T) {
+	for _, group := range []bool{false, true} {
+		t.Run(fmt.Sprintf("group=%v", group), func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) engine.Store {
+				s, err := postgres.Open(ctx, pgtest.SerializableDatabase(t), &postgres.Options{PollInterval: 50 * time.Millisecond, LockRows: true, GroupCommit: group})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { s.Close() })
+				return s
+			})
+		})
+	}
+}
+
 // Nodes starting together on a new database migrate it once; a database
 // whose schema is newer than the build is refused.
 func TestMigrations(t *testing.T) {
@@ -220,5 +238,82 @@ func TestGroupCommitFailureIsolated(t *testing.T) {
 	r, err := s.Idempotency(ctx, live, "taken")
 	if err != nil || r.Status != 200 {
 		t.Errorf("the live record: %+v, %v", r, err)
+	}
+}
+
+// Migrations as CockroachDB runs them (LockRows: a statement at a time,
+// under the lease row): nodes starting together migrate once; a migration
+// whose statements ran but whose version row is missing (a node died
+// between them) is applied again without error; a lease left by a dead
+// node is taken over once it ends, and a live one is waited for.
+func TestMigrationsStatementByStatement(t *testing.T) {
+	url := pgtest.Database(t)
+	opts := &postgres.Options{LockRows: true}
+	const nodes = 4
+	errs := make(chan error, nodes)
+	for range nodes {
+		go func() {
+			s, err := postgres.Open(ctx, url, opts)
+			if err == nil {
+				s.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range nodes {
+		if err := <-errs; err != nil {
+			t.Fatalf("Open of a node started with others: %v", err)
+		}
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	versions := func() (rows, max int) {
+		t.Helper()
+		if err := conn.QueryRow(ctx, `SELECT count(*), max(version) FROM schema_migrations`).Scan(&rows, &max); err != nil {
+			t.Fatal(err)
+		}
+		return rows, max
+	}
+	if rows, max := versions(); rows != postgres.SchemaVersion() || max != postgres.SchemaVersion() {
+		t.Fatalf("schema_migrations has %d rows up to %d; want each of %d migrations once", rows, max, postgres.SchemaVersion())
+	}
+
+	// Died after the statements of 0003 and 0004, before their rows.
+	if _, err := conn.Exec(ctx, `DELETE FROM schema_migrations WHERE version >= 3`); err != nil {
+		t.Fatal(err)
+	}
+	// And left its lease, ended a minute ago.
+	if _, err := conn.Exec(ctx, `INSERT INTO schema_lease (id, holder, expires_at) VALUES (1, 'dead', now() - interval '1 minute')`); err != nil {
+		t.Fatal(err)
+	}
+	s, err := postgres.Open(ctx, url, opts)
+	if err != nil {
+		t.Fatalf("Open after a partial migration: %v", err)
+	}
+	s.Close()
+	if rows, max := versions(); rows != postgres.SchemaVersion() || max != postgres.SchemaVersion() {
+		t.Errorf("after the partial migration: %d rows up to %d, want %d", rows, max, postgres.SchemaVersion())
+	}
+
+	// A node migrating now holds the lease: Open waits for it.
+	if _, err := conn.Exec(ctx, `DELETE FROM schema_migrations WHERE version = 4`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `INSERT INTO schema_lease (id, holder, expires_at) VALUES (1, 'alive', now() + interval '1 hour')`); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	if s, err := postgres.Open(short, url, opts); err == nil || !strings.Contains(err.Error(), "migration lease") {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("Open while another node holds the lease: %v, want it to wait for the lease", err)
+	}
+	if rows, _ := versions(); rows != postgres.SchemaVersion()-1 {
+		t.Errorf("a node migrated under another's lease: %d rows", rows)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/dream-api/dream-api/engine"
 	"github.com/dream-api/dream-api/storage/postgres"
 	"github.com/dream-api/dream-api/storage/postgres/pgtest"
@@ -100,6 +102,25 @@ func (c *cutter) serve() {
 	}
 }
 
+// lockStatement is text of the statement a unit takes its locks with on
+// the database at url: lock rows on CockroachDB, else advisory locks.
+func lockStatement(t *testing.T, url string) string {
+	t.Helper()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var v string
+	if err := conn.QueryRow(ctx, `SELECT version()`).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(v, "CockroachDB") {
+		return "dream_locks"
+	}
+	return "pg_advisory_xact_lock"
+}
+
 func (c *cutter) close() {
 	c.ln.Close()
 	c.mu.Lock()
@@ -156,7 +177,7 @@ func connectionLostMidUnit(t *testing.T, group bool) {
 
 	for i, tc := range []struct{ name, trigger, message string }{
 		// The unit's lock statement: the transaction never got further.
-		{"before commit", "pg_advisory_xact_lock", "nothing was changed"},
+		{"before commit", lockStatement(t, dbURL), "nothing was changed"},
 		// COMMIT itself (pgx sends it as the statement "commit"): the
 		// proxy drops it, so it did not commit, but the node cannot know.
 		{"during commit", "commit\x00", "may or may not have taken effect"},
@@ -222,7 +243,7 @@ func TestUnitTimeoutOnHungDatabase(t *testing.T) {
 			if _, err := n.eng.Meter.Track(ctx, tenant, in, nil); err != nil {
 				t.Fatal(err)
 			}
-			hung.arm("pg_advisory_xact_lock")
+			hung.arm(lockStatement(t, dbURL))
 			began := time.Now()
 			_, err = n.eng.Meter.Track(ctx, tenant, in, nil)
 			t.Logf("the call on the hung database returned after %v (UnitTimeout 300ms)", time.Since(began).Round(time.Millisecond))
@@ -245,4 +266,61 @@ func TestUnitTimeoutOnHungDatabase(t *testing.T) {
 			hung.close() // the hung connection, before the node's pool waits on it
 		})
 	}
+}
+
+// A read made outside a unit of work (the engine's cache fills, lookups)
+// on a database that stops answering is abandoned after
+// Options.ReadTimeout with EUNAVAILABLE, instead of holding the call
+// until the system's TCP timeout; the node reads again once the database
+// answers.
+func TestReadTimeoutOnHungDatabase(t *testing.T) {
+	dbURL := pgtest.Database(t)
+	direct := open(t, dbURL)
+	hung, proxied := newCutter(t, dbURL)
+	hung.hang.Store(true)
+	s, err := postgres.Open(ctx, proxied+"&default_query_exec_mode=exec", &postgres.Options{ReadTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	live := engine.Tenant{PlatformID: "plt_a"}
+	if _, err := direct.Update(ctx, nil, func(tx engine.Tx) (any, error) {
+		tx.PutCustomer(live, &engine.Customer{ID: "cus_hung", Email: "hung@example.com"}, "")
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Customer(ctx, live, "cus_hung"); err != nil {
+		t.Fatal(err)
+	}
+	hung.arm("FROM customers")
+	type answer struct {
+		err  error
+		took time.Duration
+	}
+	got := make(chan answer, 1)
+	go func() {
+		began := time.Now()
+		_, err := s.Customer(ctx, live, "cus_hung")
+		got <- answer{err, time.Since(began)}
+	}()
+	var a answer
+	select {
+	case a = <-got:
+	case <-time.After(30 * time.Second): // generous: the read must end, not be fast
+		hung.close()
+		t.Fatal("a read on a hung database did not end within 30 s (ReadTimeout 300ms)")
+	}
+	t.Logf("the read on the hung database returned after %v (ReadTimeout 300ms)", a.took.Round(time.Millisecond))
+	var e *engine.Error
+	if !errors.As(a.err, &e) || e.Code != engine.EUNAVAILABLE {
+		t.Fatalf("read on a hung database: %v, want EUNAVAILABLE", a.err)
+	}
+	if hung.cuts.Load() != 1 {
+		t.Fatalf("the proxy hung %d connections, want 1", hung.cuts.Load())
+	}
+	if c, err := s.Customer(ctx, live, "cus_hung"); err != nil || c.Email != "hung@example.com" {
+		t.Fatalf("read once the database answers again: %+v, %v", c, err)
+	}
+	hung.close()
 }

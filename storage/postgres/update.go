@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math/rand/v2"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/dream-api/dream-api/engine"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // lockStripes is the number of in-process mutexes units of work lock by a
@@ -77,13 +80,21 @@ type tx struct {
 var _ engine.Tx = (*tx)(nil)
 
 // Update runs fn as one unit of work (engine.Store) in one transaction:
-// the in-process stripes of locks, then their advisory transaction locks
-// in key order, fn reading through the transaction, its writes in one
+// the in-process stripes of locks, then the locks in the database in key
+// order (takeLocks), fn reading through the transaction, its writes in one
 // round trip, COMMIT. This node's Watch listener is told of the unit's
 // changes after COMMIT and before the in-process stripes are released;
 // other nodes learn them from the change log. Nothing is written when fn
 // fails; Update returns once COMMIT has returned, so the writes are
 // durable (as durable as the server's synchronous_commit makes them).
+//
+// A transaction the database aborts with 40001 (serialization_failure:
+// CockroachDB's "restart transaction", PostgreSQL's under SERIALIZABLE) or
+// 40P01 (deadlock_detected) is run again from BEGIN, fn included, after a
+// short jittered backoff, up to maxAttempts times within UnitTimeout; then
+// Update answers EUNAVAILABLE (msgContended). fn MUST therefore have no
+// effect outside tx: only its last run's result and writes count.
+//
 // When the database cannot be reached Update returns EUNAVAILABLE: before
 // COMMIT, nothing was written; during COMMIT, the outcome is unknown and
 // the error's message says so (errors.go).
@@ -105,34 +116,181 @@ func (s *Store) Update(ctx context.Context, locks []engine.Lock, fn func(tx engi
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.UnitTimeout)
 	defer cancel()
+	for attempt := 1; ; attempt++ {
+		res, w, seqs, err := s.attempt(ctx, ids, fn)
+		var re *retryError
+		if errors.As(err, &re) {
+			if err := s.backoff(ctx, attempt, re); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		for i, ch := range w.changes {
+			s.deliver(seqs[i], ch)
+		}
+		s.tell(w.local)
+		return res, nil
+	}
+}
 
+// attempt runs fn once in a new transaction; a *retryError asks for
+// another attempt.
+func (s *Store) attempt(ctx context.Context, ids []int64, fn func(tx engine.Tx) (any, error)) (any, *writer, []int64, error) {
 	ptx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return nil, classify(fmt.Errorf("postgres: begin: %w", err))
+		return nil, nil, nil, classify(fmt.Errorf("postgres: begin: %w", err))
 	}
 	defer ptx.Rollback(context.Background()) // a no-op after Commit
-	if err := advisoryLocks(ctx, ptx, ids); err != nil {
-		return nil, classify(err)
+	if err := s.takeLocks(ctx, ptx, ids); err != nil {
+		return nil, nil, nil, retryOr(err, classify)
 	}
 	w := newWriter()
-	res, err := fn(&tx{reader: reader{q: guarded{ptx}}, writer: w})
+	nq := &noting{q: ptx}
+	res, err := fn(&tx{reader: reader{q: guarded{nq}}, writer: w})
 	if err != nil {
-		return nil, err
+		if nq.retry != nil {
+			// fn failed because the transaction was aborted under it.
+			return nil, nil, nil, &retryError{nq.retry}
+		}
+		return nil, nil, nil, retryOr(err, func(err error) error { return err })
 	}
 	seqs, err := w.flush(ctx, ptx)
 	if err != nil {
-		return nil, classify(err)
+		return nil, nil, nil, retryOr(err, classify)
 	}
 	if err := ptx.Commit(ctx); err != nil {
 		// A connection lost during COMMIT leaves the outcome unknown
 		// (errors.go): EUNAVAILABLE saying so, never "nothing changed".
-		return nil, classifyCommit(fmt.Errorf("postgres: commit: %w", err))
+		// A 40001 answer to COMMIT (PostgreSQL's SERIALIZABLE) rolled
+		// back: run again.
+		return nil, nil, nil, retryOr(fmt.Errorf("postgres: commit: %w", err), classifyCommit)
 	}
-	for i, ch := range w.changes {
-		s.deliver(seqs[i], ch)
+	return res, w, seqs, nil
+}
+
+// Retries of a transaction aborted by the database (isRetryable): the
+// first one at once, the next after a backoff. Many attempts, because
+// PostgreSQL under SERIALIZABLE aborts every unit that waited for a lock
+// another unit wrote under (its snapshot predates the write), so a unit
+// of a hot customer may lose a few times in a row to another node's; the
+// attempts are also bounded by UnitTimeout.
+const (
+	maxAttempts = 40
+	minBackoff  = time.Millisecond
+	maxBackoff  = 20 * time.Millisecond
+)
+
+// retryError is an attempt's failure that asks to run the unit (or the
+// group) again from BEGIN.
+type retryError struct{ cause error }
+
+func (e *retryError) Error() string { return "postgres: retry: " + e.cause.Error() }
+func (e *retryError) Unwrap() error { return e.cause }
+
+// retryOr returns err as a *retryError when the database asks for a retry
+// (isRetryable), else or(err).
+func retryOr(err error, or func(error) error) error {
+	if isRetryable(err) {
+		return &retryError{err}
 	}
-	s.tell(w.local)
-	return res, nil
+	return or(err)
+}
+
+// backoff sleeps before attempt+1: not at all after the first, then a
+// random time in [d/2, d), d doubling from minBackoff to maxBackoff. It
+// returns EUNAVAILABLE (msgContended) when attempt was the last one or
+// ctx ends first; nothing was written.
+func (s *Store) backoff(ctx context.Context, attempt int, re *retryError) error {
+	if attempt >= maxAttempts || ctx.Err() != nil {
+		return newUnavailable(msgContended, fmt.Errorf("postgres: %d attempts: %w", attempt, re.cause))
+	}
+	s.retries.Add(1)
+	if attempt == 1 {
+		return nil
+	}
+	d := min(maxBackoff, minBackoff<<min(attempt-2, 16))
+	d = d/2 + rand.N(d/2)
+	if err := sleepCtx(ctx, d); err != nil {
+		return newUnavailable(msgContended, fmt.Errorf("postgres: %w after %d attempts: %w", err, attempt, re.cause))
+	}
+	return nil
+}
+
+// noting is a transaction's querier that keeps the first error asking for
+// a retry (isRetryable): a unit's fn may wrap or replace the error of a
+// read, and the transaction is aborted all the same.
+type noting struct {
+	q     querier
+	mu    sync.Mutex
+	retry error
+}
+
+func (n *noting) note(err error) error {
+	if isRetryable(err) {
+		n.mu.Lock()
+		if n.retry == nil {
+			n.retry = err
+		}
+		n.mu.Unlock()
+	}
+	return err
+}
+
+func (n *noting) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	tag, err := n.q.Exec(ctx, sql, args...)
+	return tag, n.note(err)
+}
+
+func (n *noting) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	rows, err := n.q.Query(ctx, sql, args...)
+	if err != nil {
+		return rows, n.note(err)
+	}
+	return notingRows{rows, n}, nil
+}
+
+func (n *noting) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return notingRow{n.q.QueryRow(ctx, sql, args...), n}
+}
+
+type notingRows struct {
+	pgx.Rows
+	n *noting
+}
+
+func (r notingRows) Err() error { return r.n.note(r.Rows.Err()) }
+
+type notingRow struct {
+	pgx.Row
+	n *noting
+}
+
+func (r notingRow) Scan(dest ...any) error { return r.n.note(r.Row.Scan(dest...)) }
+
+// takeLocks takes the locks ids, sorted, in the transaction: PostgreSQL
+// advisory transaction locks, or with Options.LockRows rows of
+// dream_locks upserted in key order in one statement. The upsert writes
+// each row, so a unit that waited for another's lock row conflicts with
+// that unit's write: on CockroachDB its timestamp moves past the other's
+// commit before it reads anything (so it reads what the other wrote);
+// on PostgreSQL under READ COMMITTED it goes on once the other commits,
+// and under REPEATABLE READ or SERIALIZABLE it fails with 40001 and is
+// run again.
+func (s *Store) takeLocks(ctx context.Context, ptx pgx.Tx, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if s.opts.LockRows {
+		if _, err := ptx.Exec(ctx, `INSERT INTO dream_locks (id) SELECT id FROM unnest($1::bigint[]) AS l(id) ORDER BY id
+			ON CONFLICT (id) DO UPDATE SET n = dream_locks.n + 1`, ids); err != nil {
+			return fmt.Errorf("postgres: lock: %w", err)
+		}
+		return nil
+	}
+	return advisoryLocks(ctx, ptx, ids)
 }
 
 // advisoryLocks takes the transaction-scoped advisory locks ids, in order.
@@ -174,7 +332,8 @@ type batch struct {
 var errBatchUsed = errors.New("postgres: batch already used")
 
 // Commit writes the batch in one transaction and returns once it is
-// committed.
+// committed: again, up to maxAttempts times, when the
+// database aborts it with 40001 or 40P01 (Update).
 func (b *batch) Commit() error {
 	if b.used {
 		return errBatchUsed
@@ -189,24 +348,43 @@ func (b *batch) Commit() error {
 	if b.writer.Empty() {
 		return nil
 	}
-	ctx := context.Background()
+	ctx := context.Background() // a batch may be large (a migration's)
+	for attempt := 1; ; attempt++ {
+		seqs, err := b.commitOnce(ctx)
+		var re *retryError
+		if errors.As(err, &re) {
+			if err := b.s.backoff(ctx, attempt, re); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		for i, ch := range b.writer.changes {
+			b.s.deliver(seqs[i], ch)
+		}
+		b.s.tell(b.writer.local)
+		return nil
+	}
+}
+
+// commitOnce sends the batch in one transaction; a *retryError asks for
+// another attempt (the writes are the same every time).
+func (b *batch) commitOnce(ctx context.Context) ([]int64, error) {
 	ptx, err := b.s.pool.Begin(ctx)
 	if err != nil {
-		return classify(fmt.Errorf("postgres: begin: %w", err))
+		return nil, classify(fmt.Errorf("postgres: begin: %w", err))
 	}
-	defer ptx.Rollback(ctx)
+	defer ptx.Rollback(context.Background())
 	seqs, err := b.writer.flush(ctx, ptx)
 	if err != nil {
-		return classify(err)
+		return nil, retryOr(err, classify)
 	}
 	if err := ptx.Commit(ctx); err != nil {
-		return classifyCommit(fmt.Errorf("postgres: commit: %w", err))
+		return nil, retryOr(fmt.Errorf("postgres: commit: %w", err), classifyCommit)
 	}
-	for i, ch := range b.writer.changes {
-		b.s.deliver(seqs[i], ch)
-	}
-	b.s.tell(b.writer.local)
-	return nil
+	return seqs, nil
 }
 
 // Apply is Commit: a PostgreSQL commit is visible and durable at once.

@@ -361,9 +361,16 @@ func (w *writer) PutPlatformBilling(pb *engine.PlatformBilling) {
 }
 
 // flush sends the queued writes on tx in one round trip, then, when they
-// change cached state, appends those changes to the change log under the
-// change-log lock, taken last so that the lock is held only from here to
-// COMMIT. It returns the change-log sequence number of each change.
+// change cached state, appends those changes to the change log. It
+// returns the change-log sequence number of each change.
+//
+// The numbers come from the one row of change_seq, moved on by UPDATE …
+// RETURNING in this transaction, after the writes so that its row lock is
+// held only from here to COMMIT. A unit that logs changes waits there
+// for the one before it to commit, so numbers are given, and become
+// visible, in commit order: a poller that has read number n has seen
+// every change below n that will ever commit (store.go, pollOnce). No
+// dense serial is needed (CockroachDB's are not).
 func (w *writer) flush(ctx context.Context, tx pgx.Tx) ([]int64, error) {
 	return w.flushAfter(ctx, tx, "")
 }
@@ -384,21 +391,20 @@ func (w *writer) flushAfter(ctx context.Context, tx pgx.Tx, first string) ([]int
 	for _, st := range w.stmts {
 		pb.Queue(st.sql, st.args...)
 	}
-	type logged struct {
-		kind    string
-		payload []byte
-	}
-	var logs []logged
-	if len(w.changes) > 0 {
-		pb.Queue(`SELECT pg_advisory_xact_lock($1)`, changeLogLockID)
-		for _, ch := range w.changes {
+	n := len(w.changes)
+	if n > 0 {
+		pb.Queue(`UPDATE change_seq SET seq = seq + $1::bigint WHERE id = 1 RETURNING seq`, n)
+		for i, ch := range w.changes {
 			kind, payload, err := encodeChange(ch)
 			if err != nil {
 				return nil, err
 			}
-			logs = append(logs, logged{kind, payload})
-			pb.Queue(`INSERT INTO changes (kind, platform, mode, payload) VALUES ($1, $2, $3, $4) RETURNING seq`,
-				kind, ch.PlatformID, mode(ch.Mode), payload)
+			// The i-th of the n numbers taken: last - (n-1-i).
+			// Typed parameters: in INSERT … SELECT, CockroachDB does not
+			// infer them from the target columns as PostgreSQL does.
+			pb.Queue(`INSERT INTO changes (seq, kind, platform, mode, payload)
+				SELECT seq - $1::bigint, $2::text, $3::text, $4::smallint, $5::jsonb FROM change_seq WHERE id = 1 RETURNING seq`,
+				n-1-i, kind, ch.PlatformID, mode(ch.Mode), payload)
 		}
 	}
 	br := tx.SendBatch(ctx, &pb)
@@ -418,11 +424,12 @@ func (w *writer) flushAfter(ctx context.Context, tx pgx.Tx, first string) ([]int
 		}
 	}
 	var seqs []int64
-	if len(logs) > 0 && failed == nil {
-		if _, err := br.Exec(); err != nil {
+	if n > 0 && failed == nil {
+		var last int64
+		if err := br.QueryRow().Scan(&last); err != nil {
 			failed = err
 		}
-		for range logs {
+		for range n {
 			var seq int64
 			if err := br.QueryRow().Scan(&seq); err != nil && failed == nil {
 				failed = err

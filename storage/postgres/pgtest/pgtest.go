@@ -28,6 +28,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -189,6 +190,10 @@ func (s *Server) halt() {
 	s.cmd = nil
 }
 
+// External reports whether s is the server of DREAM_TEST_POSTGRES_URL,
+// which tests neither start, stop nor restart.
+func (s *Server) External() bool { return s.bin == "" }
+
 // Restart stops the server, runs down (still stopped) until down returns,
 // then starts it again on the same port and data: a database restart.
 // Not for a server of DREAM_TEST_POSTGRES_URL.
@@ -285,6 +290,44 @@ func Database(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// SerializableDatabase is Database with default_transaction_isolation set
+// to serializable on the database, as CockroachDB runs every transaction:
+// contended transactions fail with 40001 serialization_failure and must
+// be run again.
+func SerializableDatabase(t testing.TB) string {
+	t.Helper()
+	u := Database(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := setDefaultIsolation(ctx, u, "serializable"); err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// setDefaultIsolation sets the default transaction isolation of the
+// database at u, for sessions opened from now on.
+func setDefaultIsolation(ctx context.Context, u, level string) error {
+	conn, err := pgx.Connect(ctx, u)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	var name, version string
+	if err := conn.QueryRow(ctx, `SELECT current_database(), version()`).Scan(&name, &version); err != nil {
+		return err
+	}
+	if strings.Contains(version, "CockroachDB") {
+		return nil // SERIALIZABLE is CockroachDB's default
+	}
+	_, err = conn.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s SET default_transaction_isolation = '%s'",
+		pgx.Identifier{name}.Sanitize(), level))
+	if err != nil {
+		return fmt.Errorf("pgtest: set isolation: %w", err)
+	}
+	return nil
 }
 
 // Main runs a test binary's tests, then stops the shared server. Call it
