@@ -48,9 +48,11 @@ type Config struct {
 	AccessLog bool   // DREAM_ACCESS_LOG, --access-log
 	LogLevel  string // DREAM_LOG_LEVEL, --log-level: debug, info, warn, error
 	// CacheSize is the most memory, in bytes, the Pebble store keeps of
-	// its blocks (DREAM_CACHE_SIZE, --cache-size). It is used only as
-	// blocks are read, so a store smaller than it takes its own size.
-	// Default storage.DefaultCacheSize.
+	// its blocks (DREAM_CACHE_SIZE, --cache-size); its caches of counters,
+	// customers and plugin states take up to a quarter of it more
+	// (storage.Options). All are used only as they are read, so a store
+	// smaller than them takes its own size. Default
+	// storage.DefaultCacheSize.
 	CacheSize int64
 	// CommitDelay is how long the Pebble store's log waits after a sync
 	// before the next one while commits come in groups (DREAM_COMMIT_DELAY,
@@ -172,7 +174,7 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 		return fmt.Errorf("DREAM_COMMIT_DELAY: %w", err)
 	}
 	fs.DurationVar(&c.CommitDelay, "commit-delay", commitDelay, "after a sync that followed 4 or more commits, how long the log waits for more before the next sync (0: off)")
-	fs.Var(&cacheSize, "cache-size", "memory the Pebble store may keep of its blocks, used as they are read (a size: 64MiB, 1GiB; at least 8MiB)")
+	fs.Var(&cacheSize, "cache-size", "memory the Pebble store may keep of its blocks, and a quarter of it more for its caches of counters, customers and plugin states, used as they are read (a size: 64MiB, 1GiB; at least 8MiB)")
 	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", env("DREAM_WEBHOOK_ALLOW_PRIVATE", "") == "1" || env("DREAM_WEBHOOK_ALLOW_PRIVATE", "") == "true",
 		"let outgoing webhooks use http and private or loopback addresses (never link-local)")
 	if err := c.Plugins.register(fs, env); err != nil {

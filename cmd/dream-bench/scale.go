@@ -215,6 +215,13 @@ func (s *scaler) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// A restart, as a store that grew over months has had: the server
+	// sizes its memtable from the store when it starts (storage.Open).
+	s.stop()
+	if err := s.start(); err != nil {
+		return err
+	}
+	fmt.Fprintln(s.out, "dream-api scale: restarted on the store of customers")
 	// Every customer gets a counter of each feature.
 	if err := s.populate(ctx); err != nil {
 		return err
