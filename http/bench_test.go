@@ -84,12 +84,12 @@ func BenchmarkServeTrack(b *testing.B) {
 
 // BenchmarkServeTrackPolicy is BenchmarkServeTrack at 32 goroutines with
 // each limit policy: the built-in limits, counter.wat (8 bytes of plugin
-// state read and written per call) and the Go-PDK burst guard go/burst (a
-// token bucket in 16 bytes of state). Their cpu-ns/op ratios are issue
-// 16's policy-state targets in process (make bench prints them).
+// state read and written per call) and the same written with the Go PDK
+// (go/counter). Their cpu-ns/op ratios are issue 16's policy-state
+// targets in process (make bench prints them).
 func BenchmarkServeTrackPolicy(b *testing.B) {
 	for _, policy := range []struct{ name, module string }{
-		{"builtin", ""}, {"wasm-state", "counter.wasm"}, {"wasm-go-state", "go/burst/burst.wasm"},
+		{"builtin", ""}, {"wasm-state", "counter.wasm"}, {"wasm-go-state", "go/counter/counter.wasm"},
 	} {
 		b.Run("policy="+policy.name+"/goroutines=32", func(b *testing.B) {
 			e := newBenchEnvPolicy(b, policy.module)
