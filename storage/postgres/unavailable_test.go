@@ -140,6 +140,27 @@ func TestConnectionLostMidUnit(t *testing.T) {
 	}
 }
 
+// trackedCustomer makes, through n, a platform named name whose tier
+// meters requests up to 1 000, and one customer of it, and returns the
+// tenant and a track of one request by that customer.
+func trackedCustomer(t *testing.T, n *node, name string) (engine.Tenant, engine.TrackInput) {
+	t.Helper()
+	np, err := n.eng.Platforms.Create(ctx, engine.CreatePlatformInput{Name: name}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenant := engine.Tenant{PlatformID: np.Platform.ID, Mode: engine.Live}
+	if _, err := n.eng.Tiers.Put(ctx, tenant, limitTiers(1000), nil); err != nil {
+		t.Fatal(err)
+	}
+	cus, err := n.eng.Customers.Create(ctx, tenant, np.PublishableKey, engine.CreateCustomerInput{Email: strings.ToLower(name) + "@example.com"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := int64(1)
+	return tenant, engine.TrackInput{CustomerID: cus.ID, Feature: "requests", Quantity: &one}
+}
+
 func connectionLostMidUnit(t *testing.T, group bool) {
 	dbURL := pgtest.Database(t)
 	direct := newNode(t, "direct", dbURL, nil)
@@ -148,27 +169,14 @@ func connectionLostMidUnit(t *testing.T, group bool) {
 	// proxy sees which one runs.
 	n := newNode(t, "proxied", proxied+"&default_query_exec_mode=exec", &postgres.Options{GroupCommit: group})
 
-	np, err := direct.eng.Platforms.Create(ctx, engine.CreatePlatformInput{Name: "Cut"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tenant := engine.Tenant{PlatformID: np.Platform.ID, Mode: engine.Live}
-	if _, err := direct.eng.Tiers.Put(ctx, tenant, limitTiers(1000), nil); err != nil {
-		t.Fatal(err)
-	}
-	cus, err := direct.eng.Customers.Create(ctx, tenant, np.PublishableKey, engine.CreateCustomerInput{Email: "cut@example.com"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	one := int64(1)
-	in := engine.TrackInput{CustomerID: cus.ID, Feature: "requests", Quantity: &one}
+	tenant, in := trackedCustomer(t, direct, "Cut")
 	// Warm the proxied node (caches, pooled connections).
 	if _, err := n.eng.Meter.Track(ctx, tenant, in, nil); err != nil {
 		t.Fatal(err)
 	}
 	count := func() int64 {
 		t.Helper()
-		u, err := direct.eng.Meter.Usage(ctx, tenant, cus.ID)
+		u, err := direct.eng.Meter.Usage(ctx, tenant, in.CustomerID)
 		if err != nil || len(u.Usage) != 1 {
 			t.Fatalf("usage: %+v, %v", u, err)
 		}
@@ -226,26 +234,13 @@ func TestUnitTimeoutOnHungDatabase(t *testing.T) {
 			n := newNode(t, "proxied", proxied+"&default_query_exec_mode=exec",
 				&postgres.Options{GroupCommit: group, UnitTimeout: 300 * time.Millisecond})
 
-			np, err := direct.eng.Platforms.Create(ctx, engine.CreatePlatformInput{Name: "Hung"}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tenant := engine.Tenant{PlatformID: np.Platform.ID, Mode: engine.Live}
-			if _, err := direct.eng.Tiers.Put(ctx, tenant, limitTiers(1000), nil); err != nil {
-				t.Fatal(err)
-			}
-			cus, err := direct.eng.Customers.Create(ctx, tenant, np.PublishableKey, engine.CreateCustomerInput{Email: "hung@example.com"}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			one := int64(1)
-			in := engine.TrackInput{CustomerID: cus.ID, Feature: "requests", Quantity: &one}
+			tenant, in := trackedCustomer(t, direct, "Hung")
 			if _, err := n.eng.Meter.Track(ctx, tenant, in, nil); err != nil {
 				t.Fatal(err)
 			}
 			hung.arm(lockStatement(t, dbURL))
 			began := time.Now()
-			_, err = n.eng.Meter.Track(ctx, tenant, in, nil)
+			_, err := n.eng.Meter.Track(ctx, tenant, in, nil)
 			t.Logf("the call on the hung database returned after %v (UnitTimeout 300ms)", time.Since(began).Round(time.Millisecond))
 			var e *engine.Error
 			if !errors.As(err, &e) || e.Code != engine.EUNAVAILABLE || !strings.Contains(e.Message, "nothing was changed") {
