@@ -300,10 +300,12 @@ func readBodyInto(r *http.Request, buf []byte) ([]byte, error) {
 		return buf, nil
 	}
 	b, err := readAll(r.Body, buf)
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		return nil, engine.Errorf(engine.EBODYTOOLARGE, "Request bodies are limited to %d bytes.", mbe.Limit)
-	} else if err != nil {
+	if err != nil {
+		// mbe escapes into errors.As: only on this path, not per request.
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, engine.Errorf(engine.EBODYTOOLARGE, "Request bodies are limited to %d bytes.", mbe.Limit)
+		}
 		return nil, engine.Errorf(engine.EINVALIDJSON, "Could not read the request body.")
 	}
 	return b, nil
@@ -364,8 +366,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	}
 }
 
+// jsonContentType is the Content-Type of every JSON answer, one slice for
+// all of them: Header.Set would allocate one per response. net/http only
+// reads it, and Header.Add would append into a new array (cap is 1).
+var jsonContentType = []string{"application/json"}
+
 func writeRaw(w http.ResponseWriter, status int, body []byte) {
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(status)
 	w.Write(body)
 }
