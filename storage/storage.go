@@ -32,17 +32,19 @@ import (
 )
 
 // The caches of records in front of Pebble (cache.go) are sized from
-// Options.CacheSize when their own size is 0: counters an eighth of it at
-// ~64 bytes each, customers a sixteenth at ~200 bytes each (their records
-// as stored, ~105 bytes, and the entry; decoded on every read), plugin
-// states a sixteenth at ~100 bytes each. Like the block cache they take
-// memory only as they fill. With the default 256 MiB they hold ~520 000
-// counters, ~84 000 customers and ~170 000 states (~80 MiB in all, full);
-// 100 000 customers each tracked once cost ~280 bytes of Go heap each
-// (BenchmarkIdleCustomerMemory). Tracks spread over more customers than
-// the caches hold read from Pebble, at 5–10 µs of CPU a record; with
-// --cache-size 2GiB a store of 1 000 000 customers and 3 000 000 counters
-// is held (docs/performance.md, "A large store").
+// Options.CacheSize when their own size is 0, in entries: counters
+// CacheSize/512 (an eighth of it counted at 64 bytes each; they take ~53
+// bytes of Go heap), customers CacheSize/3200 (a sixteenth at 200 bytes;
+// their records as stored, decoded on every read, take ~290), plugin
+// states CacheSize/1600 (a sixteenth at 100 bytes). Full, they take about
+// a quarter of CacheSize; like the block cache they take memory only as
+// they fill. With the default 256 MiB they hold ~520 000 counters, ~84 000
+// customers and ~170 000 states; 100 000 customers each tracked once cost
+// ~280 bytes of Go heap each (BenchmarkIdleCustomerMemory). Tracks spread
+// over more customers than the caches hold read from Pebble, at 5–10 µs
+// of CPU a record; with --cache-size 2GiB a store of 1 000 000 customers
+// and 3 000 000 counters is mostly held (docs/performance.md, "A large
+// store").
 const (
 	counterEntryBytes  = 64
 	customerEntryBytes = 200
@@ -83,18 +85,17 @@ type Options struct {
 	// DefaultCacheSize.
 	CacheSize int64
 	// CustomerCacheSize is how many customers' records are kept in memory.
-	// Defaults to an eighth of CacheSize at ~200 bytes each; -1 disables
-	// the cache.
+	// Defaults to CacheSize/3200 (see the record caches above); -1
+	// disables the cache.
 	CustomerCacheSize int
 	// CounterCacheSize is how many usage counters are kept in memory, so
 	// that a track does not look its counter up in Pebble (where the
-	// memtable holds every version of a busy counter). Defaults to a
-	// quarter of CacheSize at ~80 bytes each; -1 disables the cache.
+	// memtable holds every version of a busy counter). Defaults to
+	// CacheSize/512; -1 disables the cache.
 	CounterCacheSize int
 	// PolicyStateCacheSize is how many plugin states are kept in memory, so
 	// that a stateful policy reads its state as a track reads its counter.
-	// Defaults to a sixteenth of CacheSize at ~100 bytes each; -1 disables
-	// the cache.
+	// Defaults to CacheSize/1600; -1 disables the cache.
 	PolicyStateCacheSize int
 	// CommitDelay is how long the log waits after a sync before the next
 	// one when at least CommitSiblings commits came since the sync before
