@@ -30,15 +30,10 @@ const (
 
 // dreamBinary returns -bin, or builds ./cmd/dream-api of -src once per run.
 func (r *runner) dreamBinary() (string, error) {
-	if r.cfg.Bin != "" {
-		return r.cfg.Bin, nil
+	if r.cfg.Bin == "" && !fileExists(filepath.Join(r.dir, "dream-api")) {
+		fmt.Fprintln(r.out, "dream-api: building ./cmd/dream-api")
 	}
-	bin := filepath.Join(r.dir, "dream-api")
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
-	}
-	fmt.Fprintln(r.out, "dream-api: building ./cmd/dream-api")
-	return buildDreamAPI(r.cfg.Src, r.dir)
+	return dreamAPIBinary(r.cfg.Bin, r.cfg.Src, r.dir)
 }
 
 func (r *runner) runDreamPostgres(ctx context.Context) error {

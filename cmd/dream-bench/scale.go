@@ -110,11 +110,9 @@ func runScale(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer cleanup()
-	bin := cfg.Bin
-	if bin == "" {
-		if bin, err = buildDreamAPI(cfg.Src, dir); err != nil {
-			return err
-		}
+	bin, err := dreamAPIBinary(cfg.Bin, cfg.Src, dir)
+	if err != nil {
+		return err
 	}
 	s := &scaler{cfg: cfg, dir: dir, bin: bin, out: stdout, token: "scale-" + strconv.FormatInt(time.Now().UnixNano(), 36),
 		res: &scaleResults{GeneratedAt: time.Now().UTC(), Machine: machine(), Customers: cfg.Customers, Counters: 3 * cfg.Customers}}

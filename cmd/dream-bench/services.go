@@ -154,6 +154,23 @@ func startBaseline(dir, kind string, args ...string) (*proc, string, error) {
 	return p, addr, err
 }
 
+// dreamAPIBinary returns bin when set, else ./cmd/dream-api of the module in
+// src built into dir (once: a binary already there is used).
+func dreamAPIBinary(bin, src, dir string) (string, error) {
+	if bin != "" {
+		return bin, nil
+	}
+	if built := filepath.Join(dir, "dream-api"); fileExists(built) {
+		return built, nil
+	}
+	return buildDreamAPI(src, dir)
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
 // buildDreamAPI builds ./cmd/dream-api of the module in src into dir.
 func buildDreamAPI(src, dir string) (string, error) {
 	bin := filepath.Join(dir, "dream-api")

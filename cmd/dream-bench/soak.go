@@ -123,11 +123,9 @@ func runSoak(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer cleanup()
-	bin := cfg.Bin
-	if bin == "" {
-		if bin, err = buildDreamAPI(cfg.Src, dir); err != nil {
-			return err
-		}
+	bin, err := dreamAPIBinary(cfg.Bin, cfg.Src, dir)
+	if err != nil {
+		return err
 	}
 	token := "dat_soak_" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	p, addr, err := startDreamAPI(bin, dir, token)
