@@ -9,8 +9,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -83,24 +81,12 @@ func BenchmarkLargeStoreTrack(b *testing.B) {
 	}{{"customers=1000", 1000}, {"customers=all", n}} {
 		b.Run(c.name, func(b *testing.B) {
 			track := func(count int) {
-				var next atomic.Int64
-				var wg sync.WaitGroup
-				for g := range 32 {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						r := rand.New(rand.NewPCG(uint64(g), uint64(count)))
-						for next.Add(1) <= int64(count) {
-							i := r.IntN(c.over * len(largeFeatures))
-							in := engine.TrackInput{CustomerID: ids[i/len(largeFeatures)], Feature: largeFeatures[i%len(largeFeatures)]}
-							if _, err := eng.Meter.Track(context.Background(), t, in, nil); err != nil {
-								b.Error(err)
-								return
-							}
-						}
-					}()
-				}
-				wg.Wait()
+				parallelFor(b, 32, 0, count, func(int) error {
+					i := rand.IntN(c.over * len(largeFeatures))
+					in := engine.TrackInput{CustomerID: ids[i/len(largeFeatures)], Feature: largeFeatures[i%len(largeFeatures)]}
+					_, err := eng.Meter.Track(context.Background(), t, in, nil)
+					return err
+				})
 			}
 			track(b.N) // warm-up
 			b.ResetTimer()
@@ -165,22 +151,11 @@ func largeStore(b *testing.B, eng *engine.Engine, st *Store, n int, built bool) 
 			b.Fatal(err)
 		}
 	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range 64 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := int(next.Add(1) - 1); i < n*len(largeFeatures); i = int(next.Add(1) - 1) {
-				in := engine.TrackInput{CustomerID: ids[i/len(largeFeatures)], Feature: largeFeatures[i%len(largeFeatures)]}
-				if _, err := eng.Meter.Track(ctx, t, in, nil); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	parallelFor(b, 64, 0, n*len(largeFeatures), func(i int) error {
+		in := engine.TrackInput{CustomerID: ids[i/len(largeFeatures)], Feature: largeFeatures[i%len(largeFeatures)]}
+		_, err := eng.Meter.Track(ctx, t, in, nil)
+		return err
+	})
 	return ids
 }
 

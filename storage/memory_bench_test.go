@@ -74,11 +74,23 @@ func measureIdleCustomers(b *testing.B, n int) (perCustomer, heapMB, cacheMB flo
 // populate creates customers from..to-1 and tracks each once, 64 at a time.
 func populate(b *testing.B, eng *engine.Engine, t engine.Tenant, pk string, from, to int) {
 	ctx := context.Background()
+	parallelFor(b, 64, from, to, func(i int) error {
+		c, err := eng.Customers.Create(ctx, t, pk, engine.CreateCustomerInput{Email: fmt.Sprintf("idle%d@memory.example", i)}, nil)
+		if err == nil {
+			_, err = eng.Meter.Track(ctx, t, engine.TrackInput{CustomerID: c.ID}, nil)
+		}
+		return err
+	})
+}
+
+// parallelFor calls fn(i) for every i in [from, to) from goroutines
+// goroutines, and fails b (after all have stopped) at the first error.
+func parallelFor(b *testing.B, goroutines, from, to int, fn func(i int) error) {
 	var next atomic.Int64
 	next.Store(int64(from))
 	var wg sync.WaitGroup
 	var failed atomic.Bool
-	for range 64 {
+	for range goroutines {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -87,11 +99,7 @@ func populate(b *testing.B, eng *engine.Engine, t engine.Tenant, pk string, from
 				if i >= to {
 					return
 				}
-				c, err := eng.Customers.Create(ctx, t, pk, engine.CreateCustomerInput{Email: fmt.Sprintf("idle%d@memory.example", i)}, nil)
-				if err == nil {
-					_, err = eng.Meter.Track(ctx, t, engine.TrackInput{CustomerID: c.ID}, nil)
-				}
-				if err != nil {
+				if err := fn(i); err != nil {
 					failed.Store(true)
 					b.Error(err)
 					return
