@@ -180,6 +180,7 @@ func (e *benchEnv) serve(b *testing.B, path string, goroutines int, bodies [][]b
 	serve := func(body []byte, w *discardWriter, r *http.Request, rd *bytes.Reader) {
 		rd.Reset(body)
 		r.Body = io.NopCloser(rd)
+		r.ContentLength = int64(len(body)) // as net/http's server sets it
 		clear(w.h)
 		w.status = 0
 		e.srv.ServeHTTP(w, r)

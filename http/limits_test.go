@@ -3,6 +3,7 @@ package http
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -309,5 +310,64 @@ func BenchmarkBodyDeadline(b *testing.B) {
 				res.Body.Close()
 			}
 		})
+	}
+}
+
+// TestBodyCapOverTheWire: the 1 MiB cap holds whether a body declares its
+// length or not (ServeHTTP wraps only bodies of unknown or too-large
+// declared length; net/http stops a declared one at its length), and a
+// declared length the body runs past is not read beyond.
+func TestBodyCapOverTheWire(t *testing.T) {
+	ts, _, sk := limitsServer(t, Limits{})
+	huge := `{"customerId":"cus_x","metadata":{"x":"` + strings.Repeat("x", MaxBodyBytes) + `"}}`
+	post := func(body io.Reader, length int64) (int, string) {
+		t.Helper()
+		r, err := http.NewRequest("POST", ts.URL+"/api/track", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.ContentLength = length
+		r.Header.Set("Authorization", "Bearer "+sk)
+		r.Header.Set("Content-Type", "application/json")
+		res, err := ts.Client().Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var e struct{ Code string }
+		json.NewDecoder(res.Body).Decode(&e)
+		return res.StatusCode, e.Code
+	}
+	// io.MultiReader hides the length: the client sends it chunked.
+	if status, code := post(io.MultiReader(strings.NewReader(huge)), -1); status != 413 || code != string(engine.EBODYTOOLARGE) {
+		t.Errorf("chunked body over 1 MiB: %d %s, want 413 %s", status, code, engine.EBODYTOOLARGE)
+	}
+	if status, code := post(strings.NewReader(huge), int64(len(huge))); status != 413 || code != string(engine.EBODYTOOLARGE) {
+		t.Errorf("declared body over 1 MiB: %d %s, want 413 %s", status, code, engine.EBODYTOOLARGE)
+	}
+	// A small chunked body is read to its end like a declared one.
+	if status, code := post(io.MultiReader(strings.NewReader(`{"customerId":"cus_nobody"}`)), -1); status != 404 {
+		t.Errorf("small chunked body: %d %s, want 404 (no such customer)", status, code)
+	}
+
+	// A declared length shorter than what follows: the handler reads the
+	// declared bytes only (here a valid prefix, then junk the server
+	// takes for the next request and answers 400).
+	c, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	body := `{"customerId":"cus_nobody"}`
+	fmt.Fprintf(c, "POST /api/track HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s%s",
+		sk, len(body), body, strings.Repeat("x", 4096))
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 404 {
+		t.Errorf("declared %d bytes followed by more: %d, want 404 for the declared body", len(body), res.StatusCode)
 	}
 }

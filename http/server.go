@@ -195,8 +195,13 @@ type routeKey struct{ method, path string }
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Request-Id", engine.NewID("req_", time.Now()))
 	defer s.limits.guardBody(w, r).done() // limits.go: the body's deadline
-	if r.Body != nil {
-		r.Body = http.MaxBytesReader(w, r.Body, bodyLimit(r))
+	if r.Body != nil && r.Body != http.NoBody {
+		// net/http's server reads no more of a body than its declared
+		// Content-Length: only a body of unknown length (chunked) or one
+		// declared too long needs the cap, and the allocation it costs.
+		if limit := bodyLimit(r); r.ContentLength < 0 || r.ContentLength > limit {
+			r.Body = http.MaxBytesReader(w, r.Body, limit)
+		}
 	}
 	if h := s.static[routeKey{r.Method, r.URL.Path}]; h != nil {
 		h.ServeHTTP(w, r)
@@ -299,6 +304,11 @@ func readBodyInto(r *http.Request, buf []byte) ([]byte, error) {
 	if r.Body == nil {
 		return buf, nil
 	}
+	if buf == nil && r.ContentLength > 0 && r.ContentLength <= presizedBody {
+		// One allocation of the declared size (and a byte to see the end
+		// in), not io.ReadAll's 512 bytes and growth.
+		buf = make([]byte, 0, r.ContentLength+1)
+	}
 	b, err := readAll(r.Body, buf)
 	if err != nil {
 		// mbe escapes into errors.As: only on this path, not per request.
@@ -310,6 +320,11 @@ func readBodyInto(r *http.Request, buf []byte) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// presizedBody is the largest declared Content-Length readBody allocates
+// for before the bytes arrive: a client that declares a megabyte and sends
+// nothing does not hold one.
+const presizedBody = 64 << 10
 
 // readAll is io.ReadAll appending to buf.
 func readAll(rd io.Reader, buf []byte) ([]byte, error) {
