@@ -196,9 +196,13 @@ func (s *Server) meter(w http.ResponseWriter, r *http.Request, k *engine.Key, ch
 	}
 	var in engine.TrackInput
 	if !decodeTrackInput(body, &in) { // trackjson.go: the plain shape without reflection
-		if err := decode(body, &in, userID != ""); err != nil {
+		// A copy for the reflecting decoder, so that in stays on the stack
+		// on the fast path.
+		slow := new(engine.TrackInput)
+		if err := decode(body, slow, userID != ""); err != nil {
 			return err
 		}
+		in = *slow
 	}
 	if userID != "" {
 		in.CustomerID = userID
