@@ -53,9 +53,10 @@ type batch struct {
 	tx tx
 }
 
-// counterWrite is a counter written to a batch, as its op-th operation.
+// counterWrite is a counter written to a batch, as its op-th operation,
+// by the cache's hash of its key.
 type counterWrite struct {
-	key []byte
+	key cacheKey
 	c   engine.Counter
 	op  uint32
 }
@@ -201,8 +202,11 @@ func (b *batch) changed(c engine.Change) {
 // PutCounter writes a usage counter.
 func (b *batch) PutCounter(k engine.CounterKey, c engine.Counter) {
 	if b.check(k.PlatformID, k.CustomerID, k.Feature) && b.writable() {
-		key := counterKey(k)
-		b.counters = append(b.counters, counterWrite{key: key, c: c, op: b.pb.Count()})
+		var buf keyBuf
+		key := appendCounterKey(buf[:0], k) // Set copies it
+		if b.s.counters != nil {
+			b.counters = append(b.counters, counterWrite{key: b.s.counters.hash(key), c: c, op: b.pb.Count()})
+		}
 		b.set(key, encodeCounter(c))
 	}
 }
@@ -269,7 +273,7 @@ func (b *batch) apply(next batchState, write func(db *pebble.DB) error) error {
 		// The batch's operations have consecutive sequence numbers.
 		seq := uint64(b.pb.SeqNum())
 		for _, w := range b.counters {
-			b.s.counters.store(w.key, compactCounter(w.c), seq+uint64(w.op))
+			b.s.counters.storeHashed(w.key, compactCounter(w.c), seq+uint64(w.op))
 		}
 	}
 	if b.s.states != nil && len(b.states) > 0 {

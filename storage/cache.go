@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"hash/maphash"
 	"sync"
 )
@@ -91,13 +92,15 @@ func (c *cache[V]) get(key []byte) (v V, ok bool, gen uint64) {
 // with read and caches it. Errors are not cached. A nil cache only reads.
 func (c *cache[V]) readThrough(key []byte, read func(key []byte) (V, error)) (V, error) {
 	if c == nil {
-		return read(key)
+		return read(bytes.Clone(key))
 	}
 	v, ok, gen := c.get(key)
 	if ok {
 		return v, nil
 	}
-	v, err := read(key)
+	// read gets a copy: key may be on the caller's stack, and a hit (the
+	// common case) should not pay for moving it to the heap.
+	v, err := read(bytes.Clone(key))
 	if err == nil {
 		c.fill(key, v, gen)
 	}
@@ -121,7 +124,18 @@ func (c *cache[V]) fill(key []byte, v V, gen uint64) {
 
 // store caches v as written by the batch applied with sequence number seq.
 func (c *cache[V]) store(key []byte, v V, seq uint64) {
-	s, k := c.shard(key)
+	c.storeHashed(c.hash(key), v, seq)
+}
+
+// hash is the cache's hash of key, for storeHashed.
+func (c *cache[V]) hash(key []byte) cacheKey {
+	_, k := c.shard(key)
+	return k
+}
+
+// storeHashed is store of the key whose hash is k.
+func (c *cache[V]) storeHashed(k cacheKey, v V, seq uint64) {
+	s := &c.shards[k.a%uint64(len(c.shards))]
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.gen++

@@ -172,12 +172,22 @@ func tenantKeyRoom(prefix string, t engine.Tenant, extra int, parts ...string) [
 	for _, p := range parts {
 		n += 1 + len(p)
 	}
-	k := appendKey(make([]byte, 0, n), prefix, t.PlatformID, mode)
-	for _, p := range parts {
-		k = append(append(k, sep), p...)
-	}
-	return k
+	return appendTenantKey(make([]byte, 0, n), prefix, t, parts...)
 }
+
+// appendTenantKey is tenantKey appended to dst: with a buffer on the
+// caller's stack, a key only looked up costs no allocation.
+func appendTenantKey(dst []byte, prefix string, t engine.Tenant, parts ...string) []byte {
+	dst = appendKey(dst, prefix, t.PlatformID, modePart(t.Mode))
+	for _, p := range parts {
+		dst = append(append(dst, sep), p...)
+	}
+	return dst
+}
+
+// keyBuf is a buffer for a key built on the stack (appendTenantKey); a
+// longer key moves to the heap as append grows it.
+type keyBuf [160]byte
 
 func customerKey(t engine.Tenant, id string) []byte { return tenantKey(prefixCustomer, t, id) }
 func customersPrefix(t engine.Tenant) []byte        { return prefixOf(tenantKey(prefixCustomer, t)) }
@@ -194,6 +204,12 @@ func platformQuotasKey(platformID string) []byte { return makeKey(prefixQuotas, 
 func counterKey(k engine.CounterKey) []byte {
 	key := tenantKeyRoom(prefixCounter, k.Tenant, 1+8, k.CustomerID, k.Feature)
 	return binary.BigEndian.AppendUint64(append(key, sep), timeKey(k.PeriodStart))
+}
+
+// appendCounterKey is counterKey appended to dst.
+func appendCounterKey(dst []byte, k engine.CounterKey) []byte {
+	dst = appendTenantKey(dst, prefixCounter, k.Tenant, k.CustomerID, k.Feature)
+	return binary.BigEndian.AppendUint64(append(dst, sep), timeKey(k.PeriodStart))
 }
 
 // countersPrefix is the range of every counter of a customer.

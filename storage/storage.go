@@ -412,9 +412,16 @@ func Tighten(dir string) error {
 func (s *Store) NewBatch() engine.Batch { return s.newBatch() }
 
 func (s *Store) newBatch() *batch {
+	b := new(batch)
+	s.initBatch(b)
+	return b
+}
+
+// initBatch makes b a new batch of s.
+func (s *Store) initBatch(b *batch) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	b := &batch{s: s}
+	*b = batch{s: s}
 	b.counters = b.counterBuf[:0]
 	b.tx = tx{Store: s, batch: b}
 	if s.db == nil {
@@ -422,7 +429,6 @@ func (s *Store) newBatch() *batch {
 	} else {
 		b.pb = s.db.NewBatch()
 	}
-	return b
 }
 
 // AdminTokenHash returns the stored hash of the admin token, or ENOTFOUND.
@@ -577,7 +583,8 @@ func (s *Store) Customer(ctx context.Context, t engine.Tenant, id string) (*engi
 // ENOTFOUND. (Each call decodes its own: the cache keeps records as
 // stored, which take about a third of the memory of decoded customers.)
 func (s *Store) CustomerShared(ctx context.Context, t engine.Tenant, id string) (*engine.Customer, error) {
-	val, err := s.customers.readThrough(customerKey(t, id), func(key []byte) (v []byte, err error) {
+	var buf keyBuf
+	val, err := s.customers.readThrough(appendTenantKey(buf[:0], prefixCustomer, t, id), func(key []byte) (v []byte, err error) {
 		found, err := s.get(key, func(val []byte) error {
 			v = bytes.Clone(val)
 			return nil
@@ -620,7 +627,8 @@ func (s *Store) Customers(ctx context.Context, t engine.Tenant, p engine.Page) (
 
 // Counter returns a usage counter; the zero Counter when there is none.
 func (s *Store) Counter(ctx context.Context, k engine.CounterKey) (engine.Counter, error) {
-	cc, err := s.counters.readThrough(counterKey(k), func(key []byte) (cc cachedCounter, err error) {
+	var buf keyBuf
+	cc, err := s.counters.readThrough(appendCounterKey(buf[:0], k), func(key []byte) (cc cachedCounter, err error) {
 		_, err = s.get(key, func(val []byte) error {
 			c, err := decodeCounter(val)
 			cc = compactCounter(c)

@@ -72,8 +72,9 @@ func (s *stripes) unlock(idx []int) {
 // they are released, so that Pebble syncs the batches of many units at
 // once.
 func (s *Store) Update(ctx context.Context, locks []engine.Lock, fn func(tx engine.Tx) (any, error)) (any, error) {
-	b := s.newBatch()
-	defer b.Close()
+	b := batchPool.Get().(*batch)
+	s.initBatch(b)
+	defer releaseBatch(b)
 	var buf [4]int
 	idx := s.locks.lock(locks, buf[:])
 	res, err := fn(&b.tx)
@@ -95,6 +96,19 @@ func (s *Store) Update(ctx context.Context, locks []engine.Lock, fn func(tx engi
 		return nil, err
 	}
 	return res, nil
+}
+
+// batchPool holds the batches of finished units of work (Update): a unit
+// that returned keeps no reference to its tx, so its batch can serve the
+// next one. Batches from NewBatch are not pooled: their callers may call
+// Close more than once.
+var batchPool = sync.Pool{New: func() any { return new(batch) }}
+
+// releaseBatch closes b and pools it.
+func releaseBatch(b *batch) {
+	b.Close()
+	*b = batch{}
+	batchPool.Put(b)
 }
 
 // Watch sets the listener of changes to cached state (engine.Store). It
