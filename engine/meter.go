@@ -126,51 +126,21 @@ func (m *Meter) decide(ctx context.Context, t Tenant, in TrackInput, checkOnly b
 	if c.policies != nil {
 		active = c.policies.Active(t)
 	}
-	// The unit of work captures what it needs, not in, which would then
-	// move to the heap.
-	cus := p.cus
-	feature, quantity, metadata := in.Feature, *in.Quantity, in.Metadata
-	key := CounterKey{Tenant: t, CustomerID: cus.ID, Feature: feature, PeriodStart: start}
-	res, err := c.updateClaimed(ctx, t, idem, []Lock{counterLock(t, cus.ID, feature)}, func(b Tx) (any, error) {
-		cnt, err := b.Counter(ctx, key)
-		if err != nil {
-			return nil, err
-		}
-		pin := PolicyInput{
-			Now: now, Used: cnt.Count, Limit: limit, Quantity: quantity,
-			PeriodStart: start, PeriodEnd: end, Mode: t.Mode, CheckOnly: checkOnly,
-			CustomerID: cus.ID, Plan: cus.Plan, Feature: feature, Metadata: metadata,
-		}
-		if active != nil && active.mayHaveState() {
-			if pin.State, err = b.PolicyState(ctx, t, cus.ID, feature); err != nil {
-				return nil, err
-			}
-		}
-		var d Decision
-		info, err := c.judge(ctx, t, active, &pin, &d)
-		if err != nil {
-			return nil, err
-		}
-		r := trackResult(&pin, &d, info)
-		count := r.Usage.Count
-		if d.Allowed && !checkOnly && d.Cost > 0 {
-			b.PutCounter(key, Counter{Count: count, PeriodEnd: end})
-			// Under the counter lock: each threshold is crossed by
-			// exactly one track. One that crosses none pays a comparison.
-			if reported := r.Usage.Limit; mayCross(cnt.Count, count, reported) {
-				if err := c.emitThresholds(ctx, b, t, cus.ID, feature, cnt.Count, count, reported, start, end); err != nil {
-					return nil, err
-				}
-			}
-		}
-		if keepsState(&d, info, checkOnly) {
-			// Before Apply, under the lock: the next call for this customer
-			// and feature reads what this one writes.
-			active.keptState()
-			b.PutPolicyState(t, cus.ID, feature, d.State)
-		}
-		return r, nil
-	})
+	// The unit of work takes what it needs, not in, which would then move
+	// to the heap; it comes from a pool with its lock list and its bound
+	// run function (two allocations a call before).
+	u := trackUnits.Get().(*trackUnit)
+	*u = trackUnit{
+		c: c, ctx: ctx, t: t, now: now, start: start, end: end, limit: limit,
+		active: active, cus: p.cus, feature: in.Feature, quantity: *in.Quantity,
+		metadata: in.Metadata, checkOnly: checkOnly, run: u.run,
+	}
+	u.key = CounterKey{Tenant: t, CustomerID: u.cus.ID, Feature: u.feature, PeriodStart: start}
+	u.locks[0] = counterLock(t, u.cus.ID, u.feature)
+	res, err := c.updateClaimed(ctx, t, idem, u.locks[:], u.run)
+	feature := u.feature
+	*u = trackUnit{run: u.run}
+	trackUnits.Put(u)
 	if err != nil {
 		return nil, err
 	}
@@ -179,6 +149,76 @@ func (m *Meter) decide(ctx context.Context, t Tenant, in TrackInput, checkOnly b
 		// Usage per day is counted in memory and flushed by RunUsageDays
 		// (usage_days.go): statistics, not usage, so not on the write path.
 		c.days.add(t, feature, now, !r.Allowed)
+	}
+	return r, nil
+}
+
+// trackUnit is the unit of work of one track or check call: what it needs
+// of the call, its lock and run (u.decide, bound once per pooled unit).
+type trackUnit struct {
+	c               *core
+	ctx             context.Context
+	t               Tenant
+	key             CounterKey
+	now, start, end time.Time
+	limit, quantity int64
+	active          *ActivePolicy
+	cus             *Customer
+	feature         string
+	metadata        json.RawMessage
+	checkOnly       bool
+	locks           [1]Lock
+	run             func(Tx) (any, error)
+}
+
+var trackUnits = sync.Pool{New: func() any {
+	u := new(trackUnit)
+	u.run = u.decide
+	return u
+}}
+
+// decide counts the call under its counter lock if its tier (or policy)
+// allows it. Store.Update may run it more than once.
+func (u *trackUnit) decide(b Tx) (any, error) {
+	c, ctx, t, key, cus, feature := u.c, u.ctx, u.t, u.key, u.cus, u.feature
+	now, start, end, limit, quantity, metadata := u.now, u.start, u.end, u.limit, u.quantity, u.metadata
+	active, checkOnly := u.active, u.checkOnly
+	cnt, err := b.Counter(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	pin := PolicyInput{
+		Now: now, Used: cnt.Count, Limit: limit, Quantity: quantity,
+		PeriodStart: start, PeriodEnd: end, Mode: t.Mode, CheckOnly: checkOnly,
+		CustomerID: cus.ID, Plan: cus.Plan, Feature: feature, Metadata: metadata,
+	}
+	if active != nil && active.mayHaveState() {
+		if pin.State, err = b.PolicyState(ctx, t, cus.ID, feature); err != nil {
+			return nil, err
+		}
+	}
+	var d Decision
+	info, err := c.judge(ctx, t, active, &pin, &d)
+	if err != nil {
+		return nil, err
+	}
+	r := trackResult(&pin, &d, info)
+	count := r.Usage.Count
+	if d.Allowed && !checkOnly && d.Cost > 0 {
+		b.PutCounter(key, Counter{Count: count, PeriodEnd: end})
+		// Under the counter lock: each threshold is crossed by
+		// exactly one track. One that crosses none pays a comparison.
+		if reported := r.Usage.Limit; mayCross(cnt.Count, count, reported) {
+			if err := c.emitThresholds(ctx, b, t, cus.ID, feature, cnt.Count, count, reported, start, end); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if keepsState(&d, info, checkOnly) {
+		// Before Apply, under the lock: the next call for this customer
+		// and feature reads what this one writes.
+		active.keptState()
+		b.PutPolicyState(t, cus.ID, feature, d.State)
 	}
 	return r, nil
 }

@@ -43,7 +43,8 @@ type Store interface {
 	// unit again when the database aborted its transaction, e.g. a
 	// serialization failure): only the last run's writes and result count,
 	// so fn must have no effect outside tx that a second run would repeat
-	// or that the first run's outcome would leave behind.
+	// or that the first run's outcome would leave behind. Neither locks nor
+	// fn nor tx is used after Update returns (callers pool them).
 	Update(ctx context.Context, locks []Lock, fn func(tx Tx) (any, error)) (any, error)
 
 	// Watch registers fn to be called with every change to stored state
