@@ -61,9 +61,10 @@ type counterWrite struct {
 	op  uint32
 }
 
-// stateWrite is a plugin state written to a batch, as its op-th operation.
+// stateWrite is a plugin state written to a batch, as its op-th operation,
+// by the cache's hash of its key.
 type stateWrite struct {
-	key   []byte
+	key   cacheKey
 	state []byte // a copy: the caller may reuse its buffer
 	op    uint32
 }
@@ -214,9 +215,10 @@ func (b *batch) PutCounter(k engine.CounterKey, c engine.Counter) {
 // PutPolicyState writes a customer's plugin state for feature.
 func (b *batch) PutPolicyState(t engine.Tenant, customerID, feature string, state []byte) {
 	if b.check(t.PlatformID, customerID, feature) && b.writable() {
-		key := policyStateKey(t, customerID, feature)
+		var buf keyBuf
+		key := appendPolicyStateKey(buf[:0], t, customerID, feature) // Set copies it
 		if b.s.states != nil {
-			b.states = append(b.states, stateWrite{key: key, state: bytes.Clone(state), op: b.pb.Count()})
+			b.states = append(b.states, stateWrite{key: b.s.states.hash(key), state: bytes.Clone(state), op: b.pb.Count()})
 		}
 		b.set(key, encodeBytes(state))
 	}
@@ -279,7 +281,7 @@ func (b *batch) apply(next batchState, write func(db *pebble.DB) error) error {
 	if b.s.states != nil && len(b.states) > 0 {
 		seq := uint64(b.pb.SeqNum())
 		for _, w := range b.states {
-			b.s.states.store(w.key, w.state, seq+uint64(w.op))
+			b.s.states.storeHashed(w.key, w.state, seq+uint64(w.op))
 		}
 	}
 	return nil

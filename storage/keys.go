@@ -159,16 +159,10 @@ func publishableIndexPrefix(pk string) []byte { return prefixOf(makeKey(prefixKe
 
 func tiersKey(t engine.Tenant) []byte { return tenantKey(prefixTiers, t) }
 
-// tenantKey is prefix, the tenant's platform and mode, then parts.
-func tenantKey(prefix string, t engine.Tenant, parts ...string) []byte {
-	return tenantKeyRoom(prefix, t, 0, parts...)
-}
-
-// tenantKeyRoom is tenantKey with room for extra more bytes, in one
+// tenantKey is prefix, the tenant's platform and mode, then parts, in one
 // allocation.
-func tenantKeyRoom(prefix string, t engine.Tenant, extra int, parts ...string) []byte {
-	mode := modePart(t.Mode)
-	n := len(prefix) + 1 + len(t.PlatformID) + 1 + len(mode) + extra
+func tenantKey(prefix string, t engine.Tenant, parts ...string) []byte {
+	n := len(prefix) + 1 + len(t.PlatformID) + 1 + len(modePart(t.Mode))
 	for _, p := range parts {
 		n += 1 + len(p)
 	}
@@ -190,7 +184,12 @@ func appendTenantKey(dst []byte, prefix string, t engine.Tenant, parts ...string
 type keyBuf [160]byte
 
 func customerKey(t engine.Tenant, id string) []byte { return tenantKey(prefixCustomer, t, id) }
-func customersPrefix(t engine.Tenant) []byte        { return prefixOf(tenantKey(prefixCustomer, t)) }
+
+// appendCustomerKey is customerKey appended to dst.
+func appendCustomerKey(dst []byte, t engine.Tenant, id string) []byte {
+	return appendTenantKey(dst, prefixCustomer, t, id)
+}
+func customersPrefix(t engine.Tenant) []byte { return prefixOf(tenantKey(prefixCustomer, t)) }
 
 // emailIndexKey lowercases email: the index is case-insensitive.
 func emailIndexKey(t engine.Tenant, email string) []byte {
@@ -202,8 +201,8 @@ func aggregatesKey(t engine.Tenant) []byte { return tenantKey(prefixAggregates, 
 func platformQuotasKey(platformID string) []byte { return makeKey(prefixQuotas, platformID) }
 
 func counterKey(k engine.CounterKey) []byte {
-	key := tenantKeyRoom(prefixCounter, k.Tenant, 1+8, k.CustomerID, k.Feature)
-	return binary.BigEndian.AppendUint64(append(key, sep), timeKey(k.PeriodStart))
+	n := len(prefixCounter) + 1 + len(k.PlatformID) + 1 + len(modePart(k.Mode)) + 1 + len(k.CustomerID) + 1 + len(k.Feature) + 1 + 8
+	return appendCounterKey(make([]byte, 0, n), k)
 }
 
 // appendCounterKey is counterKey appended to dst.
@@ -230,6 +229,11 @@ func parseCounterKey(prefix, key []byte) (feature string, start time.Time, err e
 
 func policyStateKey(t engine.Tenant, customerID, feature string) []byte {
 	return tenantKey(prefixPolicyState, t, customerID, feature)
+}
+
+// appendPolicyStateKey is policyStateKey appended to dst.
+func appendPolicyStateKey(dst []byte, t engine.Tenant, customerID, feature string) []byte {
+	return appendTenantKey(dst, prefixPolicyState, t, customerID, feature)
 }
 
 func idempotencyKey(t engine.Tenant, key string) []byte {

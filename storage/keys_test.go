@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -205,6 +206,33 @@ func TestCheckComponents(t *testing.T) {
 	for _, bad := range []string{"", "cus\x00a"} {
 		if err := checkComponents("plt_a", bad); !errors.Is(err, errBadComponent) {
 			t.Errorf("checkComponents(%q) = %v, want errBadComponent", bad, err)
+		}
+	}
+}
+
+// TestAppendKeysMatch: the keys built on the stack for lookups are the
+// bytes of the allocated forms, short or longer than the stack buffer, and
+// appended after what dst held.
+func TestAppendKeysMatch(t *testing.T) {
+	long := strings.Repeat("x", 2*len(keyBuf{}))
+	for _, id := range []string{"cus_a", long} {
+		ck := engine.CounterKey{Tenant: tenantLive, CustomerID: id, Feature: "requests", PeriodStart: day("2024-01-01")}
+		for _, tc := range []struct {
+			name     string
+			want     []byte
+			appendTo func([]byte) []byte
+		}{
+			{"customer", customerKey(tenantLive, id), func(b []byte) []byte { return appendCustomerKey(b, tenantLive, id) }},
+			{"counter", counterKey(ck), func(b []byte) []byte { return appendCounterKey(b, ck) }},
+			{"policy state", policyStateKey(tenantLive, id, "requests"), func(b []byte) []byte { return appendPolicyStateKey(b, tenantLive, id, "requests") }},
+		} {
+			var buf keyBuf
+			if got := tc.appendTo(buf[:0]); !bytes.Equal(got, tc.want) {
+				t.Errorf("%s (id of %d bytes): %q, want %q", tc.name, len(id), got, tc.want)
+			}
+			if got := tc.appendTo([]byte("pre")); !bytes.Equal(got, append([]byte("pre"), tc.want...)) {
+				t.Errorf("%s appended to bytes: %q", tc.name, got)
+			}
 		}
 	}
 }

@@ -584,7 +584,7 @@ func (s *Store) Customer(ctx context.Context, t engine.Tenant, id string) (*engi
 // stored, which take about a third of the memory of decoded customers.)
 func (s *Store) CustomerShared(ctx context.Context, t engine.Tenant, id string) (*engine.Customer, error) {
 	var buf keyBuf
-	val, err := s.customers.readThrough(appendTenantKey(buf[:0], prefixCustomer, t, id), func(key []byte) (v []byte, err error) {
+	val, err := s.customers.readThrough(appendCustomerKey(buf[:0], t, id), func(key []byte) (v []byte, err error) {
 		found, err := s.get(key, func(val []byte) error {
 			v = bytes.Clone(val)
 			return nil
@@ -685,7 +685,8 @@ func (s *Store) Periods(ctx context.Context, t engine.Tenant, customerID string)
 // The state returned may be shared with other callers (it comes from the
 // cache): the caller MUST NOT change it.
 func (s *Store) PolicyState(ctx context.Context, t engine.Tenant, customerID, feature string) ([]byte, error) {
-	return s.states.readThrough(policyStateKey(t, customerID, feature), func(key []byte) (state []byte, err error) {
+	var buf keyBuf
+	return s.states.readThrough(appendPolicyStateKey(buf[:0], t, customerID, feature), func(key []byte) (state []byte, err error) {
 		_, err = s.get(key, func(val []byte) (err error) {
 			state, err = decodeBytes("policy state", val)
 			return err
