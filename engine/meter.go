@@ -298,10 +298,17 @@ func (c *core) judge(ctx context.Context, t Tenant, active *ActivePolicy, pin *P
 		return nil, nil
 	}
 	// The policy's own copies: what an interface call is given escapes,
-	// and the built-in path should not pay for that.
-	ppin, pd := *pin, new(Decision)
+	// and the built-in path should not pay for that. They are pooled: the
+	// policy keeps nothing of a call (engine.Policy).
+	pc := policyCalls.Get().(*policyCall)
+	defer func() {
+		*pc = policyCall{} // d.State stays the caller's
+		policyCalls.Put(pc)
+	}()
+	pc.in = *pin
+	pd := &pc.out
 	info := &PluginInfo{Version: active.Version}
-	if perr := active.Decide(ctx, &ppin, pd); perr != nil {
+	if perr := active.Decide(ctx, &pc.in, pd); perr != nil {
 		logPluginError(c.log, active, t.PlatformID, perr)
 		if active.OnError == "deny" {
 			return nil, Errorf(EPLUGINERROR, "The platform's limit policy failed.")
@@ -317,6 +324,14 @@ func (c *core) judge(ctx context.Context, t Tenant, active *ActivePolicy, pin *P
 	}
 	return info, nil
 }
+
+// policyCall is a policy's copy of a call's input and its decision.
+type policyCall struct {
+	in  PolicyInput
+	out Decision
+}
+
+var policyCalls = sync.Pool{New: func() any { return new(policyCall) }}
 
 // trackResult is the answer to the call pin decided as d: its usage counts
 // d.Cost when allowed (and not a check).

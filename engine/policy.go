@@ -44,7 +44,8 @@ type Decision struct {
 // Decide fills out from in. It returns an error when the policy itself failed
 // (a plugin error), in which case out must be ignored. Implementations must
 // be safe for concurrent use; the Meter serializes calls per customer and
-// feature.
+// feature. Decide keeps neither in nor out after it returns (the Meter
+// reuses them).
 type Policy interface {
 	Decide(ctx context.Context, in *PolicyInput, out *Decision) error
 }
