@@ -56,15 +56,28 @@ func (fs walZeroFS) ReuseForWrite(oldname, newname string, category vfs.DiskWrit
 // sequentially from one goroutine; the lock keeps the zeroes from ever
 // landing on bytes Pebble wrote, and the zeroing from ever being the only
 // thing that holds the log up: a failure to zero just stops zeroing.
+//
+// It also holds Pebble's writes back until the next sync (or walHeld
+// bytes): while the commit delay holds a sync back, Pebble writes the log
+// out every time a commit arrives, 2.8 write calls a sync at 32 concurrent
+// tracks, where one does the same (docs/performance.md). Every track syncs,
+// so what waits is at most a commit delay's worth; only a batch committed
+// without a sync (the expiry of idempotency records, which a restart
+// repeats) waits for the next one.
 type walZeroFile struct {
 	vfs.File
 
 	mu      sync.Mutex
-	written int64 // end of Pebble's writes
-	size    int64 // end of the file: Pebble's writes, then zeroes
+	held    []byte // Pebble's writes not yet written to the file
+	heldErr error  // the first failed write of held, returned from then on
+	written int64  // end of Pebble's writes in the file
+	size    int64  // end of the file: Pebble's writes, then zeroes
 	zeroing bool
 	stopped bool // closed, or zeroing failed
 }
+
+// walHeld is how much of Pebble's writes walZeroFile holds back at most.
+const walHeld = 256 << 10
 
 // Preallocate does nothing for a WAL file: Pebble asks for 110 % of the
 // memtable size with FALLOC_FL_KEEP_SIZE, which takes that much disk per
@@ -73,18 +86,98 @@ type walZeroFile struct {
 // blocks.
 func (f *walZeroFile) Preallocate(offset, length int64) error { return nil }
 
+// Write holds p (Pebble reuses it) until the next sync, or writes what is
+// held when that passes walHeld.
 func (f *walZeroFile) Write(p []byte) (int, error) {
 	f.mu.Lock()
-	n, err := f.File.Write(p)
+	if f.heldErr != nil {
+		f.mu.Unlock()
+		return 0, f.heldErr
+	}
+	f.held = append(f.held, p...)
+	var err error
+	if len(f.held) >= walHeld {
+		err = f.writeHeldLocked()
+	}
+	f.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// writeHeld writes what Write held back. Every other method of the file
+// calls it first, so that the file is always seen with all of Pebble's
+// writes.
+func (f *walZeroFile) writeHeld() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.writeHeldLocked()
+}
+
+func (f *walZeroFile) writeHeldLocked() error {
+	if f.heldErr != nil || len(f.held) == 0 {
+		return f.heldErr
+	}
+	n, err := f.File.Write(f.held)
 	f.written += int64(n)
 	f.size = max(f.size, f.written)
-	start := !f.zeroing && !f.stopped && f.size-f.written < walZeroAhead/2
-	f.zeroing = f.zeroing || start
-	f.mu.Unlock()
-	if start {
+	if err != nil {
+		f.heldErr = err
+		return err
+	}
+	if cap(f.held) > 4*walHeld {
+		f.held = nil // a large batch passed: do not keep its buffer
+	} else {
+		f.held = f.held[:0]
+	}
+	if !f.zeroing && !f.stopped && f.size-f.written < walZeroAhead/2 {
+		f.zeroing = true
 		go f.zeroAhead()
 	}
-	return n, err
+	return nil
+}
+
+func (f *walZeroFile) Sync() error {
+	if err := f.writeHeld(); err != nil {
+		return err
+	}
+	return f.File.Sync()
+}
+
+func (f *walZeroFile) SyncData() error {
+	if err := f.writeHeld(); err != nil {
+		return err
+	}
+	return f.File.SyncData()
+}
+
+func (f *walZeroFile) SyncTo(length int64) (bool, error) {
+	if err := f.writeHeld(); err != nil {
+		return false, err
+	}
+	return f.File.SyncTo(length)
+}
+
+func (f *walZeroFile) Stat() (vfs.FileInfo, error) {
+	if err := f.writeHeld(); err != nil {
+		return nil, err
+	}
+	return f.File.Stat()
+}
+
+func (f *walZeroFile) Read(p []byte) (int, error) {
+	if err := f.writeHeld(); err != nil {
+		return 0, err
+	}
+	return f.File.Read(p)
+}
+
+func (f *walZeroFile) ReadAt(p []byte, off int64) (int, error) {
+	if err := f.writeHeld(); err != nil {
+		return 0, err
+	}
+	return f.File.ReadAt(p, off)
 }
 
 // zeroAhead zeroes the file up to walZeroAhead beyond Pebble's writes, then
@@ -113,7 +206,11 @@ func (f *walZeroFile) zeroAhead() {
 
 func (f *walZeroFile) Close() error {
 	f.mu.Lock()
+	err := f.writeHeldLocked()
 	f.stopped = true
 	f.mu.Unlock()
-	return f.File.Close()
+	if cerr := f.File.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

@@ -44,20 +44,7 @@ func TestWALZeroFileKeepsWrites(t *testing.T) {
 	if err := f.SyncData(); err != nil {
 		t.Fatal(err)
 	}
-	zf := f.(*walZeroFile)
-	deadline := time.Now().Add(time.Minute) // generous: a busy machine zeroes slowly
-	for {
-		zf.mu.Lock()
-		ahead, zeroing := zf.size-zf.written, zf.zeroing
-		zf.mu.Unlock()
-		if !zeroing && ahead >= walZeroAhead/2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("zeroing did not keep ahead: %d bytes ahead, zeroing %v", ahead, zeroing)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitZeroedAhead(t, f.(*walZeroFile))
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -77,6 +64,25 @@ func TestWALZeroFileKeepsWrites(t *testing.T) {
 	}
 	if i := bytes.IndexFunc(got[len(want):], func(r rune) bool { return r != 0 }); i >= 0 {
 		t.Fatalf("non-zero byte %d past the writes", len(want)+i)
+	}
+}
+
+// waitZeroedAhead waits until f's zeroing has stopped at least
+// walZeroAhead/2 beyond what was written to it.
+func waitZeroedAhead(t *testing.T, f *walZeroFile) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute) // generous: a busy machine zeroes slowly
+	for {
+		f.mu.Lock()
+		ahead, zeroing := f.size-f.written, f.zeroing
+		f.mu.Unlock()
+		if !zeroing && ahead >= walZeroAhead/2 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("zeroing did not keep ahead: %d bytes ahead, zeroing %v", ahead, zeroing)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -208,6 +214,9 @@ func TestClosedWALReadsToACleanEnd(t *testing.T) {
 				}
 				want = append(want, rec)
 			}
+			// The trailer lands on zeroes only if the zeroing is ahead
+			// (of what is written; what is held is far less than that).
+			waitZeroedAhead(t, f.(*walZeroFile))
 			if err := w.Close(); err != nil { // writes the EOF trailer, syncs, closes f
 				t.Fatal(err)
 			}
@@ -235,5 +244,70 @@ func TestClosedWALReadsToACleanEnd(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestWALZeroFileHoldsWritesUntilSync: small writes reach the file at the
+// next sync (one write call for many), a write past walHeld goes at once,
+// and Stat and Close see everything written.
+func TestWALZeroFileHoldsWritesUntilSync(t *testing.T) {
+	dir := t.TempDir()
+	name := filepath.Join(dir, "000001.log")
+	f, err := walZeroFS{vfs.Default}.Create(name, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onDisk := func() []byte {
+		t.Helper()
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	var want []byte
+	for i := range 10 {
+		p := bytes.Repeat([]byte{byte(1 + i)}, 100)
+		if n, err := f.Write(p); n != len(p) || err != nil {
+			t.Fatalf("Write: %d, %v", n, err)
+		}
+		want = append(want, p...)
+		clear(p) // Pebble reuses its buffer
+	}
+	if got := onDisk(); len(got) != 0 {
+		t.Fatalf("%d bytes in the file before a sync, want them held", len(got))
+	}
+	if err := f.SyncData(); err != nil {
+		t.Fatal(err)
+	}
+	if got := onDisk(); len(got) < len(want) || !bytes.Equal(got[:len(want)], want) {
+		t.Fatalf("after SyncData the file starts %q…, want the %d bytes written", got[:min(len(got), 16)], len(want))
+	}
+
+	big := bytes.Repeat([]byte{9}, walHeld)
+	if _, err := f.Write(big); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, big...)
+	if got := onDisk(); len(got) < len(want) || !bytes.Equal(got[:len(want)], want) {
+		t.Fatalf("a write of walHeld bytes was held")
+	}
+
+	if _, err := f.Write([]byte{7, 7, 7}); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, 7, 7, 7)
+	if st, err := f.Stat(); err != nil || st.Size() < int64(len(want)) {
+		t.Fatalf("Stat: %v, %v; want at least %d bytes", st, err, len(want))
+	}
+	if _, err := f.Write([]byte{8}); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, 8)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := onDisk(); len(got) < len(want) || !bytes.Equal(got[:len(want)], want) {
+		t.Fatalf("Close lost held writes")
 	}
 }
