@@ -20,6 +20,15 @@ import (
 // test injects failures with PostgreSQL's triggers or advisory locks.
 func skipOnCockroach(t *testing.T, url string) {
 	t.Helper()
+	if isCockroach(t, url) {
+		t.Skip("injects failures with PostgreSQL triggers")
+	}
+}
+
+// isCockroach reports whether the database at url is CockroachDB, as Open
+// tells (SELECT version()).
+func isCockroach(t *testing.T, url string) bool {
+	t.Helper()
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		t.Fatal(err)
@@ -29,9 +38,7 @@ func skipOnCockroach(t *testing.T, url string) {
 	if err := conn.QueryRow(ctx, `SELECT version()`).Scan(&v); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(v, "CockroachDB") {
-		t.Skip("injects failures with PostgreSQL triggers")
-	}
+	return strings.Contains(v, "CockroachDB")
 }
 
 // injector makes the database answer 40001 (serialization_failure) to the

@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/dream-api/dream-api/engine"
 	"github.com/dream-api/dream-api/storage/postgres"
 	"github.com/dream-api/dream-api/storage/postgres/pgtest"
@@ -106,16 +104,7 @@ func (c *cutter) serve() {
 // the database at url: lock rows on CockroachDB, else advisory locks.
 func lockStatement(t *testing.T, url string) string {
 	t.Helper()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var v string
-	if err := conn.QueryRow(ctx, `SELECT version()`).Scan(&v); err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(v, "CockroachDB") {
+	if isCockroach(t, url) {
 		return "dream_locks"
 	}
 	return "pg_advisory_xact_lock"
