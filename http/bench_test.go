@@ -21,7 +21,6 @@ import (
 
 	"github.com/dream-api/dream-api/engine"
 	"github.com/dream-api/dream-api/plugins"
-	"github.com/dream-api/dream-api/storage"
 )
 
 func benchTrackResult() *engine.TrackResult {
@@ -119,11 +118,7 @@ func newBenchEnv(b *testing.B) *benchEnv { return newBenchEnvPolicy(b, "") }
 func newBenchEnvPolicy(b *testing.B, module string) *benchEnv {
 	b.Helper()
 	ctx := context.Background()
-	st, err := storage.Open(b.TempDir(), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { st.Close() })
+	st := tempStore(b)
 	log := slog.New(slog.DiscardHandler)
 	quotas := engine.DefaultQuotas()
 	quotas.RPS, quotas.Burst = 1e9, 1e9

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/dream-api/dream-api/engine"
-	"github.com/dream-api/dream-api/storage"
 )
 
 // Generous bounds on waiting for an outcome: a busy CI machine meets them
@@ -30,11 +29,7 @@ const (
 // deadline is the connection's) and returns it and a live secret key.
 func limitsServer(t *testing.T, limits Limits) (*httptest.Server, *Server, string) {
 	t.Helper()
-	st, err := storage.Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := tempStore(t)
 	log := slog.New(slog.DiscardHandler)
 	eng := engine.New(engine.Config{Store: st, Logger: log})
 	np, err := eng.Platforms.Create(context.Background(), engine.CreatePlatformInput{Name: "Limits"}, nil)

@@ -21,11 +21,7 @@ import (
 // what is stored) and cfg's quotas and clock.
 func quotaServer(t *testing.T, cfg engine.Config) (*Server, *storage.Store, *engine.Engine, *engine.NewPlatform) {
 	t.Helper()
-	st, err := storage.Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := tempStore(t)
 	log := slog.New(slog.DiscardHandler)
 	cfg.Store, cfg.Logger = st, log
 	eng := engine.New(cfg)
@@ -199,11 +195,7 @@ func (s *sizedStore) PlatformBytes(ctx context.Context, platformID string) (int6
 // estimate is made at most once a minute per platform.
 func TestStoredBytesQuota(t *testing.T) {
 	clock := &fakeClock{now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
-	st, err := storage.Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := tempStore(t)
 	sized := &sizedStore{Store: st}
 	log := slog.New(slog.DiscardHandler)
 	eng := engine.New(engine.Config{Store: sized, Logger: log, Now: clock.Now, Quotas: engine.Quotas{StoredBytes: 1000}})

@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dream-api/dream-api/engine"
-	"github.com/dream-api/dream-api/storage"
 )
 
 // TestRouterMatchesSpec holds the router to openapi.yaml: every route is in
@@ -118,11 +117,7 @@ func (e errorString) Error() string { return string(e) }
 // route answers as the router itself does, other methods and unclean
 // paths still reach the router, and metrics carry the route's template.
 func TestStaticRoutesAnswerLikeTheRouter(t *testing.T) {
-	st, err := storage.Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := tempStore(t)
 	reg := prometheus.NewRegistry()
 	s := NewServer(Config{Engine: engine.New(engine.Config{Store: st}), Store: st, Registry: reg, Logger: slog.New(slog.DiscardHandler)})
 	if len(s.static) < 20 {

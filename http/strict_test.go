@@ -137,14 +137,22 @@ func TestDecodeStrictCapsProblems(t *testing.T) {
 }
 
 // strictServer is a Server over a fresh store with one platform and its
+
+// tempStore opens a store in a temporary directory, closed when tb ends.
+func tempStore(tb testing.TB) *storage.Store {
+	tb.Helper()
+	st, err := storage.Open(tb.TempDir(), nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	return st
+}
+
 // live secret key.
 func strictServer(t *testing.T) (*Server, string, *engine.Engine, engine.Tenant) {
 	t.Helper()
-	st, err := storage.Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := tempStore(t)
 	log := slog.New(slog.DiscardHandler)
 	eng := engine.New(engine.Config{Store: st, Logger: log})
 	np, err := eng.Platforms.Create(context.Background(), engine.CreatePlatformInput{Name: "Strict"}, nil)
