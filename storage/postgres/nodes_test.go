@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -121,7 +122,11 @@ func twoNodesOn(t *testing.T, url string, opts *postgres.Options) {
 
 	t.Run("ExactAcrossNodes", func(t *testing.T) {
 		const perNode, perGoroutine = 32, 24 // 1 536 calls for 1 000 allowed
-		var allowed, denied atomic.Int64
+		// contended counts the calls answered EUNAVAILABLE after every
+		// retry lost to the other node (Update's documented answer: nothing
+		// was changed). On PostgreSQL's SERIALIZABLE with lock rows a loaded
+		// machine (the whole suite under -race) starved one call in one run.
+		var allowed, denied, contended atomic.Int64
 		var wg sync.WaitGroup
 		errs := make(chan error, 2*perNode)
 		for _, n := range []*node{a, b} {
@@ -131,6 +136,10 @@ func twoNodesOn(t *testing.T, url string, opts *postgres.Options) {
 					defer wg.Done()
 					for range perGoroutine {
 						r, err := n.eng.Meter.Track(ctx, tenant, engine.TrackInput{CustomerID: hot, Feature: "requests", Quantity: &one}, nil)
+						if engine.ErrorCode(err) == engine.EUNAVAILABLE && strings.Contains(engine.ErrorMessage(err), "busy with conflicting writes") {
+							contended.Add(1)
+							continue
+						}
 						if err != nil {
 							errs <- fmt.Errorf("node %s: %w", n.name, err)
 							return
@@ -149,9 +158,12 @@ func twoNodesOn(t *testing.T, url string, opts *postgres.Options) {
 		for err := range errs {
 			t.Fatal(err)
 		}
-		t.Logf("units run again after an aborted transaction: %d on A, %d on B", a.store.Retries(), b.store.Retries())
-		if allowed.Load() != 1000 || denied.Load() != 2*perNode*perGoroutine-1000 {
-			t.Errorf("allowed %d, denied %d; want exactly 1000 allowed of %d", allowed.Load(), denied.Load(), 2*perNode*perGoroutine)
+		t.Logf("units run again after an aborted transaction: %d on A, %d on B; answered contended: %d", a.store.Retries(), b.store.Retries(), contended.Load())
+		if c := contended.Load(); c > 2*perNode*perGoroutine/20 {
+			t.Errorf("%d of %d calls gave up contended: the retries are not working", c, 2*perNode*perGoroutine)
+		}
+		if allowed.Load() != 1000 || denied.Load() != 2*perNode*perGoroutine-1000-contended.Load() {
+			t.Errorf("allowed %d, denied %d, contended %d; want exactly 1000 allowed of %d", allowed.Load(), denied.Load(), contended.Load(), 2*perNode*perGoroutine)
 		}
 		for _, n := range []*node{a, b} {
 			u, err := n.eng.Meter.Usage(ctx, tenant, hot)
